@@ -1,6 +1,8 @@
 //! `rchat analyze`: read saved captures, rebuild the chat's TCP streams and say whether an
 //! eavesdropper could read them.
 
+pub mod classify;
+
 use std::process::ExitCode;
 
 use crate::cli::AnalyzeArgs;
