@@ -396,7 +396,7 @@ fn chat(
     let mut input_open = input_open;
     let mut said_bye = false;
     let mut peer_gone = false;
-    let mut linger = None;
+    let mut linger: Option<Instant> = None;
     let result = (|| {
         for line in queued {
             out.send(&line)?;
@@ -404,21 +404,23 @@ fn chat(
         if !input_open {
             out.goodbye()?;
             said_bye = true;
-            linger = Some(Instant::now() + LINGER_INTERACTIVE);
         }
         loop {
             if said_bye && peer_gone {
                 return Ok(());
             }
-            let event = match (linger, ui.is_interactive() || !input_open) {
-                (Some(until), true) if said_bye => {
+            // After our goodbye, a person (or a Ctrl-C) waits a moment for the peer's; a
+            // script waits as long as the peer keeps talking.
+            let event = match linger {
+                Some(until) => {
                     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(e) => e,
-                        Err(RecvTimeoutError::Timeout) => return Ok(()),
-                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                            return Ok(());
+                        }
                     }
                 }
-                _ => match rx.recv() {
+                None => match rx.recv() {
                     Ok(e) => e,
                     Err(_) => return Ok(()),
                 },
@@ -432,13 +434,11 @@ fn chat(
                         out.goodbye()?;
                         said_bye = true;
                     }
-                    let wait = if end == Input::Interrupt || ui.is_interactive() || peer_gone {
-                        if end == Input::Interrupt { LINGER_INTERRUPT } else { LINGER_INTERACTIVE }
-                    } else {
-                        // A script waits for the peer's goodbye as long as the peer needs.
-                        Duration::from_secs(u64::from(u32::MAX))
-                    };
-                    linger = Some(Instant::now() + wait);
+                    if end == Input::Interrupt {
+                        linger = Some(Instant::now() + LINGER_INTERRUPT);
+                    } else if ui.is_interactive() {
+                        linger = Some(Instant::now() + LINGER_INTERACTIVE);
+                    }
                 }
                 Event::Warning(w) => ui.warn(w),
                 Event::Incoming(stream, addr) => {
@@ -531,7 +531,11 @@ impl Outgoing<'_> {
             }
             write_frame(self.stream, &bye)?;
         }
-        self.stream.shutdown(Shutdown::Write).map_err(ChatError::Write)
+        match self.stream.shutdown(Shutdown::Write) {
+            // The peer already closed: nothing is left to tell it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+            other => other.map_err(ChatError::Write),
+        }
     }
 }
 

@@ -54,13 +54,14 @@ impl Ui {
     /// Start reading input on its own thread, sending each [`Input`] as an [`Event`] to `tx`.
     /// `name` is our display name, used in the prompt.
     pub fn start(interactive: bool, name: &str, tx: Sender<Event>) -> Arc<Ui> {
-        if interactive && let Ok(mut editor) = DefaultEditor::new() {
-            if let Ok(printer) = editor.create_external_printer() {
-                let prompt = format!("{name}> ");
-                thread::spawn(move || read_terminal(editor, &prompt, &tx));
-                let printer: Printer = Box::new(printer);
-                return Arc::new(Ui { printer: Some(Mutex::new(printer)), name: name.into() });
-            }
+        if interactive
+            && let Ok(mut editor) = DefaultEditor::new()
+            && let Ok(printer) = editor.create_external_printer()
+        {
+            let prompt = format!("{name}> ");
+            thread::spawn(move || read_terminal(editor, &prompt, &tx));
+            let printer: Printer = Box::new(printer);
+            return Arc::new(Ui { printer: Some(Mutex::new(printer)), name: name.into() });
         }
         let ctrl_c = tx.clone();
         // Without a line editor, Ctrl-C is a signal: turn it into an event so the chat can
@@ -89,7 +90,7 @@ impl Ui {
 
     /// A status line (stderr when scripted, above the prompt when interactive).
     pub fn status(&self, msg: impl AsRef<str>) {
-        self.print(format!("{}", msg.as_ref()));
+        self.print(msg.as_ref().to_owned());
     }
 
     /// A warning.
