@@ -164,7 +164,7 @@ fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
         .args(["keygen", "--out", dir.join("weak.pem").to_str().unwrap(), "--bits", "1024"])
         .output()
         .unwrap();
-    assert_eq!(weak.status.code(), Some(1));
+    assert_eq!(weak.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("--allow-weak-keys"));
 }
 

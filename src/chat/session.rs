@@ -59,6 +59,33 @@ pub struct Link {
     peer_addr: SocketAddr,
 }
 
+impl Link {
+    /// The name the peer announced (encrypted mode) or its address (plaintext mode).
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+
+    /// Send one message without a terminal: encrypt and sign it, or write it as a line.
+    pub fn send(&mut self, text: &str) -> Result<(), ChatError> {
+        let bytes = match &mut self.secure {
+            Some((sealer, _)) => sealer.seal(text)?.to_frame().to_bytes(),
+            None => [text.as_bytes(), b"\n"].concat(),
+        };
+        write_frame(&self.stream, &bytes)
+    }
+
+    /// Wait for the peer's next message, goodbye or close, without a terminal.
+    pub fn receive(&mut self) -> Result<PeerEvent, ChatError> {
+        match &mut self.secure {
+            Some((_, opener)) => read_secure(&mut self.reader, opener, None),
+            None => Ok(match self.reader.read_line()? {
+                Some(line) => PeerEvent::Message(String::from_utf8_lossy(&line).into_owned()),
+                None => PeerEvent::Closed,
+            }),
+        }
+    }
+}
+
 /// Our key for this run, or none in plaintext mode.
 fn load_identity(settings: &Settings, ui: &Ui) -> crate::Result<Option<Arc<Identity>>> {
     if settings.plaintext {
@@ -577,7 +604,8 @@ fn reader_thread(
         let send = |e: PeerEvent| tx.send(Event::Peer(e)).is_ok();
         match opener {
             Some(mut opener) => loop {
-                let event = match read_secure(&mut reader, &mut opener, &ui, explain) {
+                let shown = explain.then_some(&*ui);
+                let event = match read_secure(&mut reader, &mut opener, shown) {
                     Ok(e) => e,
                     Err(e) => PeerEvent::Error(e),
                 };
@@ -608,11 +636,11 @@ fn reader_thread(
     });
 }
 
+/// Read and check one frame; `explain` is where `--explain` output goes, if anywhere.
 fn read_secure(
     reader: &mut PeerReader,
     opener: &mut Opener,
-    ui: &Ui,
-    explain: bool,
+    explain: Option<&Ui>,
 ) -> Result<PeerEvent, ChatError> {
     let frame: Frame = match reader.read_frame(None) {
         Ok(f) => f,
@@ -622,7 +650,7 @@ fn read_secure(
     match frame.kind {
         FrameType::Message => {
             let msg = Message::decode(&frame.body)?;
-            if explain {
+            if let Some(ui) = explain {
                 ui.status(explain_message("received", &msg, HEADER_LEN + frame.body.len()));
             }
             Ok(PeerEvent::Message(opener.open(&msg)?))

@@ -73,6 +73,12 @@ impl Ui {
         Arc::new(Ui { printer: None, name: name.into() })
     }
 
+    /// Output only, for programs that drive a chat themselves: no input thread, status on
+    /// stderr.
+    pub fn detached(name: &str) -> Ui {
+        Ui { printer: None, name: name.into() }
+    }
+
     /// Whether a line editor is in use.
     pub fn is_interactive(&self) -> bool {
         self.printer.is_some()

@@ -507,6 +507,34 @@ mod tests {
     }
 
     #[test]
+    fn limits_match_docs_protocol_md() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        for (kind, max) in [
+            (FrameType::Hello, "1 092"),
+            (FrameType::Auth, "514"),
+            (FrameType::Message, "135 950"),
+            (FrameType::Bye, "522"),
+            (FrameType::Busy, "258"),
+        ] {
+            assert_eq!(kind.max_body().to_string(), max.replace(' ', ""), "{kind}");
+            assert!(doc.contains(&format!("| {kind} | {max} |")), "{kind} row in PROTOCOL.md");
+        }
+        assert!(doc.contains(&format!("block count *c* (1 to {})", fmt_thousands(MAX_BLOCKS))));
+    }
+
+    fn fmt_thousands(n: usize) -> String {
+        let s = n.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
     fn message_limit_fits_the_largest_message() {
         // 64 KiB through a 1024-bit key: 62 bytes a block, 128 bytes of ciphertext each.
         let blocks = MAX_MESSAGE_LEN.div_ceil(62);
