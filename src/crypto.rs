@@ -72,6 +72,12 @@ pub enum KeyError {
         /// The size asked for.
         bits: usize,
     },
+    /// A size under 2048 bits asked for without `--allow-weak-keys`.
+    #[error("{bits}-bit keys are weak: use 2048 bits or more, or add --allow-weak-keys for a lab")]
+    WeakRequested {
+        /// The size asked for.
+        bits: usize,
+    },
     /// A key under 2048 bits without `--allow-weak-keys`.
     #[error(
         "{whose} key is {bits} bits, under the 2048-bit minimum: add --allow-weak-keys to accept it for a lab"
