@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::terminal::{Input, Ui, escape, stdio_is_terminal};
-use super::transport::{PeerReader, ReadError, preview};
+use super::transport::{NEXT_FRAME, PeerReader, ReadError, preview};
 use super::{ChatError, Event, KeySource, Settings, net};
 use crate::crypto::{self, Identity};
 use crate::protocol::secure::{Opener, Role, Sealer, Session, check_hello, hello_frame};
@@ -146,7 +146,11 @@ pub fn run_host(bind: Option<IpAddr>, port: u16, settings: Settings) -> crate::R
         _ => net::lan_addresses(),
     };
     if lan.is_empty() {
-        ui.status("no network address found: only this machine can join");
+        ui.status(if bind.is_some_and(|ip| ip.is_loopback()) {
+            "listening on loopback only: only this machine can join"
+        } else {
+            "no network address found: only this machine can join"
+        });
     }
     for ip in &lan {
         ui.status(format!(
@@ -323,7 +327,9 @@ pub fn establish(
     let read = |reader: &mut PeerReader| {
         reader.read_frame(Some(deadline)).map_err(|e| match e {
             ReadError::Closed => ChatError::HandshakeClosed,
-            ReadError::Timeout { .. } => ChatError::HandshakeTimeout(secs),
+            // Silence before a frame starts is the handshake deadline; silence inside a
+            // frame is the frame deadline, and keeps its own message.
+            ReadError::Timeout { what: NEXT_FRAME } => ChatError::HandshakeTimeout(secs),
             other => other.into(),
         })
     };
@@ -340,7 +346,7 @@ pub fn establish(
     let frame = read(&mut reader)?;
     let hello = match frame.kind {
         FrameType::Hello => Hello::decode(&frame.body)?,
-        FrameType::Busy => return Err(ChatError::Busy(Busy::decode(&frame.body)?.reason)),
+        FrameType::Busy if role == Role::Joiner => return Err(busy(&frame.body)?),
         kind => return Err(ChatError::Unexpected { kind, when: "instead of a HELLO" }),
     };
     let peer = check_hello(&hello, settings.allow_weak, settings.pin.as_ref())?;
@@ -366,7 +372,7 @@ pub fn establish(
     let frame = read(&mut reader)?;
     match frame.kind {
         FrameType::Auth => session.check_auth(&Auth::decode(&frame.body)?)?,
-        FrameType::Busy => return Err(ChatError::Busy(Busy::decode(&frame.body)?.reason)),
+        FrameType::Busy if role == Role::Joiner => return Err(busy(&frame.body)?),
         kind => return Err(ChatError::Unexpected { kind, when: "instead of an AUTH" }),
     }
     if settings.explain {
@@ -377,6 +383,11 @@ pub fn establish(
         ));
     }
     Ok(Link { stream, reader, secure: Some(session.split()), peer_name, peer_addr })
+}
+
+/// The error for a BUSY frame, its peer-chosen reason escaped for the terminal.
+fn busy(body: &[u8]) -> Result<ChatError, ChatError> {
+    Ok(ChatError::Busy(escape(&Busy::decode(body)?.reason).into_owned()))
 }
 
 fn write_frame(mut stream: &TcpStream, bytes: &[u8]) -> Result<(), ChatError> {
@@ -659,7 +670,7 @@ fn read_secure(
             opener.open_bye(&Bye::decode(&frame.body)?)?;
             Ok(PeerEvent::Bye)
         }
-        FrameType::Busy => Err(ChatError::Busy(Busy::decode(&frame.body)?.reason)),
+        FrameType::Busy => Err(busy(&frame.body)?),
         kind => Err(ChatError::Unexpected { kind, when: "during the chat" }),
     }
 }

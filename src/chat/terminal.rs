@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -36,6 +37,8 @@ type Printer = Box<dyn ExternalPrinter + Send>;
 /// Output to the person, shared by every thread of a chat.
 pub struct Ui {
     printer: Option<Mutex<Printer>>,
+    /// Whether the line editor is still reading (its printer only works while it is).
+    editing: Arc<AtomicBool>,
     name: String,
 }
 
@@ -59,9 +62,12 @@ impl Ui {
             && let Ok(printer) = editor.create_external_printer()
         {
             let prompt = format!("{name}> ");
-            thread::spawn(move || read_terminal(editor, &prompt, &tx));
+            let editing = Arc::new(AtomicBool::new(true));
+            let flag = editing.clone();
+            thread::spawn(move || read_terminal(editor, &prompt, &tx, &flag));
             let printer: Printer = Box::new(printer);
-            return Arc::new(Ui { printer: Some(Mutex::new(printer)), name: name.into() });
+            let printer = Some(Mutex::new(printer));
+            return Arc::new(Ui { printer, editing, name: name.into() });
         }
         let ctrl_c = tx.clone();
         // Without a line editor, Ctrl-C is a signal: turn it into an event so the chat can
@@ -70,13 +76,13 @@ impl Ui {
             let _ = ctrl_c.send(Event::Input(Input::Interrupt));
         });
         thread::spawn(move || read_lines(io::stdin().lock(), &tx));
-        Arc::new(Ui { printer: None, name: name.into() })
+        Arc::new(Ui::detached(name))
     }
 
     /// Output only, for programs that drive a chat themselves: no input thread, status on
     /// stderr.
     pub fn detached(name: &str) -> Ui {
-        Ui { printer: None, name: name.into() }
+        Ui { printer: None, editing: Arc::new(AtomicBool::new(false)), name: name.into() }
     }
 
     /// Whether a line editor is in use.
@@ -86,8 +92,10 @@ impl Ui {
 
     fn print(&self, line: String) {
         if let Some(p) = &self.printer
+            && self.editing.load(Ordering::SeqCst)
             && let Ok(mut p) = p.lock()
-            && p.print(line.clone()).is_ok()
+            // Outside raw mode the printer writes the text as is: end it with the newline.
+            && p.print(format!("{line}\n")).is_ok()
         {
             return;
         }
@@ -118,7 +126,10 @@ impl Ui {
     /// Confirm a line we sent, with its time (interactive only: a script knows what it sent).
     pub fn sent(&self, text: &str) {
         if self.is_interactive() {
-            self.print(format!("[{}] {}: {}", clock(), self.name, escape(text)));
+            // Replace the line the editor left behind ("name> text") with the stamped one.
+            // Older Windows consoles may not understand the escape: leave both lines there.
+            let erase = if cfg!(windows) { "" } else { "\x1b[1A\x1b[2K" };
+            self.print(format!("{erase}[{}] {}: {}", clock(), self.name, escape(text)));
         }
     }
 }
@@ -141,7 +152,12 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     )
 }
 
-fn read_terminal(mut editor: DefaultEditor, prompt: &str, tx: &Sender<Event>) {
+fn read_terminal(
+    mut editor: DefaultEditor,
+    prompt: &str,
+    tx: &Sender<Event>,
+    editing: &AtomicBool,
+) {
     loop {
         let input = match editor.readline(prompt) {
             Ok(line) => {
@@ -153,8 +169,12 @@ fn read_terminal(mut editor: DefaultEditor, prompt: &str, tx: &Sender<Event>) {
             Err(ReadlineError::Interrupted) => Input::Interrupt,
             Err(_) => Input::End,
         };
-        let last = input != Input::End && input != Input::Interrupt;
-        if tx.send(Event::Input(input)).is_err() || !last {
+        let more = input != Input::End && input != Input::Interrupt;
+        if !more {
+            // The editor is done: from now on status lines go straight to stderr.
+            editing.store(false, Ordering::SeqCst);
+        }
+        if tx.send(Event::Input(input)).is_err() || !more {
             return;
         }
     }

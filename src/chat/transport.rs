@@ -60,6 +60,11 @@ pub struct PeerReader {
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// What [`ReadError::Timeout`] names when no byte of a new frame arrived.
+pub const NEXT_FRAME: &str = "next frame";
+/// What [`ReadError::Timeout`] names when a frame started but did not finish.
+pub const REST_OF_FRAME: &str = "rest of the frame";
+
 impl PeerReader {
     /// Wrap a socket (a clone used only for reading).
     pub fn new(stream: TcpStream, frame_timeout: Duration) -> Self {
@@ -135,7 +140,7 @@ impl PeerReader {
             }
             let empty = have.is_empty();
             let wait = if empty { deadline } else { body_deadline };
-            let what = if empty { "next frame" } else { "rest of the frame" };
+            let what = if empty { NEXT_FRAME } else { REST_OF_FRAME };
             let got = self.fill(wait, what)?;
             if got == 0 {
                 let have = self.available().len();
