@@ -249,7 +249,8 @@ fn mode_mismatch_is_reported_on_both_sides() {
     assert_eq!(join.finish(30), 1);
     assert!(join.err_has("the peer uses encrypted mode"), "{:#?}", join.err);
     assert!(join.err_has("remove --plaintext"), "{:#?}", join.err);
-    host.wait_err(|l| l.contains("rejected a connection"), 30);
+    let line = host.wait_err(|l| l.contains("rejected a connection"), 30);
+    assert!(!line.contains("secret"), "nothing is sent in the other mode: {line}");
 
     // Plaintext host, encrypted joiner.
     let (mut host, port) = Proc::host(&["--plaintext"]);
@@ -431,4 +432,21 @@ fn explain_shows_what_crossed_the_wire() {
     assert_eq!(join.finish(60), 0);
     assert_eq!(host.finish(60), 0);
     assert!(host.err_has("wire: received 3 bytes in the clear: 68 69 0a"), "{:#?}", host.err);
+}
+
+/// Ctrl-C (SIGINT) in a scripted chat says goodbye before leaving.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_says_goodbye() {
+    let (mut host, port) = Proc::host(&[]);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--name", "zoe"]);
+    join.send(&["before ctrl-c"]);
+    host.wait_out_lines(1, 60);
+    let status = Command::new("kill").args(["-INT", &join.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(join.finish(30), 0, "{:#?}", join.err);
+    host.wait_err(|l| l == "zoe left", 30);
+    host.close_stdin();
+    assert_eq!(host.finish(30), 0, "{:#?}", host.err);
 }
