@@ -417,3 +417,38 @@ fn accuracy_per_class_and_size() {
     assert!(called_plaintext.is_empty(), "random-looking data called plaintext");
     assert!(ok, "accuracy below 99% from 32 bytes up (see the table)");
 }
+
+/// Throughput of `Accumulator::update` on bulk data (run in release:
+/// `cargo test --release --test classify_accuracy -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check; run in release"]
+fn update_throughput() {
+    let mut rng = Rng::new(7);
+    let random = rng.bytes(64 << 20);
+    let corpora = [lines(ENGLISH), lines(RUSSIAN), lines(CHINESE)];
+    let mut text = Vec::new();
+    while text.len() < 64 << 20 {
+        let corpus = &corpora[rng.below(3)];
+        text.extend_from_slice(rng.pick(corpus).as_bytes());
+        text.push(b'\n');
+    }
+    for (name, data) in [("random", &random), ("text", &text)] {
+        for piece in [1448usize, 64 << 10, 1 << 20] {
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let start = std::time::Instant::now();
+                let mut acc = Accumulator::new();
+                for chunk in data.chunks(piece) {
+                    acc.update(chunk);
+                }
+                let c = acc.finish();
+                std::hint::black_box(&c);
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!(
+                "update on {name}, {piece}-byte pieces: {:.2} GB/s",
+                data.len() as f64 / best / 1e9
+            );
+        }
+    }
+}
