@@ -323,7 +323,7 @@ impl Accumulator {
             let Some((piece, tail)) = rest.split_at_checked(room.min(rest.len())) else {
                 break;
             };
-            if block < EXACT_BLOCKS || block % SAMPLE_EVERY == 0 {
+            if block < EXACT_BLOCKS || block.is_multiple_of(SAMPLE_EVERY) {
                 if self.state_offset != offset {
                     // The bytes in between were not decoded: start afresh.
                     self.utf8_state = START as usize;
@@ -1056,5 +1056,295 @@ pub fn combine(overall: &Classification, messages: &[Classification]) -> Classif
         decoded_bytes: None,
         reason,
         stats: overall.stats,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic test bytes (xorshift64*).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn to_hex(bytes: &[u8], sep: &str, upper: bool) -> String {
+        let parts: Vec<String> = bytes
+            .iter()
+            .map(|b| if upper { format!("{b:02X}") } else { format!("{b:02x}") })
+            .collect();
+        parts.join(sep)
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    const TEXT: &str = "Meet me by the old oak at six; bring the map and the spare key.\n\
+        Встретимся у старого дуба в шесть, не забудь карту. 我们六点在老橡树下见面，别忘了带地图。\n";
+
+    #[test]
+    fn expected_entropy_matches_simulation_and_limits() {
+        assert_eq!(expected_random_entropy(0), 0.0);
+        assert_eq!(expected_random_entropy(1), 0.0);
+        assert!((expected_random_entropy(2) - 255.0 / 256.0).abs() < 1e-12);
+        for (n, want) in [(16, 3.94), (64, 5.77), (256, 7.18)] {
+            let got = expected_random_entropy(n);
+            assert!((got - want).abs() < 0.01, "n={n}: {got}");
+        }
+        let big = expected_random_entropy(4096);
+        assert!(big > 7.94 && big < 7.96, "{big}");
+        // Cache boundary and asymptotic switch are seamless.
+        let a = expected_random_entropy(1023);
+        let b = expected_exact(1023);
+        assert!((a - b).abs() < 1e-12);
+        let n = (1u64 << 26) + 1;
+        let asym = expected_random_entropy(n);
+        let exact = expected_exact(n);
+        assert!((asym - exact).abs() < 1e-9, "{asym} vs {exact}");
+        // Monotonic and below 8.
+        let mut last = 0.0;
+        for n in (2..5000).step_by(37).chain([1 << 20, 1 << 24]) {
+            let e = expected_random_entropy(n);
+            assert!(e > last && e < 8.0, "n={n}");
+            last = e;
+        }
+    }
+
+    #[test]
+    fn empty_and_short() {
+        let c = classify(b"");
+        assert_eq!(c.verdict, Verdict::Empty);
+        assert_eq!(c.stats.bytes, 0);
+        let c = classify(b"hi there");
+        assert_eq!(c.verdict, Verdict::Inconclusive);
+        assert!(c.reason.contains("8 bytes"), "{}", c.reason);
+        assert_eq!(classify(&noise(15, 3)).verdict, Verdict::Inconclusive);
+        assert_eq!(classify(b"see you at noon!").verdict, Verdict::Plaintext);
+    }
+
+    #[test]
+    fn text_in_any_script_is_plaintext() {
+        for text in [
+            "The quick meeting moved to room 12, see you there.",
+            "Привет! Как дела? Увидимся завтра в библиотеке.",
+            "明天下午三点在图书馆门口见面，不见不散。",
+            "{\"from\":\"alice\",\"text\":\"hello bob\",\"ts\":1700000000}",
+            "\u{1b}[1mbold\u{1b}[0m and plain text with a colour escape or two in it",
+        ] {
+            let c = classify(text.as_bytes());
+            assert_eq!(c.verdict, Verdict::Plaintext, "{text}: {}", c.reason);
+            assert!(c.reason.contains("anyone"));
+        }
+    }
+
+    #[test]
+    fn utf8_split_across_updates() {
+        let whole = classify(TEXT.as_bytes());
+        assert_eq!(whole.stats.printable_ratio, 1.0);
+        let mut acc = Accumulator::new();
+        for b in TEXT.as_bytes() {
+            acc.update(std::slice::from_ref(b));
+        }
+        assert_eq!(acc.finish(), whole);
+        // C1 controls and invalid sequences are not printable.
+        let c = classify("ab\u{85}cdefghijklmnopq".as_bytes());
+        assert!(c.stats.printable_ratio < 1.0);
+        let c = classify(b"abcdefghijklmnop\xC3");
+        assert!(c.stats.printable_ratio < 1.0);
+    }
+
+    #[test]
+    fn interleaved_lanes_agree_with_one_lane() {
+        let mut data = noise(50_000, 9);
+        for _ in 0..40 {
+            data.extend_from_slice(TEXT.as_bytes());
+        }
+        data.extend_from_slice(&noise(10_001, 11));
+        let whole = classify(&data);
+        let mut acc = Accumulator::new();
+        for piece in data.chunks(7) {
+            acc.update(piece);
+        }
+        assert_eq!(acc.finish().stats, whole.stats);
+        let hist_total: u64 = acc.histogram().iter().sum();
+        assert_eq!(hist_total, data.len() as u64);
+    }
+
+    #[test]
+    fn long_streams_sample_the_printable_count() {
+        let mut acc = Accumulator::new();
+        let text = TEXT.repeat(30_000);
+        for piece in text.as_bytes().chunks(1448) {
+            acc.update(piece);
+        }
+        let c = acc.finish();
+        assert!(c.stats.bytes > 4 << 20);
+        assert!(c.stats.printable_ratio > 0.999, "{}", c.stats.printable_ratio);
+        assert_eq!(c.verdict, Verdict::Plaintext);
+        let mut acc = Accumulator::new();
+        for i in 0..48 {
+            acc.update(&noise(100_000, i + 1));
+        }
+        let c = acc.finish();
+        assert_eq!(c.verdict, Verdict::Ciphertext);
+        assert!((c.stats.printable_ratio - 0.45).abs() < 0.02, "{}", c.stats.printable_ratio);
+        assert!(acc.sample.len() <= SAMPLE_LIMIT);
+    }
+
+    #[test]
+    fn random_is_ciphertext_with_the_right_words() {
+        let c = classify(&noise(4096, 5));
+        assert_eq!(c.verdict, Verdict::Ciphertext);
+        assert_eq!(c.confidence, Confidence::High);
+        assert!(c.reason.contains("encrypted (or compressed): the two look alike"), "{}", c.reason);
+        assert!(c.stats.chi_square.is_some_and(|x| x > 150.0 && x < 400.0));
+        assert!(c.stats.entropy > 7.9);
+        let c = classify(&noise(256, 6));
+        assert_eq!(c.verdict, Verdict::Ciphertext);
+        assert_eq!(c.stats.chi_square, None);
+        for seed in 0..200 {
+            assert_ne!(classify(&noise(16, seed)).verdict, Verdict::Plaintext);
+        }
+    }
+
+    #[test]
+    fn structured_binary() {
+        let mut data = Vec::new();
+        for i in 0u32..200 {
+            data.extend_from_slice(&i.to_be_bytes());
+            data.extend_from_slice(&[0, 0, 0, 1, 0x80, 0, 0, 0]);
+        }
+        let c = classify(&data);
+        assert_eq!(c.verdict, Verdict::Binary, "{}", c.reason);
+        assert!(c.reason.contains("not ciphertext"));
+        let utf16: Vec<u8> =
+            "hello there, how are you".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(classify(&utf16).verdict, Verdict::Binary);
+    }
+
+    #[test]
+    fn base64_of_random_with_rsa_hint() {
+        let text = b64(&noise(256, 21));
+        let c = classify(text.as_bytes());
+        assert_eq!(c.verdict, Verdict::Encoded, "{}", c.reason);
+        assert_eq!(c.encoding, Some(Encoding::Base64));
+        assert_eq!(c.decoded_bytes, Some(256));
+        assert!(c.reason.contains("RSA-2048"), "{}", c.reason);
+        assert!(c.reason.contains("look random"), "{}", c.reason);
+        // Wrapped in lines, URL-safe without padding.
+        let url = text.replace('+', "-").replace('/', "_").replace('=', "");
+        let wrapped: Vec<&str> =
+            url.as_bytes().chunks(64).filter_map(|l| std::str::from_utf8(l).ok()).collect();
+        let c = classify(wrapped.join("\r\n").as_bytes());
+        assert_eq!(c.encoding, Some(Encoding::Base64), "{}", c.reason);
+        // Short: never plaintext.
+        for seed in 0..200 {
+            let short = b64(&noise(12, seed));
+            assert_ne!(classify(short.as_bytes()).verdict, Verdict::Plaintext, "{short}");
+        }
+    }
+
+    #[test]
+    fn base64_of_text_says_it_is_readable() {
+        let text = b64(b"Meet me by the old oak at six and bring the map with you.");
+        let c = classify(text.as_bytes());
+        assert_eq!(c.verdict, Verdict::Encoded, "{}", c.reason);
+        assert!(c.reason.contains("readable text"), "{}", c.reason);
+    }
+
+    #[test]
+    fn hex_in_its_forms() {
+        let raw = noise(128, 31);
+        for text in [to_hex(&raw, "", false), to_hex(&raw, " ", true), to_hex(&raw, "\n", false)] {
+            let c = classify(text.as_bytes());
+            assert_eq!(c.verdict, Verdict::Encoded, "{text}: {}", c.reason);
+            assert_eq!(c.encoding, Some(Encoding::Hex));
+            assert_eq!(c.decoded_bytes, Some(128));
+            assert!(c.reason.contains("RSA-1024") || c.reason.contains("128 bytes"));
+        }
+        // Words made of hex letters do not pair up.
+        assert_eq!(classify(b"a bad cafe faced a dead bee").verdict, Verdict::Plaintext);
+    }
+
+    #[test]
+    fn decimal_numbers() {
+        // A 2048-bit number in decimal.
+        let mut digits = String::from("1");
+        for d in noise(616, 41) {
+            digits.push(char::from(b'0' + d % 10));
+        }
+        let bytes = decimal_to_bytes(digits.as_bytes());
+        assert_eq!(bytes.len(), 256);
+        let c = classify(digits.as_bytes());
+        assert_eq!(c.verdict, Verdict::Encoded, "{}", c.reason);
+        assert_eq!(c.encoding, Some(Encoding::Decimal));
+        assert_eq!(c.decoded_bytes, Some(256));
+        assert!(c.reason.contains("RSA-2048"), "{}", c.reason);
+        let list = "[2790, 1313, 2185, 745, 2412, 1992, 2185, 3000, 1230]";
+        let c = classify(list.as_bytes());
+        assert_eq!(c.encoding, Some(Encoding::Decimal), "{}", c.reason);
+        assert_eq!(decimal_to_bytes(b"65536"), vec![1, 0, 0]);
+        assert_eq!(decimal_to_bytes(b"0"), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn odd_inputs_never_panic() {
+        let all: Vec<u8> = (0..=255).collect();
+        for input in [
+            &all[..],
+            b"================================",
+            b"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n",
+            b",,,,,,,,,,[[[[]]]]]]]]]]]]]]]]]]]]",
+            b"\xF4\x90\x80\x80\xED\xA0\x80\xE0\x80\x80\xC0\xAF\xFF\xFE\xF0\x9F\x98\x80",
+        ] {
+            let c = classify(input);
+            assert!(!c.reason.is_empty());
+        }
+        let huge = "9".repeat(200_000);
+        let c = classify(huge.as_bytes());
+        assert_eq!(c.encoding, Some(Encoding::Decimal));
+        let word = classify(b"internationalization");
+        assert_ne!(word.verdict, Verdict::Encoded);
+    }
+
+    fn message(verdict: Verdict, confidence: Confidence) -> Classification {
+        let mut c = classify(b"");
+        c.verdict = verdict;
+        c.confidence = confidence;
+        c
+    }
+
+    #[test]
+    fn combine_mixed_and_not() {
+        let overall = classify(&noise(5000, 1));
+        let mut messages = vec![message(Verdict::Plaintext, Confidence::High); 2];
+        messages.extend(vec![message(Verdict::Ciphertext, Confidence::High); 14]);
+        messages.push(message(Verdict::Inconclusive, Confidence::Low));
+        let c = combine(&overall, &messages);
+        assert_eq!(c.verdict, Verdict::Mixed);
+        assert_eq!(c.confidence, Confidence::High);
+        assert!(
+            c.reason.contains("2 readable messages then 14 ciphertext messages"),
+            "{}",
+            c.reason
+        );
+        assert!(c.reason.contains("1 message too short"), "{}", c.reason);
+        assert_eq!(c.stats, overall.stats);
+
+        let mut messages = vec![message(Verdict::Ciphertext, Confidence::High); 10];
+        messages.push(message(Verdict::Inconclusive, Confidence::Low));
+        messages.push(message(Verdict::Plaintext, Confidence::Low));
+        assert_eq!(combine(&overall, &messages), overall);
+        assert_eq!(combine(&overall, &[]), overall);
     }
 }
