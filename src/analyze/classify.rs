@@ -645,6 +645,9 @@ impl Facts {
                     EncodingCheck::None => {}
                 }
             }
+            if detect && let Some(c) = self.check_embedded(sample) {
+                return c;
+            }
             return self.plaintext(ratio);
         }
         let (chi_ok, entropy_ok) = looks_random(self.chi, self.entropy, self.expected);
@@ -836,26 +839,8 @@ impl Facts {
         if chars < MIN_BYTES {
             return EncodingCheck::None;
         }
-        // Random base64 switches between upper case, lower case, digits and symbols at about
-        // 65% of adjacent pairs; words and identifiers rarely do.
-        let class = |b: u8| {
-            if b.is_ascii_uppercase() {
-                0
-            } else if b.is_ascii_lowercase() {
-                1
-            } else if b.is_ascii_digit() {
-                2
-            } else {
-                3
-            }
-        };
         let letters: Vec<u8> = sample.iter().copied().filter(|&b| alpha(b)).collect();
-        let changes =
-            letters.windows(2).filter(|w| matches!(w, [a, b] if class(*a) != class(*b))).count();
-        let pairs = letters.len().saturating_sub(1).max(1);
-        let has_upper = letters.iter().any(u8::is_ascii_uppercase);
-        let has_lower = letters.iter().any(u8::is_ascii_lowercase);
-        if changes * 10 >= pairs * 3 && has_upper && has_lower {
+        if base64_like(&letters) {
             let decoded = base64_decode_lenient(sample);
             let total = chars * 6 / 8;
             let hint = rsa_hint(total)
@@ -877,6 +862,71 @@ impl Facts {
             ));
         }
         EncodingCheck::None
+    }
+
+    /// Text that mostly carries long encoded tokens (e.g. JSON with a base64 ciphertext field):
+    /// encoded when the tokens make up at least half of the sample.
+    fn check_embedded(&self, sample: &[u8]) -> Option<Classification> {
+        const MIN_RUN: usize = 24;
+        let token =
+            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
+        // (bytes, runs, decoded) per encoding: decimal, hex, base64.
+        let mut found: [(usize, u64, Vec<u8>); 3] = Default::default();
+        for run in sample.split(|b| !token(b)).filter(|r| r.len() >= MIN_RUN) {
+            let body: &[u8] = match run.iter().position(|&b| b == b'=') {
+                Some(i) if run.iter().skip(i).all(|&b| b == b'=') => run.get(..i).unwrap_or(run),
+                Some(_) => continue,
+                None => run,
+            };
+            let (slot, decoded) = if body.iter().all(u8::is_ascii_digit) {
+                (0, decimal_to_bytes(body))
+            } else if body.len() >= 32
+                && body.len().is_multiple_of(2)
+                && body.iter().all(u8::is_ascii_hexdigit)
+            {
+                let pairs = body.chunks_exact(2);
+                (
+                    1,
+                    pairs
+                        .filter_map(|p| Some(hex_value(*p.first()?)? << 4 | hex_value(*p.get(1)?)?))
+                        .collect(),
+                )
+            } else if base64_like(body) {
+                (2, base64_decode_lenient(body))
+            } else {
+                continue;
+            };
+            if let Some(entry) = found.get_mut(slot) {
+                entry.0 += run.len();
+                entry.1 += 1;
+                entry.2.extend_from_slice(&decoded);
+            }
+        }
+        let covered: usize = found.iter().map(|f| f.0).sum();
+        if covered * 2 < sample.len() || sample.is_empty() {
+            return None;
+        }
+        let (slot, (bytes, runs, decoded)) = found.iter().enumerate().max_by_key(|(_, f)| f.0)?;
+        let encoding = [Encoding::Decimal, Encoding::Hex, Encoding::Base64].get(slot).copied()?;
+        let share = *bytes as f64 / sample.len() as f64;
+        let sample_decoded = decoded.len() as u64;
+        let total = if sample.len() as u64 >= self.n {
+            sample_decoded
+        } else {
+            (sample_decoded as f64 * self.n as f64 / sample.len() as f64).round() as u64
+        };
+        let hint = if *runs == 1 {
+            rsa_hint(total).map(|b| format!(", the size of one RSA-{b} block")).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let what = format!(
+            "mostly {} inside a little readable text ({}, {} of the bytes)",
+            encoding.as_str(),
+            plural(*runs, "block", "blocks"),
+            pct(share)
+        );
+        Some(self.encoded(encoding, &what, decoded, total, &hint, false))
     }
 
     fn encoded(
@@ -922,6 +972,31 @@ impl Facts {
             stats: self.stats(),
         }
     }
+}
+
+/// Do these base64-alphabet characters look like base64 of something rather than a word?
+/// Random base64 switches between upper case, lower case, digits and symbols at about 65% of
+/// adjacent pairs; words and identifiers rarely do.
+fn base64_like(chars: &[u8]) -> bool {
+    let class = |b: u8| {
+        if b.is_ascii_uppercase() {
+            0
+        } else if b.is_ascii_lowercase() {
+            1
+        } else if b.is_ascii_digit() {
+            2
+        } else {
+            3
+        }
+    };
+    let std_sym = chars.iter().any(|&b| b == b'+' || b == b'/');
+    let url_sym = chars.iter().any(|&b| b == b'-' || b == b'_');
+    let changes =
+        chars.windows(2).filter(|w| matches!(w, [a, b] if class(*a) != class(*b))).count();
+    let pairs = chars.len().saturating_sub(1).max(1);
+    let has_upper = chars.iter().any(u8::is_ascii_uppercase);
+    let has_lower = chars.iter().any(u8::is_ascii_lowercase);
+    !(std_sym && url_sym) && changes * 10 >= pairs * 3 && has_upper && has_lower
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -1318,6 +1393,27 @@ mod tests {
         assert_eq!(c.encoding, Some(Encoding::Decimal));
         let word = classify(b"internationalization");
         assert_ne!(word.verdict, Verdict::Encoded);
+    }
+
+    #[test]
+    fn text_wrapped_around_encoded_blobs() {
+        let blob = b64(&noise(256, 77));
+        let json = format!("{{\"type\":\"msg\",\"seq\":7,\"ciphertext\":\"{blob}\"}}\n");
+        let c = classify(json.as_bytes());
+        assert_eq!(c.verdict, Verdict::Encoded, "{}", c.reason);
+        assert_eq!(c.encoding, Some(Encoding::Base64));
+        assert_eq!(c.decoded_bytes, Some(256));
+        assert!(c.reason.contains("RSA-2048"), "{}", c.reason);
+        let hex = to_hex(&noise(64, 78), "", false);
+        let c = classify(format!("KEY {hex}\nOK\n").as_bytes());
+        assert_eq!(c.encoding, Some(Encoding::Hex), "{}", c.reason);
+        // Short fields and long identifiers stay plaintext.
+        for text in [
+            "{\"from\":\"alice\",\"to\":\"bob\",\"ts\":1700000000,\"text\":\"see you soon\"}",
+            "call this_is_a_rather_long_function_name_for_a_test() then retry",
+        ] {
+            assert_eq!(classify(text.as_bytes()).verdict, Verdict::Plaintext, "{text}");
+        }
     }
 
     fn message(verdict: Verdict, confidence: Confidence) -> Classification {
