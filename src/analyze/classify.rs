@@ -411,7 +411,22 @@ impl Accumulator {
     }
 
     fn judge(&self, detect_encodings: bool) -> Classification {
-        let facts = Facts::new(self.bytes, self.histogram(), self.printable, self.examined);
+        // A message cut out of a stream may start or end inside a character: up to three
+        // continuation bytes at the start and an unfinished sequence at the end are pieces of
+        // text, not evidence against it.
+        let leading = self.sample.iter().take(3).take_while(|&&b| is_continuation(b)).count();
+        let trailing = if self.state_offset == self.bytes {
+            match self.utf8_state as u8 {
+                N3_1 | N4_2 => 2,
+                N4_1 => 3,
+                START => 0,
+                _ => 1,
+            }
+        } else {
+            0
+        };
+        let printable = self.printable + leading as u64 + trailing;
+        let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined);
         facts.decide(&self.sample, detect_encodings)
     }
 }
@@ -1237,8 +1252,13 @@ mod tests {
         // C1 controls and invalid sequences are not printable.
         let c = classify("ab\u{85}cdefghijklmnopq".as_bytes());
         assert!(c.stats.printable_ratio < 1.0);
-        let c = classify(b"abcdefghijklmnop\xC3");
+        let c = classify(b"abcdefghijklmnop\xC3(");
         assert!(c.stats.printable_ratio < 1.0);
+        // Cut out of a stream in the middle of characters at both ends: still text.
+        let cut = &"ЖЖ Привет, как дела? Увидимся завтра. 你好".as_bytes()[1..46];
+        let c = classify(cut);
+        assert_eq!(c.stats.printable_ratio, 1.0);
+        assert_eq!(c.verdict, Verdict::Plaintext);
     }
 
     #[test]
