@@ -1439,6 +1439,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_any_split_same_verdict(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(0usize..3000, 0..6),
+        ) {
+            let whole = classify(&data);
+            let mut acc = Accumulator::new();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                acc.update(&data[from..c]);
+                from = c;
+            }
+            proptest::prop_assert_eq!(acc.finish(), whole.clone());
+            let s = whole.stats;
+            proptest::prop_assert!((0.0..=1.0).contains(&s.printable_ratio));
+            proptest::prop_assert!(s.entropy >= 0.0 && s.entropy <= 8.0);
+            proptest::prop_assert!(!whole.reason.is_empty());
+        }
+
+        #[test]
+        fn any_text_is_never_ciphertext(text in "[ -~\\t\\n\\r\\p{Cyrillic}\\p{Han}]{16,400}") {
+            let c = classify(text.as_bytes());
+            proptest::prop_assert_ne!(c.verdict, Verdict::Ciphertext);
+            proptest::prop_assert_ne!(c.verdict, Verdict::Binary);
+        }
+    }
+
     fn message(verdict: Verdict, confidence: Confidence) -> Classification {
         let mut c = classify(b"");
         c.verdict = verdict;
