@@ -406,23 +406,29 @@ fn accuracy_per_class_and_size() {
         }
         println!("   ({:.1} s)", elapsed[ki].as_secs_f64());
     }
-    // Per expected class, 32 bytes and up.
+    // Per expected class: every size shown, 32 bytes and up checked.
+    println!("per class:");
     for class in [Verdict::Plaintext, Verdict::Ciphertext, Verdict::Encoded] {
-        for (bi, &(label, low, ..)) in BUCKETS.iter().enumerate() {
-            if low < 32 {
-                continue;
-            }
-            let (right, total) = KINDS
+        print!("{:<9}", format!("{class:?}"));
+        for (bi, &(_, low, ..)) in BUCKETS.iter().enumerate() {
+            let (right, inconclusive, total) = KINDS
                 .iter()
                 .enumerate()
                 .filter(|(_, k)| k.expected() == class)
-                .fold((0, 0), |(r, t), (ki, _)| (r + table[ki][bi].0, t + table[ki][bi].2));
+                .map(|(ki, _)| table[ki][bi])
+                .fold((0, 0, 0), |(r, i, t), (r2, i2, t2)| (r + r2, i + i2, t + t2));
             let acc = 100.0 * right as f64 / total as f64;
-            if acc < 99.0 {
-                ok = false;
-                println!("class {class:?} at {label}: {acc:.1}%");
+            if low < 32 {
+                let inc = 100.0 * inconclusive as f64 / total as f64;
+                print!("{:>14}", format!("{acc:.1} ({inc:.1})"));
+            } else {
+                print!("{acc:>14.1}");
+                if acc < 99.0 {
+                    ok = false;
+                }
             }
         }
+        println!();
     }
     for f in &failures {
         println!("wrong: {f}");
