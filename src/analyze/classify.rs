@@ -1334,6 +1334,20 @@ mod tests {
         let c = classify(&data);
         assert_eq!(c.verdict, Verdict::Binary, "{}", c.reason);
         assert!(c.reason.contains("not ciphertext"));
+        // Short binary: an ELF header, a few x86 instructions, floats.
+        let elf = [
+            0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0x3e, 0, 1, 0, 0, 0,
+            0x40, 0x10, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let code = [
+            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10, 0x89, 0x7d, 0xfc, 0x8b, 0x45, 0xfc,
+            0x83, 0xc0, 0x01, 0x89, 0x45, 0xf8, 0x8b, 0x45, 0xf8, 0x48, 0x83, 0xc4, 0x10, 0x5d,
+            0xc3, 0x90, 0x90, 0x90, 0x55, 0x48, 0x89, 0xe5, 0xb8, 0x00, 0x00, 0x00,
+        ];
+        let floats: Vec<u8> = (0..16).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
+        for data in [&elf[..], &code[..], &floats[..]] {
+            assert_eq!(classify(data).verdict, Verdict::Binary, "{data:?}");
+        }
         let utf16: Vec<u8> =
             "hello there, how are you".encode_utf16().flat_map(u16::to_le_bytes).collect();
         assert_eq!(classify(&utf16).verdict, Verdict::Binary);
