@@ -474,5 +474,16 @@ fn update_throughput() {
                 data.len() as f64 / best / 1e9
             );
         }
+        for message in [1448usize, 16 << 10] {
+            let part = &data[..16 << 20];
+            let start = std::time::Instant::now();
+            for chunk in part.chunks(message) {
+                std::hint::black_box(classify(chunk));
+            }
+            println!(
+                "classify on {name}, {message}-byte messages: {:.2} GB/s",
+                part.len() as f64 / start.elapsed().as_secs_f64() / 1e9
+            );
+        }
     }
 }

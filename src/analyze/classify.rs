@@ -894,6 +894,21 @@ impl Facts {
         const MIN_RUN: usize = 24;
         let token =
             |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
+        // Cheap first pass: a run of 24 token bytes contains a whole aligned block of 8, and
+        // most text has no such block (it is checked without a branch per byte).
+        let is_token = |b: u8| {
+            let lower = b | 0x20;
+            lower.is_ascii_lowercase()
+                | b.is_ascii_digit()
+                | (b == b'+')
+                | (b == b'/')
+                | (b == b'-')
+                | (b == b'_')
+                | (b == b'=')
+        };
+        if !sample.chunks_exact(8).any(|c| c.iter().fold(true, |all, &b| all & is_token(b))) {
+            return None;
+        }
         // (bytes, runs, decoded) per encoding: decimal, hex, base64.
         let mut found: [(usize, u64, Vec<u8>); 3] = Default::default();
         for run in sample.split(|b| !token(b)).filter(|r| r.len() >= MIN_RUN) {
