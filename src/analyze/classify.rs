@@ -225,6 +225,9 @@ fn is_continuation(b: u8) -> bool {
 }
 
 /// Scan one lane: histogram and printable count, returning the final decoder state.
+///
+/// (Here and in the other scanners, indexing cannot fail: a `u8` indexes 256-entry tables and
+/// `& 15` one of the decoder's 16 rows.)
 #[inline(always)]
 fn scan_lane(data: &[u8], hist: &mut [u64; 256], state: usize, printable: &mut u64) -> usize {
     let mut st = state;
