@@ -1498,6 +1498,8 @@ mod tests {
         }
     }
 
+    use proptest::prelude::Strategy as _;
+
     proptest::proptest! {
         #[test]
         fn any_bytes_any_split_same_verdict(
@@ -1518,6 +1520,28 @@ mod tests {
             proptest::prop_assert!((0.0..=1.0).contains(&s.printable_ratio));
             proptest::prop_assert!(s.entropy >= 0.0 && s.entropy <= 8.0);
             proptest::prop_assert!(!whole.reason.is_empty());
+        }
+
+        #[test]
+        fn printable_count_matches_std_utf8(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ -~\\t\\n\\r\\u{80}-\\u{10FFFF}]{0,8}".prop_map(String::into_bytes),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
+                ],
+                0..40,
+            )
+        ) {
+            let data: Vec<u8> = parts.concat();
+            let reference: u64 = data
+                .utf8_chunks()
+                .flat_map(|chunk| chunk.valid().chars())
+                .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+                .map(|c| c.len_utf8() as u64)
+                .sum();
+            let mut acc = Accumulator::new();
+            acc.update(&data);
+            proptest::prop_assert_eq!(acc.printable, reference);
         }
 
         #[test]
