@@ -1137,7 +1137,10 @@ fn decimal_to_bytes(digits: &[u8]) -> Vec<u8> {
 /// ciphertext), otherwise the overall verdict.
 ///
 /// Only decisive messages count (`plaintext`, `ciphertext`, `encoded`, `binary`) with at least
-/// medium confidence; tiny or doubtful messages never make a direction mixed.
+/// medium confidence; tiny or doubtful messages never make a direction mixed. One exception to
+/// "otherwise the overall verdict": when every decisive message is ciphertext but the whole is
+/// `binary` (the repeated frame headers of many short encrypted messages), the direction is
+/// `ciphertext`.
 pub fn combine(overall: &Classification, messages: &[Classification]) -> Classification {
     let decisive = |c: &Classification| {
         matches!(
@@ -1156,6 +1159,24 @@ pub fn combine(overall: &Classification, messages: &[Classification]) -> Classif
         if !kinds.contains(&m.verdict) {
             kinds.push(m.verdict);
         }
+    }
+    if let [Verdict::Ciphertext] = kinds[..]
+        && overall.verdict == Verdict::Binary
+    {
+        // Short encrypted frames each look random, but their headers (lengths, types) repeat
+        // and make the whole direction look structured: the messages tell the truth.
+        let count = runs.iter().map(|r| r.1).sum::<u64>();
+        return Classification {
+            verdict: Verdict::Ciphertext,
+            confidence: Confidence::Medium,
+            encoding: None,
+            decoded_bytes: None,
+            reason: format!(
+                "Each of the {} looks like random noise on its own (only the framing bytes between them repeat), so they are encrypted (or compressed): the two look alike.",
+                plural(count, "message", "messages")
+            ),
+            stats: overall.stats,
+        };
     }
     if kinds.len() < 2 {
         return overall.clone();
@@ -1557,6 +1578,25 @@ mod tests {
         c.verdict = verdict;
         c.confidence = confidence;
         c
+    }
+
+    #[test]
+    fn short_encrypted_frames() {
+        // Frames: 4-byte length, 1-byte type, then 35 random bytes.
+        let mut acc = Accumulator::new();
+        let mut messages = Vec::new();
+        for i in 0..300u64 {
+            let mut frame = vec![0, 0, 0, 36, 2];
+            frame.extend_from_slice(&noise(35, 1000 + i));
+            acc.update(&frame);
+            messages.push(classify(&frame));
+        }
+        assert!(messages.iter().all(|m| m.verdict == Verdict::Ciphertext));
+        let overall = acc.finish();
+        assert_eq!(overall.verdict, Verdict::Binary, "{}", overall.reason);
+        let c = combine(&overall, &messages);
+        assert_eq!(c.verdict, Verdict::Ciphertext, "{} / {}", overall.reason, c.reason);
+        assert!(c.reason.contains("encrypted (or compressed): the two look alike"));
     }
 
     #[test]
