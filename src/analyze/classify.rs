@@ -1007,7 +1007,9 @@ impl Facts {
         let size = plural(total, "byte", "bytes");
         let (content, sure) = match judged.verdict {
             Verdict::Ciphertext => (
-                format!("{size} that look random (encrypted or compressed){hint}"),
+                format!(
+                    "{size} that look random (ciphertext, compressed data, a key or a hash){hint}"
+                ),
                 judged.confidence != Confidence::Low,
             ),
             Verdict::Plaintext => {
