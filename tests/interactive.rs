@@ -44,6 +44,17 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Wait for the host on screen to listen, and read its port.
+    fn host_port(&self) -> u16 {
+        let screen = self.wait_for(|s| s.contains("waiting for a peer"), 60);
+        screen
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on port "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .expect("port on screen")
+    }
+
     fn wait_for(&self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
@@ -75,13 +86,7 @@ fn incoming_messages_do_not_garble_the_line_being_typed() {
         return;
     }
     let tmux = Tmux::start("typing", &format!("{BIN} host --bind 127.0.0.1 --port 0 --name alice"));
-    let screen = tmux.wait_for(|s| s.contains("waiting for a peer"), 60);
-    let port: u16 = screen
-        .lines()
-        .find_map(|l| l.strip_prefix("listening on port "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .expect("port on screen");
+    let port = tmux.host_port();
 
     tmux.keys(&["half typed"]);
     let target = format!("127.0.0.1:{port}");
@@ -114,13 +119,7 @@ fn when_the_peer_leaves_the_terminal_is_handed_back_on_enter() {
         return;
     }
     let tmux = Tmux::start("leave", &format!("{BIN} host --plaintext --bind 127.0.0.1 --port 0"));
-    let screen = tmux.wait_for(|s| s.contains("waiting for a peer"), 60);
-    let port: u16 = screen
-        .lines()
-        .find_map(|l| l.strip_prefix("listening on port "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .expect("port on screen");
+    let port = tmux.host_port();
     let target = format!("127.0.0.1:{port}");
     let mut peer = Proc::spawn(&["join", &target, "--plaintext"]);
     peer.send(&["bye now"]);
