@@ -202,11 +202,14 @@ impl Sink for Analyses {
         self.errors.append(&mut errors);
     }
 
-    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64) {
+    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
             a.splitter.gap(offset, len);
-            a.write(&missing_marker(len), &mut errors);
+            // Like tshark: a marker where bytes were lost, nothing where the snaplen cut them.
+            if !snaplen {
+                a.write(&missing_marker(len), &mut errors);
+            }
         }
         self.errors.append(&mut errors);
     }

@@ -205,9 +205,18 @@ pub fn analyze_files(
 /// Analyse one capture file.
 pub fn analyze_file(path: &Path, cfg: &Config) -> Result<FileReport, AnalyzeError> {
     let name = path.display().to_string();
-    let read_err = |source| AnalyzeError::Read { path: name.clone(), source };
-    let file = File::open(path).map_err(read_err)?;
-    let reader = Reader::open(file).map_err(|e| match e {
+    let file =
+        File::open(path).map_err(|source| AnalyzeError::Read { path: name.clone(), source })?;
+    analyze_input(name, file, cfg)
+}
+
+/// Analyse a capture read from `input`; `name` is how reports and errors call it.
+pub fn analyze_input(
+    name: String,
+    input: impl io::Read,
+    cfg: &Config,
+) -> Result<FileReport, AnalyzeError> {
+    let reader = Reader::open(input).map_err(|e| match e {
         OpenError::Io(source) => AnalyzeError::Read { path: name.clone(), source },
         OpenError::NotCapture(Magic::Empty) => AnalyzeError::Empty { path: name.clone() },
         OpenError::NotCapture(Magic::Gzip) => AnalyzeError::Gzip { path: name.clone() },

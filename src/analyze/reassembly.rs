@@ -46,8 +46,9 @@ pub trait Sink {
     /// when the other direction sent data since this direction last did (or this is the
     /// direction's first data).
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
-    /// `len` bytes at `offset` are missing from the capture.
-    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64);
+    /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
+    /// off by the capture's snaplen.
+    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
     /// The stream is over: no more calls for it.
     fn close(&mut self, stream: usize);
 }
@@ -353,7 +354,7 @@ impl Reassembler {
                 let (at, len) = (h.next, f - h.next);
                 h.add_gap(at, len);
                 h.next = f;
-                sink.gap(stream.id, dir, at, len);
+                sink.gap(stream.id, dir, at, len, false);
             }
             h.recent = Vec::new();
             h.ooo = BTreeMap::new();
@@ -448,7 +449,7 @@ fn insert(
             let at = h.next;
             h.add_gap(at, cut);
             h.next += cut;
-            sink.gap(stream.id, dir, at, cut);
+            sink.gap(stream.id, dir, at, cut, true);
         }
         return;
     }
@@ -542,7 +543,7 @@ fn drain(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) {
                 let at = h.next;
                 h.add_gap(at, n);
                 h.next += n;
-                sink.gap(stream.id, dir, at, n);
+                sink.gap(stream.id, dir, at, n, true);
             }
         }
     }
@@ -557,7 +558,7 @@ fn skip_to_first(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) -> bool {
         let at = h.next;
         h.add_gap(at, k - at);
         h.next = k;
-        sink.gap(stream.id, dir, at, k - at);
+        sink.gap(stream.id, dir, at, k - at, false);
     }
     drain(stream, dir, sink);
     true
@@ -585,7 +586,7 @@ mod tests {
             assert_eq!(off as usize, self.bytes[dir.index()].len() + self.gap_len(dir));
             self.bytes[dir.index()].extend_from_slice(bytes);
         }
-        fn gap(&mut self, _s: usize, dir: Dir, off: u64, len: u64) {
+        fn gap(&mut self, _s: usize, dir: Dir, off: u64, len: u64, _cut: bool) {
             self.gaps.push((dir, off, len));
         }
         fn close(&mut self, s: usize) {

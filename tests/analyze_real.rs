@@ -1,0 +1,95 @@
+//! `rchat analyze` on real captures of real loopback traffic (see `tests/data/README.md`):
+//! the reassembled bytes, the link types and formats found, and `--extract` byte for byte
+//! against tshark's Follow TCP Stream.
+
+mod analyze_common;
+
+use analyze_common::*;
+
+const CAPTURES: &[&str] = &[
+    "chat-plaintext.pcap",
+    "tls-openssl.pcapng",
+    "random-ipv6.pcap",
+    "base64-text.pcap",
+    "chat-snaplen96.pcap",
+];
+
+#[test]
+fn every_real_capture_gives_a_report() {
+    for name in CAPTURES {
+        let r = analyze_json(&data(name), &[]);
+        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["streams"].as_array().map(Vec::len), Some(1), "{name}");
+        assert_eq!(r["warnings"], serde_json::json!([]), "{name}");
+        let st = &r["streams"][0];
+        assert!(st["server"].as_str().is_some_and(|s| s.ends_with(":9999")), "{name}");
+        assert!(st["end"].as_f64() >= st["start"].as_f64());
+    }
+}
+
+#[test]
+fn extract_matches_tshark_on_real_captures() {
+    for name in CAPTURES {
+        assert_extract_matches_tshark(&data(name), &[]);
+    }
+}
+
+#[test]
+fn plaintext_netcat_chat() {
+    let r = analyze_json(&data("chat-plaintext.pcap"), &[]);
+    assert_eq!(r["format"], "pcap");
+    assert_eq!(r["link_types"], serde_json::json!(["ETHERNET"]));
+    let d = &r["streams"][0]["directions"];
+    assert_eq!(d["client_to_server"]["preview"], "yes, here\\nthanks, see you there\\n");
+    assert_eq!(d["client_to_server"]["message_mode"], "lines");
+    assert_eq!(d["client_to_server"]["messages"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        d["server_to_client"]["preview"],
+        "hi bob, are you there?\\nthe exam is at 10\\nПривет! 你好! bye\\n"
+    );
+}
+
+#[test]
+fn tls_random_and_base64_captures() {
+    let tls = analyze_json(&data("tls-openssl.pcapng"), &[]);
+    assert_eq!(tls["format"], "pcapng");
+    let d = &tls["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(d["preview_format"], "hex");
+    assert!(d["preview"].as_str().is_some_and(|p| p.starts_with("16030")), "TLS record");
+
+    let random = analyze_json(&data("random-ipv6.pcap"), &[]);
+    assert_eq!(random["link_types"], serde_json::json!(["LINUX_SLL2"]));
+    let st = &random["streams"][0];
+    assert!(st["client"].as_str().is_some_and(|c| c.starts_with("[::1]:")));
+    assert_eq!(st["directions"]["client_to_server"]["bytes"], 4096);
+
+    let b64 = analyze_json(&data("base64-text.pcap"), &[]);
+    let d = &b64["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(d["bytes"], 4150);
+    assert_eq!(d["message_mode"], "lines");
+}
+
+#[test]
+fn short_snaplen_capture_counts_the_cut_bytes() {
+    let r = analyze_json(&data("chat-snaplen96.pcap"), &[]);
+    let d = &r["streams"][0]["directions"]["server_to_client"];
+    assert!(d["snaplen_cut_bytes"].as_u64() > Some(0), "{d}");
+    assert_eq!(d["snaplen_cut_bytes"], d["missing_bytes"]);
+}
+
+#[test]
+fn several_files_in_one_run_one_of_them_not_a_capture() {
+    let dir = tempdir("several");
+    let bad = write(&dir, "notes.txt", b"these are my notes, not a capture\n");
+    let a = data("chat-plaintext.pcap");
+    let b = data("random-ipv6.pcap");
+    let args = ["analyze", a.to_str().unwrap(), bad.to_str().unwrap(), b.to_str().unwrap()];
+    let out = rchat(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("chat-plaintext.pcap") && stdout.contains("random-ipv6.pcap"));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("rchat: error: ") && stderr.contains("notes.txt"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

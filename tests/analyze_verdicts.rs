@@ -1,0 +1,52 @@
+//! Verdicts on the real captures. They need the real classifier (`classify.rs` from `main`);
+//! until it is merged they are ignored: run them with `cargo test --test analyze_verdicts --
+//! --include-ignored`.
+
+mod analyze_common;
+
+use analyze_common::*;
+
+const NEEDS: &str = "needs the real classifier";
+
+fn verdict(name: &str, dir: &str) -> (String, serde_json::Value) {
+    let r = analyze_json(&data(name), &[]);
+    let d = r["streams"][0]["directions"][dir].clone();
+    (d["verdict"].as_str().unwrap_or_default().to_string(), d)
+}
+
+#[test]
+#[ignore = "needs the real classifier"]
+fn verdict_plaintext_chat_is_readable() {
+    let _ = NEEDS;
+    for dir in ["client_to_server", "server_to_client"] {
+        assert_eq!(verdict("chat-plaintext.pcap", dir).0, "plaintext", "{dir}");
+    }
+    let out = rchat(&["analyze", data("chat-plaintext.pcap").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 stream on port 9999: 1 readable by anyone on the path"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the real classifier"]
+fn verdict_random_bytes_are_ciphertext() {
+    let (v, d) = verdict("random-ipv6.pcap", "client_to_server");
+    assert_eq!(v, "ciphertext", "{d}");
+    assert_eq!(d["confidence"], "high");
+}
+
+#[test]
+#[ignore = "needs the real classifier"]
+fn verdict_tls_is_not_readable() {
+    for dir in ["client_to_server", "server_to_client"] {
+        let (v, d) = verdict("tls-openssl.pcapng", dir);
+        assert!(v == "ciphertext" || v == "mixed", "{dir}: {d}");
+    }
+}
+
+#[test]
+#[ignore = "needs the real classifier"]
+fn verdict_base64_of_random_is_encoded() {
+    let (v, d) = verdict("base64-text.pcap", "client_to_server");
+    assert_eq!(v, "encoded", "{d}");
+    assert_eq!(d["encoding"], "base64");
+}
