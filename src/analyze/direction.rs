@@ -1,8 +1,8 @@
 //! What happens to one direction's reassembled bytes as they stream out of reassembly.
 //!
 //! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
-//! the classifier's [`Accumulator`], a bounded preview (everything only with `--full`), the
-//! message [`Splitter`], and the `--extract` file writer. It implements the reassembly
+//! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
+//! only with `--full`), and the `--extract` file writer. It implements the reassembly
 //! [`Sink`] and turns each finished direction into a [`DirectionResult`]. It never keeps a
 //! whole stream unless `--full` asks for it, and never decides what the bytes are itself: the
 //! verdicts come from `classify`.
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rsa::sha2::{Digest, Sha256};
 
-use super::classify::{self, Accumulator, Classification};
+use super::classify::{self, Classification};
 use super::messages::{Message, Mode, Splitter};
 use super::reassembly::{Dir, Sink};
 
@@ -58,7 +58,6 @@ struct Extract {
 
 struct Analysis {
     sha: Sha256,
-    acc: Accumulator,
     preview: Vec<u8>,
     preview_truncated: bool,
     splitter: Splitter,
@@ -69,7 +68,6 @@ impl Analysis {
     fn new(extract: Option<PathBuf>) -> Self {
         Analysis {
             sha: Sha256::new(),
-            acc: Accumulator::new(),
             preview: Vec::new(),
             preview_truncated: false,
             splitter: Splitter::new(),
@@ -110,10 +108,11 @@ impl Analysis {
             },
             _ => None,
         };
-        let overall = self.acc.finish();
-        let (mode, messages, unlisted) = self.splitter.finish();
-        let per_message: Vec<Classification> = messages.iter().map(|m| m.class.clone()).collect();
-        let class = classify::combine(&overall, &per_message);
+        let found = self.splitter.finish();
+        let per_message: Vec<Classification> =
+            found.messages.iter().map(|m| m.class.clone()).collect();
+        let class = classify::combine(&found.overall, &per_message);
+        let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
         DirectionResult {
             sha256: hex::encode(self.sha.finalize()),
             class,
@@ -189,7 +188,6 @@ impl Sink for Analyses {
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
             a.sha.update(bytes);
-            a.acc.update(bytes);
             let room = if full { usize::MAX } else { PREVIEW.saturating_sub(a.preview.len()) };
             let take = room.min(bytes.len());
             a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));

@@ -72,7 +72,9 @@ pub struct Message {
 struct Open {
     offset: u64,
     length: u64,
-    acc: Accumulator,
+    /// `None` for the first message: its bytes are exactly what the whole-direction
+    /// accumulator has seen when it ends, so they are not classified twice.
+    acc: Option<Accumulator>,
 }
 
 #[derive(Debug)]
@@ -81,7 +83,21 @@ enum FrameState {
     Body { left: u64 },
 }
 
-/// Cuts a direction into messages as bytes arrive.
+/// What a [`Splitter`] found.
+#[derive(Debug)]
+pub struct Finished {
+    /// The verdict on all the direction's bytes.
+    pub overall: Classification,
+    /// How the direction was cut.
+    pub mode: Option<Mode>,
+    /// The messages, up to [`MAX_MESSAGES`].
+    pub messages: Vec<Message>,
+    /// Messages past the limit.
+    pub unlisted: u64,
+}
+
+/// Cuts a direction into messages as bytes arrive, and classifies the direction and each
+/// message.
 #[derive(Debug)]
 pub struct Splitter {
     mode: Option<Mode>,
@@ -94,6 +110,10 @@ pub struct Splitter {
     done: Vec<Message>,
     /// Messages not listed because of [`MAX_MESSAGES`].
     pub unlisted: u64,
+    /// Every byte of the direction.
+    overall: Accumulator,
+    /// Whether a message has been opened yet.
+    started: bool,
 }
 
 impl Default for Splitter {
@@ -114,6 +134,8 @@ impl Splitter {
             frames: FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 },
             done: Vec::new(),
             unlisted: 0,
+            overall: Accumulator::new(),
+            started: false,
         }
     }
 
@@ -158,13 +180,18 @@ impl Splitter {
         let _ = (offset, len);
     }
 
-    /// No more bytes: the list of messages.
-    pub fn finish(mut self) -> (Option<Mode>, Vec<Message>, u64) {
+    /// No more bytes: the verdict on the whole direction and the list of messages.
+    pub fn finish(mut self) -> Finished {
         if self.mode.is_none() && !self.prefix.is_empty() {
             self.decide();
         }
         self.end_message();
-        (self.mode, self.done, self.unlisted)
+        Finished {
+            overall: self.overall.finish(),
+            mode: self.mode,
+            messages: self.done,
+            unlisted: self.unlisted,
+        }
     }
 
     fn decide(&mut self) {
@@ -274,23 +301,30 @@ impl Splitter {
         if bytes.is_empty() {
             return;
         }
+        // Every byte passes here exactly once, in order, whatever the mode.
+        self.overall.update(bytes);
         let listed = self.done.len() < MAX_MESSAGES;
-        let open =
-            self.open.get_or_insert_with(|| Open { offset, length: 0, acc: Accumulator::new() });
+        let first = !self.started;
+        self.started = true;
+        let open = self.open.get_or_insert_with(|| Open {
+            offset,
+            length: 0,
+            acc: if first || !listed { None } else { Some(Accumulator::new()) },
+        });
         open.length += bytes.len() as u64;
-        if listed {
-            open.acc.update(bytes);
+        if let Some(acc) = &mut open.acc {
+            acc.update(bytes);
         }
     }
 
     fn end_message(&mut self) {
         let Some(open) = self.open.take() else { return };
         if self.done.len() < MAX_MESSAGES {
-            self.done.push(Message {
-                offset: open.offset,
-                length: open.length,
-                class: open.acc.finish(),
-            });
+            let class = match &open.acc {
+                Some(acc) => acc.finish(),
+                None => self.overall.finish(),
+            };
+            self.done.push(Message { offset: open.offset, length: open.length, class });
         } else {
             self.unlisted += 1;
         }
@@ -327,8 +361,8 @@ mod tests {
             s.data(off, b, *run);
             off += b.len() as u64;
         }
-        let (mode, msgs, _) = s.finish();
-        (mode, msgs.iter().map(|m| (m.offset, m.length)).collect())
+        let f = s.finish();
+        (f.mode, f.messages.iter().map(|m| (m.offset, m.length)).collect())
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod decode;
 pub mod direction;
 pub mod messages;
+pub mod parallel;
 pub mod reassembly;
 pub mod report;
 
@@ -26,6 +27,7 @@ use crate::cli::{AnalyzeArgs, ColorChoice, DEFAULT_PORT};
 use capture::{Magic, OpenError, Reader};
 use decode::{Decoded, Defrag};
 use direction::{Analyses, Options};
+use parallel::Sharded;
 use reassembly::{Dir, Reassembler};
 use report::{DirectionReport, Directions, FileReport, MessageReport, StreamReport, Style};
 
@@ -92,6 +94,9 @@ pub struct Config {
     pub full: bool,
     /// Folder for `--extract` files (one sub-folder per file when there are several).
     pub extract: Option<PathBuf>,
+    /// Threads hashing and classifying the streams of one file; 0 does it on the thread that
+    /// reads the file.
+    pub workers: usize,
 }
 
 impl Config {
@@ -106,7 +111,10 @@ impl Config {
         };
         ports.sort_unstable();
         ports.dedup();
-        Config { ports, full: args.full, extract: args.extract.clone() }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // One file: all cores on it. Several: the files already keep the cores busy.
+        let workers = if args.files.len() == 1 && cores > 1 { cores } else { 0 };
+        Config { ports, full: args.full, extract: args.extract.clone(), workers }
     }
 }
 
@@ -256,38 +264,22 @@ fn analyze_reader<R: io::Read>(
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let mut sink = Analyses::new(Options { full: cfg.full, extract: cfg.extract.clone() });
+    let opts = Options { full: cfg.full, extract: cfg.extract.clone() };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
-    let mut packets = 0u64;
-    loop {
-        let rec = match reader.next_record() {
-            Ok(Some(rec)) => rec,
-            Ok(None) => break,
-            Err(source) => return Err(AnalyzeError::Read { path: name, source }),
-        };
-        packets += 1;
-        match decode::decode(rec.link_type, rec.data, &mut defrag) {
-            Decoded::Tcp(seg) => {
-                re.segment(&seg, rec.ts_ns, &mut sink);
-            }
-            Decoded::Fragment(Some(dgram)) => {
-                skipped.fragments += 1;
-                if let Some(seg) = dgram.segment() {
-                    re.segment(&seg, rec.ts_ns, &mut sink);
-                }
-            }
-            Decoded::Fragment(None) => skipped.fragments += 1,
-            Decoded::Other => {}
-            Decoded::UnknownLink => {
-                match skipped.unknown_link.iter_mut().find(|(l, _)| *l == rec.link_type) {
-                    Some((_, n)) => *n += 1,
-                    None => skipped.unknown_link.push((rec.link_type, 1)),
-                }
-            }
-            Decoded::Malformed => skipped.malformed += 1,
-        }
-    }
+    let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {
+        let mut sink = Analyses::new(opts);
+        let packets = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped)?;
+        let streams = re.finish_all(&mut sink);
+        let errors = std::mem::take(&mut sink.errors);
+        (packets, streams, sink.into_results(), errors)
+    } else {
+        let mut sink = Sharded::new(cfg.workers, &opts);
+        let read = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped);
+        let streams = re.finish_all(&mut sink);
+        let (results, errors) = sink.finish();
+        (read?, streams, results, errors)
+    };
     let mut warnings = reader.take_notes();
     if let Some(stop) = reader.stop() {
         warnings.push(format!(
@@ -313,9 +305,7 @@ fn analyze_reader<R: io::Read>(
             defrag.dropped + defrag.incomplete() as u64
         ));
     }
-    let streams = re.finish_all(&mut sink);
-    warnings.append(&mut sink.errors);
-    let results = sink.into_results();
+    warnings.append(&mut sink_errors);
     let mut reports = Vec::with_capacity(streams.len());
     for (s, result) in streams.iter().zip(results) {
         let Some([c2s, s2c]) = result else { continue };
@@ -358,6 +348,47 @@ fn analyze_reader<R: io::Read>(
         warnings,
         streams: reports,
     })
+}
+
+/// Read every record, decode it and feed its TCP segment to reassembly. Returns the number
+/// of records read.
+fn read_all<R: io::Read>(
+    name: &str,
+    reader: &mut Reader<R>,
+    re: &mut Reassembler,
+    sink: &mut impl reassembly::Sink,
+    defrag: &mut Defrag,
+    skipped: &mut Skipped,
+) -> Result<u64, AnalyzeError> {
+    let mut packets = 0u64;
+    loop {
+        let rec = match reader.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Ok(packets),
+            Err(source) => return Err(AnalyzeError::Read { path: name.to_string(), source }),
+        };
+        packets += 1;
+        match decode::decode(rec.link_type, rec.data, defrag) {
+            Decoded::Tcp(seg) => {
+                re.segment(&seg, rec.ts_ns, sink);
+            }
+            Decoded::Fragment(Some(dgram)) => {
+                skipped.fragments += 1;
+                if let Some(seg) = dgram.segment() {
+                    re.segment(&seg, rec.ts_ns, sink);
+                }
+            }
+            Decoded::Fragment(None) => skipped.fragments += 1,
+            Decoded::Other => {}
+            Decoded::UnknownLink => {
+                match skipped.unknown_link.iter_mut().find(|(l, _)| *l == rec.link_type) {
+                    Some((_, n)) => *n += 1,
+                    None => skipped.unknown_link.push((rec.link_type, 1)),
+                }
+            }
+            Decoded::Malformed => skipped.malformed += 1,
+        }
+    }
 }
 
 fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -> DirectionReport {

@@ -131,13 +131,17 @@ impl Half {
         if self.recent.is_empty() {
             self.recent = vec![0; RECENT];
         }
-        let start = self.next;
+        // Only the last RECENT bytes matter; copy them in at most two pieces.
         let skip = bytes.len().saturating_sub(RECENT);
-        for (i, b) in bytes.iter().enumerate().skip(skip) {
-            let at = ((start + i as u64) % RECENT as u64) as usize;
-            if let Some(slot) = self.recent.get_mut(at) {
-                *slot = *b;
-            }
+        let tail = bytes.get(skip..).unwrap_or(&[]);
+        let at = ((self.next + skip as u64) % RECENT as u64) as usize;
+        let first = tail.len().min(RECENT - at);
+        let (a, b) = tail.split_at(first);
+        if let Some(dst) = self.recent.get_mut(at..at + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.recent.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
         }
     }
 
