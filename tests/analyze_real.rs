@@ -93,3 +93,17 @@ fn several_files_in_one_run_one_of_them_not_a_capture() {
     assert!(stderr.starts_with("rchat: error: ") && stderr.contains("notes.txt"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn worker_threads_give_the_same_report_as_one_thread() {
+    use rchat::analyze::{Config, analyze_input};
+    for name in CAPTURES {
+        let bytes = std::fs::read(data(name)).expect("capture");
+        let run = |workers| {
+            let cfg = Config { ports: vec![9999], full: true, extract: None, workers };
+            let r = analyze_input(name.to_string(), &bytes[..], &cfg).expect("report");
+            serde_json::to_string(&r).expect("json")
+        };
+        assert_eq!(run(0), run(3), "{name}");
+    }
+}

@@ -398,6 +398,20 @@ mod tests {
     }
 
     #[test]
+    fn each_message_is_classified_on_its_own_bytes() {
+        let mut s = Splitter::new();
+        let text = b"first line\nsecond, longer line\nthird\n";
+        s.data(0, &text[..5], true);
+        s.data(5, &text[5..], false);
+        let f = s.finish();
+        assert_eq!(f.overall.stats.bytes, text.len() as u64);
+        assert_eq!(f.messages.len(), 3);
+        for m in &f.messages {
+            assert_eq!(m.class.stats.bytes, m.length, "{m:?}");
+        }
+    }
+
+    #[test]
     fn text_in_other_scripts() {
         assert!(looks_like_text("Привет, как дела?\n你好".as_bytes()));
         assert!(!looks_like_text(&[0, 1, 2, 3, 200]));
