@@ -375,3 +375,21 @@ fn human_report_shows_streams_previews_and_summary() {
     let coloured = rchat(&["analyze", "--color", "always", file.to_str().expect("utf-8")]);
     assert!(String::from_utf8_lossy(&coloured.stdout).contains('\x1b'));
 }
+
+#[test]
+fn mid_connection_start_with_the_first_segment_out_of_order() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 5000, 6000);
+    let base = conv.cseq;
+    // The capture starts mid-connection and sees "world\n" before "hello ".
+    conv.c_at(base + 6, b"world\n").c_at(base, b"hello ");
+    conv.cseq = base + 12;
+    conv.c(b"more\n");
+    let (file, r) = run_case("midstream-ooo", &conv.packets, &[]);
+    // Like Wireshark, the first segment seen fixes where the stream starts: "hello " came
+    // from before that point and is counted, not reassembled.
+    assert_dir(&r, 0, "client_to_server", b"world\nmore\n");
+    assert_eq!(dir(&r, 0, "client_to_server")["before_start_bytes"], 6);
+    assert!(r["warnings"].to_string().contains("mid-connection"));
+    assert_extract_matches_tshark(&file, &[]);
+}

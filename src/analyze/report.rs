@@ -358,11 +358,18 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
         );
     }
     if !d.messages.is_empty() {
-        let kinds = d.message_mode.map_or("messages", |m| match m {
-            Mode::Frames => "rchat frames",
-            Mode::Lines => "lines",
-            Mode::Runs => "runs of segments",
-        });
+        let total = d.messages.len() as u64 + d.unlisted_messages;
+        let one = total == 1;
+        let kinds = match d.message_mode {
+            Some(Mode::Frames) if one => "rchat frame",
+            Some(Mode::Frames) => "rchat frames",
+            Some(Mode::Lines) if one => "line",
+            Some(Mode::Lines) => "lines",
+            Some(Mode::Runs) if one => "run of segments",
+            Some(Mode::Runs) => "runs of segments",
+            None if one => "message",
+            None => "messages",
+        };
         let mut counts: Vec<(Verdict, usize)> = Vec::new();
         for m in &d.messages {
             match counts.iter_mut().find(|(v, _)| *v == m.verdict) {
@@ -372,7 +379,6 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
         }
         let list: Vec<String> =
             counts.iter().map(|(v, n)| format!("{n} {}", verdict_word(*v))).collect();
-        let total = d.messages.len() as u64 + d.unlisted_messages;
         let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));
     }
     let heading =
