@@ -72,6 +72,12 @@ pub enum KeyError {
         /// The size asked for.
         bits: usize,
     },
+    /// A size under 2048 bits asked for without `--allow-weak-keys`.
+    #[error("{bits}-bit keys are weak: use 2048 bits or more, or add --allow-weak-keys for a lab")]
+    WeakRequested {
+        /// The size asked for.
+        bits: usize,
+    },
     /// A key under 2048 bits without `--allow-weak-keys`.
     #[error(
         "{whose} key is {bits} bits, under the 2048-bit minimum: add --allow-weak-keys to accept it for a lab"
@@ -90,7 +96,12 @@ pub enum KeyError {
 impl KeyError {
     /// Whether this error comes from the flags rather than the world (exit status 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, KeyError::UnsupportedBits { .. } | KeyError::Exists { .. })
+        matches!(
+            self,
+            KeyError::UnsupportedBits { .. }
+                | KeyError::WeakRequested { .. }
+                | KeyError::Exists { .. }
+        )
     }
 }
 
@@ -256,7 +267,7 @@ pub fn check_bits(bits: usize, allow_weak: bool) -> Result<(), KeyError> {
     match bits {
         2048 | 3072 | 4096 => Ok(()),
         1024 if allow_weak => Ok(()),
-        1024 => Err(KeyError::Weak { whose: "the requested".into(), bits }),
+        1024 => Err(KeyError::WeakRequested { bits }),
         _ => Err(KeyError::UnsupportedBits { bits }),
     }
 }
@@ -402,7 +413,7 @@ mod tests {
     fn bits_are_checked() {
         assert!(check_bits(2048, false).is_ok());
         assert!(check_bits(4096, false).is_ok());
-        assert!(matches!(check_bits(1024, false), Err(KeyError::Weak { .. })));
+        assert!(matches!(check_bits(1024, false), Err(KeyError::WeakRequested { .. })));
         assert!(check_bits(1024, true).is_ok());
         assert!(matches!(check_bits(1000, true), Err(KeyError::UnsupportedBits { .. })));
     }

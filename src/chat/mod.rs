@@ -1,23 +1,265 @@
-//! `rchat host` and `rchat join`: sockets, the handshake, the session loop, the terminal.
+//! `rchat host` and `rchat join`: validated settings, the errors a chat can end with, and
+//! the two entry points. The work is split by concern:
+//! [`net`] opens sockets, [`transport`] reads the peer's bytes with limits,
+//! [`session`] runs the handshake and the chat loop, [`terminal`] talks to the person.
 
+pub mod net;
+pub mod session;
+pub mod terminal;
+pub mod transport;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::cli::{HostArgs, JoinArgs};
+use crate::cli::{ChatArgs, HostArgs, JoinArgs};
+use crate::crypto::{self, Fingerprint};
+use crate::protocol::secure::SecurityError;
+use crate::protocol::wire::{FrameType, MAX_NAME_LEN, WireError};
+use terminal::Input;
+use transport::ReadError;
 
-/// Why a chat ended badly.
+/// Why a chat (or an attempt to start one) ended badly. Exit status 1.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// Placeholder until the chat lands.
-    #[error("chat is not built yet")]
-    NotBuilt,
+    /// The listening socket could not be opened.
+    #[error("{}", listen_message(addr, source))]
+    Listen {
+        /// Where we tried to listen.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The host name did not resolve.
+    #[error("cannot find host {target}: check the spelling, or use its IP address ({source})")]
+    Resolve {
+        /// What the user asked to join.
+        target: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The connection could not be made.
+    #[error("{}", connect_message(target, source))]
+    Connect {
+        /// What the user asked to join.
+        target: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The encrypted side received bytes that are not rchat frames.
+    #[error(
+        "the peer seems to be in plaintext mode (it sent {preview}): run both sides with --plaintext, or neither"
+    )]
+    PlaintextPeer {
+        /// What it sent, escaped.
+        preview: String,
+    },
+    /// The plaintext side received an rchat HELLO.
+    #[error(
+        "the peer uses encrypted mode (it sent an rchat HELLO): remove --plaintext here, or add it on the other side"
+    )]
+    EncryptedPeer,
+    /// The peer hung up before the handshake finished.
+    #[error(
+        "the peer closed the connection during the handshake: if it runs with --plaintext, run both sides with --plaintext, or neither"
+    )]
+    HandshakeClosed,
+    /// The peer did not complete the handshake in time.
+    #[error(
+        "no handshake from the peer within {0:.0} s: if it is in plaintext mode (or plain netcat), use --plaintext here too"
+    )]
+    HandshakeTimeout(f64),
+    /// The host is already in a chat.
+    #[error("the host is busy: {0}")]
+    Busy(String),
+    /// A frame that has no business where it arrived.
+    #[error("the peer sent an unexpected {kind} frame {when}")]
+    Unexpected {
+        /// The frame type.
+        kind: FrameType,
+        /// Where in the conversation.
+        when: &'static str,
+    },
+    /// A frame broke the wire format.
+    #[error("protocol violation: {0}")]
+    Wire(#[from] WireError),
+    /// A frame failed a cryptographic check.
+    #[error("{0}")]
+    Security(#[from] SecurityError),
+    /// Reading from the peer failed.
+    #[error("connection lost: {0}")]
+    Read(ReadError),
+    /// Writing to the peer failed.
+    #[error("connection lost: could not send to the peer ({0})")]
+    Write(io::Error),
+    /// The peer closed the connection without a goodbye.
+    #[error("connection lost: the peer closed the connection without saying goodbye")]
+    Dropped,
+}
+
+impl From<ReadError> for ChatError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Wire(w) => ChatError::Wire(w),
+            ReadError::NotRchat { preview } => ChatError::PlaintextPeer { preview },
+            other => ChatError::Read(other),
+        }
+    }
+}
+
+fn listen_message(addr: &SocketAddr, e: &io::Error) -> String {
+    let port = addr.port();
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "port {port} is already in use (another rchat host?): stop it, or choose another port with --port"
+        ),
+        io::ErrorKind::PermissionDenied => {
+            format!("not allowed to listen on port {port}: use a port above 1023 with --port")
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            format!("{} is not an address of this machine: check --bind", addr.ip())
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
+fn connect_message(target: &str, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("{target} refused the connection: is `rchat host` running there, on that port?")
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+            "{target} did not answer within {} s: check the address, and that no firewall blocks the port",
+            net::CONNECT_TIMEOUT.as_secs()
+        ),
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            format!(
+                "{target} is unreachable: check the address and that both machines share a network"
+            )
+        }
+        _ => format!("cannot connect to {target}: {e}"),
+    }
+}
+
+/// Where our key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A fresh key of this many bits.
+    Fresh(usize),
+    /// A key file.
+    File(PathBuf),
+}
+
+/// Chat settings after validation: the rest of the chat sees only these.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--plaintext`.
+    pub plaintext: bool,
+    /// Our key (encrypted mode).
+    pub key: KeySource,
+    /// `--peer-fingerprint`.
+    pub pin: Option<Fingerprint>,
+    /// Our display name.
+    pub name: String,
+    /// `--explain`.
+    pub explain: bool,
+    /// `--allow-weak-keys`.
+    pub allow_weak: bool,
+    /// Time a peer has for the whole handshake.
+    pub handshake_timeout: Duration,
+    /// Time a frame's body may take once its header arrived.
+    pub frame_timeout: Duration,
+}
+
+fn usage(msg: impl Into<String>) -> crate::Error {
+    crate::Error::Usage(msg.into())
+}
+
+impl Settings {
+    /// Check the shared chat flags.
+    pub fn from_args(args: ChatArgs, default_name: &str) -> crate::Result<Self> {
+        if args.plaintext {
+            for (set, flag) in [
+                (args.key.is_some(), "--key"),
+                (args.bits.is_some(), "--bits"),
+                (args.peer_fingerprint.is_some(), "--peer-fingerprint"),
+                (args.allow_weak_keys, "--allow-weak-keys"),
+            ] {
+                if set {
+                    return Err(usage(format!(
+                        "{flag} has no effect with --plaintext, which uses no keys: drop one of them"
+                    )));
+                }
+            }
+        }
+        let key = match (args.key, args.bits) {
+            (Some(path), _) => KeySource::File(path),
+            (None, bits) => {
+                let bits = bits.unwrap_or(2048);
+                crypto::check_bits(bits, args.allow_weak_keys)?;
+                KeySource::Fresh(bits)
+            }
+        };
+        let pin = args
+            .peer_fingerprint
+            .map(|s| s.parse::<Fingerprint>())
+            .transpose()
+            .map_err(|e| usage(format!("--peer-fingerprint: {e}")))?;
+        let name = args.name.unwrap_or_else(|| default_name.to_owned());
+        if name.trim().is_empty()
+            || name.len() > MAX_NAME_LEN
+            || name.chars().any(|c| c.is_control())
+        {
+            return Err(usage(format!(
+                "--name must be 1 to {MAX_NAME_LEN} bytes of text without control characters"
+            )));
+        }
+        let secs = |v: f64, flag: &str| {
+            if v.is_finite() && v > 0.0 && v <= 3600.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(usage(format!("{flag} must be a number of seconds between 0 and 3600")))
+            }
+        };
+        Ok(Settings {
+            plaintext: args.plaintext,
+            key,
+            pin,
+            name,
+            explain: args.explain,
+            allow_weak: args.allow_weak_keys,
+            handshake_timeout: secs(args.handshake_timeout, "--handshake-timeout")?,
+            frame_timeout: secs(args.frame_timeout, "--frame-timeout")?,
+        })
+    }
+}
+
+/// Everything the chat's main loop waits for, from every thread.
+#[derive(Debug)]
+pub enum Event {
+    /// The person typed something.
+    Input(Input),
+    /// Something to tell the person that is not an error.
+    Warning(String),
+    /// A new connection on a listening socket.
+    Incoming(std::net::TcpStream, SocketAddr),
+    /// A handshake with a candidate peer finished.
+    Handshake(SocketAddr, Box<Result<session::Link, ChatError>>),
+    /// The peer's reader thread reports.
+    Peer(session::PeerEvent),
 }
 
 /// Run `rchat host`.
-pub fn host(_args: HostArgs) -> crate::Result<ExitCode> {
-    Err(ChatError::NotBuilt.into())
+pub fn host(args: HostArgs) -> crate::Result<ExitCode> {
+    let settings = Settings::from_args(args.chat, "host")?;
+    session::run_host(args.bind, args.port, settings)
 }
 
 /// Run `rchat join`.
-pub fn join(_args: JoinArgs) -> crate::Result<ExitCode> {
-    Err(ChatError::NotBuilt.into())
+pub fn join(args: JoinArgs) -> crate::Result<ExitCode> {
+    let settings = Settings::from_args(args.chat, "guest")?;
+    let (host, port) = net::parse_target(&args.target).map_err(crate::Error::Usage)?;
+    session::run_join(&host, port, settings)
 }

@@ -1,0 +1,297 @@
+//! Reading the peer's bytes off a socket with limits: whole frames (encrypted mode) or
+//! lines (plaintext mode), each with a deadline once it has started, and the check that
+//! tells the two modes apart from the first bytes.
+//!
+//! Owns every read from the peer's socket. It allocates a frame body only after the header
+//! has been checked against the per-type limit, and never buffers more than one frame or
+//! one 64 KiB line. It knows nothing of keys.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::protocol::wire::{Frame, FrameHeader, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError};
+
+/// Why reading from the peer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The peer closed the connection between frames or lines.
+    #[error("the connection was closed")]
+    Closed,
+    /// The peer closed the connection in the middle of a frame.
+    #[error("the peer disconnected in the middle of a frame ({have} of {need} bytes received)")]
+    ClosedMidFrame {
+        /// Bytes of the frame received.
+        have: usize,
+        /// Bytes the frame needed.
+        need: usize,
+    },
+    /// Nothing (more) arrived in time.
+    #[error("the peer went silent: the {what} did not arrive in time")]
+    Timeout {
+        /// What we were waiting for.
+        what: &'static str,
+    },
+    /// The bytes are not an rchat frame: the peer is probably in plaintext mode.
+    #[error("the peer sent bytes that are not rchat frames ({preview})")]
+    NotRchat {
+        /// The first bytes, escaped.
+        preview: String,
+    },
+    /// A frame header or body broke the format.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// A plaintext line over 64 KiB.
+    #[error("the peer sent a line longer than 64 KiB")]
+    LineTooLong,
+    /// The operating system reported an error.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+/// A buffered reader over the peer's socket.
+#[derive(Debug)]
+pub struct PeerReader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    frame_timeout: Duration,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What [`ReadError::Timeout`] names when no byte of a new frame arrived.
+pub const NEXT_FRAME: &str = "next frame";
+/// What [`ReadError::Timeout`] names when a frame started but did not finish.
+pub const REST_OF_FRAME: &str = "rest of the frame";
+
+impl PeerReader {
+    /// Wrap a socket (a clone used only for reading).
+    pub fn new(stream: TcpStream, frame_timeout: Duration) -> Self {
+        PeerReader { stream, buf: Vec::with_capacity(READ_CHUNK), start: 0, frame_timeout }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Read more bytes, waiting until `deadline` (forever when `None`). Returns the count
+    /// (0 = end of stream).
+    fn fill(&mut self, deadline: Option<Instant>, what: &'static str) -> Result<usize, ReadError> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > READ_CHUNK {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let result = loop {
+            let timeout = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break Err(ReadError::Timeout { what });
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            if let Err(e) = self.stream.set_read_timeout(timeout) {
+                break Err(ReadError::Io(e));
+            }
+            match self.stream.read(&mut self.buf[old..]) {
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    continue;
+                }
+                Err(e) => break Err(ReadError::Io(e)),
+            }
+        };
+        let n = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(old + n);
+        result
+    }
+
+    /// Read one whole frame. The first byte may take until `deadline` (forever when `None`);
+    /// once it arrived, the rest of the frame must arrive within the frame timeout.
+    pub fn read_frame(&mut self, deadline: Option<Instant>) -> Result<Frame, ReadError> {
+        let started = !self.available().is_empty();
+        let mut body_deadline = started.then(|| Instant::now() + self.frame_timeout);
+        loop {
+            let have = self.available();
+            // Refuse non-rchat bytes as soon as the first of them differs from the magic.
+            let n = have.len().min(MAGIC.len());
+            if have[..n] != MAGIC[..n] {
+                return Err(ReadError::NotRchat { preview: preview(have) });
+            }
+            if let Some(head) = have.first_chunk::<HEADER_LEN>() {
+                let header = FrameHeader::decode(head)?;
+                let need = HEADER_LEN + header.len as usize;
+                if have.len() >= need {
+                    let body = have[HEADER_LEN..need].to_vec();
+                    self.start += need;
+                    return Ok(Frame { kind: header.kind, body });
+                }
+            }
+            let empty = have.is_empty();
+            let wait = if empty { deadline } else { body_deadline };
+            let what = if empty { NEXT_FRAME } else { REST_OF_FRAME };
+            let got = self.fill(wait, what)?;
+            if got == 0 {
+                let have = self.available().len();
+                if have == 0 {
+                    return Err(ReadError::Closed);
+                }
+                let need = self
+                    .available()
+                    .first_chunk::<HEADER_LEN>()
+                    .and_then(|h| FrameHeader::decode(h).ok())
+                    .map_or(HEADER_LEN, |h| HEADER_LEN + h.len as usize);
+                return Err(ReadError::ClosedMidFrame { have, need });
+            }
+            if body_deadline.is_none() {
+                body_deadline = Some(Instant::now() + self.frame_timeout);
+            }
+        }
+    }
+
+    /// Wait up to `grace` for the peer's first bytes and report whether they open an rchat
+    /// frame. Consumes nothing. Used by plaintext mode to spot an encrypted peer.
+    pub fn peer_speaks_rchat(&mut self, grace: Duration) -> Result<bool, ReadError> {
+        let deadline = Instant::now() + grace;
+        while self.available().len() < MAGIC.len() {
+            let have = self.available();
+            if have != &MAGIC[..have.len()] {
+                return Ok(false);
+            }
+            match self.fill(Some(deadline), "first bytes") {
+                Ok(0) | Err(ReadError::Timeout { .. }) => return Ok(false),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.available().starts_with(&MAGIC))
+    }
+
+    /// Read one line (without its `\n` or `\r\n`). `Ok(None)` at the end of the stream; a
+    /// last line without a newline is returned first.
+    pub fn read_line(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        let mut searched = 0;
+        loop {
+            let have = self.available();
+            if let Some(i) = have[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + i;
+                let mut line = have[..end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.start += end + 1;
+                return Ok(Some(line));
+            }
+            searched = have.len();
+            if searched > MAX_MESSAGE_LEN + 1 {
+                return Err(ReadError::LineTooLong);
+            }
+            if self.fill(None, "line")? == 0 {
+                let rest = self.available().to_vec();
+                self.start = self.buf.len();
+                return Ok(if rest.is_empty() { None } else { Some(rest) });
+            }
+        }
+    }
+}
+
+/// The first bytes of a stream as a short escaped string, e.g. `"hello\n"`.
+pub fn preview(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(24)];
+    let mut s = String::from("\"");
+    s.push_str(&String::from_utf8_lossy(cut).escape_debug().to_string());
+    s.push('"');
+    if bytes.len() > cut.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::wire::{Busy, FrameType};
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, PeerReader) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, PeerReader::new(b, Duration::from_millis(300)))
+    }
+
+    #[test]
+    fn frames_split_across_writes_are_reassembled() {
+        let (mut w, mut r) = pair();
+        let f = Busy { reason: "busy".into() }.to_frame().to_bytes();
+        w.write_all(&f[..3]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        w.write_all(&f[3..]).unwrap();
+        w.write_all(&f).unwrap();
+        assert_eq!(r.read_frame(None).unwrap().kind, FrameType::Busy);
+        assert_eq!(r.read_frame(None).unwrap().kind, FrameType::Busy);
+        drop(w);
+        assert!(matches!(r.read_frame(None), Err(ReadError::Closed)));
+    }
+
+    #[test]
+    fn plaintext_bytes_are_spotted_at_once() {
+        let (mut w, mut r) = pair();
+        w.write_all(b"hi\n").unwrap();
+        match r.read_frame(None) {
+            Err(ReadError::NotRchat { preview }) => assert_eq!(preview, "\"hi\\n\""),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn silence_after_a_header_times_out() {
+        let (mut w, mut r) = pair();
+        let f = Busy { reason: "busy".into() }.to_frame().to_bytes();
+        w.write_all(&f[..HEADER_LEN]).unwrap();
+        assert!(matches!(r.read_frame(None), Err(ReadError::Timeout { .. })));
+    }
+
+    #[test]
+    fn truncated_frames_and_lines() {
+        let (mut w, mut r) = pair();
+        let f = Busy { reason: "busy".into() }.to_frame().to_bytes();
+        w.write_all(&f[..12]).unwrap();
+        drop(w);
+        assert!(matches!(r.read_frame(None), Err(ReadError::ClosedMidFrame { have: 12, .. })));
+        let (mut w, mut r) = pair();
+        w.write_all(b"one\r\ntwo\n\nlast").unwrap();
+        drop(w);
+        assert_eq!(r.read_line().unwrap().unwrap(), b"one");
+        assert_eq!(r.read_line().unwrap().unwrap(), b"two");
+        assert_eq!(r.read_line().unwrap().unwrap(), b"");
+        assert_eq!(r.read_line().unwrap().unwrap(), b"last");
+        assert!(r.read_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn rchat_peers_are_recognised_without_consuming() {
+        let (mut w, mut r) = pair();
+        w.write_all(b"RC").unwrap();
+        w.write_all(b"HT\x01").unwrap();
+        assert!(r.peer_speaks_rchat(Duration::from_millis(200)).unwrap());
+        let (mut w, mut r) = pair();
+        w.write_all(b"hello\n").unwrap();
+        assert!(!r.peer_speaks_rchat(Duration::from_millis(200)).unwrap());
+        assert_eq!(r.read_line().unwrap().unwrap(), b"hello");
+        let (_w, mut r) = pair();
+        assert!(!r.peer_speaks_rchat(Duration::from_millis(50)).unwrap());
+    }
+}

@@ -1,0 +1,478 @@
+//! The cryptographic rules of the encrypted mode: what the handshake transcript is, what each
+//! signature covers, and how a received frame is checked before its text is believed.
+//!
+//! Owns the order of checks on a received message (signature, then sequence number, then
+//! decryption), so that a replayed, reordered, reflected, altered or unsigned message is told
+//! apart and refused. It sees decoded frames and keys, never sockets.
+
+use std::sync::Arc;
+
+use rsa::sha2::{Digest, Sha256};
+
+use crate::crypto::{Fingerprint, Identity, KeyError, PeerKey, check_strength};
+use crate::protocol::wire::{
+    Auth, Bye, Frame, Hello, MAX_BLOCKS, MAX_MESSAGE_LEN, MODE_RSA_OAEP_PSS_SHA256, Message,
+};
+
+/// Which end of the connection a party is; part of everything it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The side that listened.
+    Host,
+    /// The side that connected.
+    Joiner,
+}
+
+impl Role {
+    /// The byte that stands for this role in signed data.
+    pub fn byte(self) -> u8 {
+        match self {
+            Role::Host => b'H',
+            Role::Joiner => b'J',
+        }
+    }
+
+    /// The other role.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Host => Role::Joiner,
+            Role::Joiner => Role::Host,
+        }
+    }
+}
+
+/// Why a handshake or a message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    /// The HELLO announced a mode we do not know.
+    #[error("the peer announced mode {0}, which this rchat does not know: update both sides")]
+    UnknownMode(u8),
+    /// The public key in the HELLO does not parse.
+    #[error("the peer's public key is malformed ({0})")]
+    BadKey(String),
+    /// The key is outside the sizes rchat accepts.
+    #[error(
+        "the peer's key is {0} bits; rchat accepts 2048 to 4096 bits (1024 with --allow-weak-keys)"
+    )]
+    KeySize(usize),
+    /// A key under 2048 bits without `--allow-weak-keys`.
+    #[error("the peer's key is only {0} bits: add --allow-weak-keys to accept it for a lab")]
+    WeakKey(usize),
+    /// `--peer-fingerprint` does not match.
+    #[error(
+        "the peer's fingerprint is {got}, not the expected {expected}: someone may be in the middle; check the fingerprint with your peer"
+    )]
+    FingerprintMismatch {
+        /// What `--peer-fingerprint` said.
+        expected: Fingerprint,
+        /// What the peer's key hashes to.
+        got: Fingerprint,
+    },
+    /// The AUTH signature does not verify.
+    #[error(
+        "the peer could not prove it holds the private key of the key it sent (bad handshake signature)"
+    )]
+    BadAuth,
+    /// A frame with no signature.
+    #[error("the peer sent an unsigned {0}: refused")]
+    Unsigned(&'static str),
+    /// A signature that does not match the frame.
+    #[error("a {0} signature does not match: the frame was altered or forged")]
+    BadSignature(&'static str),
+    /// One of our own frames sent back to us.
+    #[error("the peer sent back one of our own messages (reflected): refused")]
+    Reflected,
+    /// A sequence number already used.
+    #[error("message {got} was replayed (expected message {expected}): refused")]
+    Replayed {
+        /// Sequence number received.
+        got: u64,
+        /// Sequence number expected.
+        expected: u64,
+    },
+    /// A sequence number from the future.
+    #[error(
+        "message {got} arrived where message {expected} was due: messages were reordered or dropped"
+    )]
+    OutOfOrder {
+        /// Sequence number received.
+        got: u64,
+        /// Sequence number expected.
+        expected: u64,
+    },
+    /// Ciphertext blocks of the wrong size for our key.
+    #[error("ciphertext blocks are {got} bytes but our key makes {want}-byte blocks")]
+    BlockSize {
+        /// Block size received.
+        got: usize,
+        /// Our modulus size.
+        want: usize,
+    },
+    /// More blocks than a 64 KiB message needs.
+    #[error("{0} ciphertext blocks is more than a 64 KiB message needs")]
+    TooManyBlocks(usize),
+    /// OAEP decryption failed.
+    #[error("block {0} of a message could not be decrypted (OAEP check failed)")]
+    Decrypt(usize),
+    /// The decrypted text is not UTF-8.
+    #[error("a decrypted message is not UTF-8 text")]
+    NotUtf8,
+    /// The decrypted text is over 64 KiB.
+    #[error("a decrypted message is {0} bytes, over the 64 KiB limit")]
+    TooLong(usize),
+    /// Our own key or signature failed.
+    #[error("local cryptography failed: {0}")]
+    Local(String),
+}
+
+/// What the handshake settles: both keys, the transcript hash, our role.
+#[derive(Debug)]
+pub struct Session {
+    me: Arc<Identity>,
+    peer: PeerKey,
+    peer_name: String,
+    transcript: [u8; 32],
+    role: Role,
+}
+
+/// Our HELLO frame.
+pub fn hello_frame(me: &Identity, name: &str) -> Frame {
+    Hello { mode: MODE_RSA_OAEP_PSS_SHA256, name: name.into(), spki: me.public().spki_der.clone() }
+        .to_frame()
+}
+
+/// Check a peer's HELLO: mode, key parse, key size, pinned fingerprint.
+pub fn check_hello(
+    hello: &Hello,
+    allow_weak: bool,
+    pin: Option<&Fingerprint>,
+) -> Result<PeerKey, SecurityError> {
+    if hello.mode != MODE_RSA_OAEP_PSS_SHA256 {
+        return Err(SecurityError::UnknownMode(hello.mode));
+    }
+    let key = PeerKey::from_spki(&hello.spki).map_err(SecurityError::BadKey)?;
+    let bits = key.bits();
+    if !(crate::crypto::MIN_WEAK_BITS..=crate::crypto::MAX_BITS).contains(&bits) {
+        return Err(SecurityError::KeySize(bits));
+    }
+    if let Err(KeyError::Weak { bits, .. }) = check_strength("the peer's", bits, allow_weak) {
+        return Err(SecurityError::WeakKey(bits));
+    }
+    if let Some(expected) = pin
+        && *expected != key.fingerprint
+    {
+        return Err(SecurityError::FingerprintMismatch {
+            expected: *expected,
+            got: key.fingerprint,
+        });
+    }
+    Ok(key)
+}
+
+/// SHA-256 over a label and both HELLO frames exactly as sent, host's first.
+pub fn transcript_hash(host_hello: &[u8], joiner_hello: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"rchat/1 transcript");
+    h.update(host_hello);
+    h.update(joiner_hello);
+    h.finalize().into()
+}
+
+fn signed_prefix(label: &[u8], transcript: &[u8; 32], role: Role) -> Vec<u8> {
+    let mut out = Vec::with_capacity(label.len() + 33);
+    out.extend_from_slice(label);
+    out.extend_from_slice(transcript);
+    out.push(role.byte());
+    out
+}
+
+/// The bytes an AUTH signature covers.
+pub fn auth_input(transcript: &[u8; 32], role: Role) -> Vec<u8> {
+    signed_prefix(b"rchat/1 auth", transcript, role)
+}
+
+/// The bytes a MESSAGE signature covers.
+pub fn message_input(transcript: &[u8; 32], role: Role, msg: &Message) -> Vec<u8> {
+    let mut out = signed_prefix(b"rchat/1 message", transcript, role);
+    out.extend_from_slice(&msg.signed_fields());
+    out
+}
+
+/// The bytes a BYE signature covers.
+pub fn bye_input(transcript: &[u8; 32], role: Role, seq: u64) -> Vec<u8> {
+    let mut out = signed_prefix(b"rchat/1 bye", transcript, role);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+impl Session {
+    /// Settle a session once both HELLOs are exchanged and the peer's is checked.
+    pub fn new(
+        me: Arc<Identity>,
+        peer: PeerKey,
+        peer_name: String,
+        role: Role,
+        host_hello: &[u8],
+        joiner_hello: &[u8],
+    ) -> Self {
+        let transcript = transcript_hash(host_hello, joiner_hello);
+        Session { me, peer, peer_name, transcript, role }
+    }
+
+    /// The peer's key.
+    pub fn peer(&self) -> &PeerKey {
+        &self.peer
+    }
+
+    /// The name the peer announced.
+    pub fn peer_name(&self) -> &str {
+        &self.peer_name
+    }
+
+    /// Our identity.
+    pub fn me(&self) -> &Identity {
+        &self.me
+    }
+
+    /// Our AUTH frame: proof that we hold our private key, bound to this handshake and role.
+    pub fn auth(&self) -> Result<Auth, SecurityError> {
+        let signature = self
+            .me
+            .sign(&auth_input(&self.transcript, self.role))
+            .map_err(|e| SecurityError::Local(e.to_string()))?;
+        Ok(Auth { signature })
+    }
+
+    /// Check the peer's AUTH.
+    pub fn check_auth(&self, auth: &Auth) -> Result<(), SecurityError> {
+        if auth.signature.is_empty() {
+            return Err(SecurityError::Unsigned("handshake"));
+        }
+        if self.peer.verify(&auth_input(&self.transcript, self.role.peer()), &auth.signature) {
+            return Ok(());
+        }
+        if self.me.public().verify(&auth_input(&self.transcript, self.role), &auth.signature) {
+            return Err(SecurityError::Reflected);
+        }
+        Err(SecurityError::BadAuth)
+    }
+
+    /// Split into the sending and receiving halves, each with its own sequence counter.
+    pub fn split(self) -> (Sealer, Opener) {
+        let shared = Arc::new(self);
+        (Sealer { s: shared.clone(), next_seq: 0 }, Opener { s: shared, next_seq: 0 })
+    }
+}
+
+/// The sending half: encrypts to the peer, signs with our key, numbers each frame.
+#[derive(Debug)]
+pub struct Sealer {
+    s: Arc<Session>,
+    next_seq: u64,
+}
+
+impl Sealer {
+    /// Encrypt and sign one message. The text must be at most 64 KiB.
+    pub fn seal(&mut self, text: &str) -> Result<Message, SecurityError> {
+        if text.len() > MAX_MESSAGE_LEN {
+            return Err(SecurityError::TooLong(text.len()));
+        }
+        let local = |e: rsa::Error| SecurityError::Local(e.to_string());
+        let blocks = self.s.peer.encrypt_blocks(text.as_bytes()).map_err(local)?;
+        let block_len = u16::try_from(self.s.peer.size()).map_err(|_| SecurityError::KeySize(0))?;
+        let mut msg =
+            Message { seq: self.next_seq, block_len, blocks: blocks.concat(), signature: vec![] };
+        msg.signature =
+            self.s.me.sign(&message_input(&self.s.transcript, self.s.role, &msg)).map_err(local)?;
+        self.next_seq += 1;
+        Ok(msg)
+    }
+
+    /// Sign a goodbye.
+    pub fn bye(&mut self) -> Result<Bye, SecurityError> {
+        let seq = self.next_seq;
+        let signature = self
+            .s
+            .me
+            .sign(&bye_input(&self.s.transcript, self.s.role, seq))
+            .map_err(|e| SecurityError::Local(e.to_string()))?;
+        self.next_seq += 1;
+        Ok(Bye { seq, signature })
+    }
+
+    /// The session this half belongs to.
+    pub fn session(&self) -> &Session {
+        &self.s
+    }
+}
+
+/// The receiving half: checks signature, sequence number, then decrypts.
+#[derive(Debug)]
+pub struct Opener {
+    s: Arc<Session>,
+    next_seq: u64,
+}
+
+impl Opener {
+    fn check_seq(&mut self, got: u64) -> Result<(), SecurityError> {
+        let expected = self.next_seq;
+        if got < expected {
+            return Err(SecurityError::Replayed { got, expected });
+        }
+        if got > expected {
+            return Err(SecurityError::OutOfOrder { got, expected });
+        }
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Check and decrypt a MESSAGE from the peer.
+    pub fn open(&mut self, msg: &Message) -> Result<String, SecurityError> {
+        let s = &self.s;
+        if msg.signature.is_empty() {
+            return Err(SecurityError::Unsigned("message"));
+        }
+        if !s.peer.verify(&message_input(&s.transcript, s.role.peer(), msg), &msg.signature) {
+            if s.me.public().verify(&message_input(&s.transcript, s.role, msg), &msg.signature) {
+                return Err(SecurityError::Reflected);
+            }
+            return Err(SecurityError::BadSignature("message"));
+        }
+        self.check_seq(msg.seq)?;
+        let want = self.s.me.public().size();
+        if usize::from(msg.block_len) != want {
+            return Err(SecurityError::BlockSize { got: usize::from(msg.block_len), want });
+        }
+        let cap = self.s.me.public().block_capacity().max(1);
+        let count = msg.block_count();
+        if count > MAX_MESSAGE_LEN.div_ceil(cap).max(1) || count > MAX_BLOCKS {
+            return Err(SecurityError::TooManyBlocks(count));
+        }
+        let mut text = Vec::with_capacity(count * cap);
+        for (i, block) in msg.iter_blocks().enumerate() {
+            let plain = self.s.me.decrypt_block(block).map_err(|_| SecurityError::Decrypt(i))?;
+            text.extend_from_slice(&plain);
+        }
+        if text.len() > MAX_MESSAGE_LEN {
+            return Err(SecurityError::TooLong(text.len()));
+        }
+        String::from_utf8(text).map_err(|_| SecurityError::NotUtf8)
+    }
+
+    /// Check a BYE from the peer.
+    pub fn open_bye(&mut self, bye: &Bye) -> Result<(), SecurityError> {
+        let s = &self.s;
+        if bye.signature.is_empty() {
+            return Err(SecurityError::Unsigned("goodbye"));
+        }
+        if !s.peer.verify(&bye_input(&s.transcript, s.role.peer(), bye.seq), &bye.signature) {
+            if s.me.public().verify(&bye_input(&s.transcript, s.role, bye.seq), &bye.signature) {
+                return Err(SecurityError::Reflected);
+            }
+            return Err(SecurityError::BadSignature("goodbye"));
+        }
+        self.check_seq(bye.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Sealer, Opener, Sealer, Opener) {
+        let host = Arc::new(Identity::generate(1024).unwrap());
+        let guest = Arc::new(Identity::generate(1024).unwrap());
+        let hh = hello_frame(&host, "host").to_bytes();
+        let jh = hello_frame(&guest, "guest").to_bytes();
+        let hs = Session::new(
+            host.clone(),
+            guest.public().clone(),
+            "guest".into(),
+            Role::Host,
+            &hh,
+            &jh,
+        );
+        let js = Session::new(guest, host.public().clone(), "host".into(), Role::Joiner, &hh, &jh);
+        hs.check_auth(&js.auth().unwrap()).unwrap();
+        js.check_auth(&hs.auth().unwrap()).unwrap();
+        assert_eq!(hs.check_auth(&hs.auth().unwrap()), Err(SecurityError::Reflected));
+        let (hseal, hopen) = hs.split();
+        let (jseal, jopen) = js.split();
+        (hseal, hopen, jseal, jopen)
+    }
+
+    #[test]
+    fn messages_round_trip_and_attacks_are_told_apart() {
+        let (mut hseal, mut hopen, mut jseal, mut jopen) = pair();
+        let m0 = hseal.seal("héllo 你好 🙂").unwrap();
+        assert_eq!(jopen.open(&m0).unwrap(), "héllo 你好 🙂");
+        // replay
+        assert!(matches!(jopen.open(&m0), Err(SecurityError::Replayed { got: 0, expected: 1 })));
+        // reorder: skip message 1
+        let _m1 = hseal.seal("one").unwrap();
+        let m2 = hseal.seal("two").unwrap();
+        assert!(matches!(jopen.open(&m2), Err(SecurityError::OutOfOrder { got: 2, .. })));
+        // reflection: the joiner's own message sent back to it
+        let own = jseal.seal("mine").unwrap();
+        assert_eq!(jopen.open(&own), Err(SecurityError::Reflected));
+        assert_eq!(hopen.open(&own).unwrap(), "mine");
+        // altered ciphertext
+        let mut bad = jseal.seal("x").unwrap();
+        bad.blocks[5] ^= 1;
+        assert_eq!(hopen.open(&bad), Err(SecurityError::BadSignature("message")));
+        // unsigned
+        let mut unsigned = jseal.seal("y").unwrap();
+        unsigned.signature.clear();
+        assert_eq!(hopen.open(&unsigned), Err(SecurityError::Unsigned("message")));
+    }
+
+    #[test]
+    fn long_messages_span_blocks_and_empty_ones_work() {
+        let (mut hseal, _, _, mut jopen) = pair();
+        let long = "a".repeat(MAX_MESSAGE_LEN);
+        let m = hseal.seal(&long).unwrap();
+        assert!(m.block_count() > 1000);
+        assert_eq!(jopen.open(&m).unwrap(), long);
+        let e = hseal.seal("").unwrap();
+        assert_eq!(e.block_count(), 1);
+        assert_eq!(jopen.open(&e).unwrap(), "");
+        assert!(matches!(
+            hseal.seal(&"a".repeat(MAX_MESSAGE_LEN + 1)),
+            Err(SecurityError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn goodbye_is_signed_and_numbered() {
+        let (mut hseal, _, _, mut jopen) = pair();
+        let m = hseal.seal("hi").unwrap();
+        jopen.open(&m).unwrap();
+        let bye = hseal.bye().unwrap();
+        assert_eq!(bye.seq, 1);
+        let mut forged = bye.clone();
+        forged.signature[0] ^= 1;
+        assert_eq!(jopen.open_bye(&forged), Err(SecurityError::BadSignature("goodbye")));
+        jopen.open_bye(&bye).unwrap();
+    }
+
+    #[test]
+    fn hello_checks() {
+        let weak = Identity::generate(1024).unwrap();
+        let hello = Hello::decode(&hello_frame(&weak, "w").body).unwrap();
+        assert_eq!(check_hello(&hello, false, None).unwrap_err(), SecurityError::WeakKey(1024));
+        let key = check_hello(&hello, true, None).unwrap();
+        let fp = key.fingerprint;
+        assert!(check_hello(&hello, true, Some(&fp)).is_ok());
+        let other = Fingerprint([0; 32]);
+        assert!(matches!(
+            check_hello(&hello, true, Some(&other)),
+            Err(SecurityError::FingerprintMismatch { .. })
+        ));
+        let mut garbage = hello.clone();
+        garbage.spki = vec![0x30, 0x03, 1, 2, 3];
+        assert!(matches!(check_hello(&garbage, true, None), Err(SecurityError::BadKey(_))));
+        let mut mode = hello;
+        mode.mode = 7;
+        assert_eq!(check_hello(&mode, true, None).unwrap_err(), SecurityError::UnknownMode(7));
+    }
+}

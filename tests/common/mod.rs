@@ -1,0 +1,184 @@
+//! Shared helpers for the integration tests: run the real `rchat` binary, feed its stdin,
+//! and wait (with a limit) for lines on its stdout and stderr.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rchat");
+
+/// A running `rchat` with its output collected line by line.
+pub struct Proc {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    out_rx: Receiver<String>,
+    err_rx: Receiver<String>,
+    pub out: Vec<String>,
+    pub err: Vec<String>,
+}
+
+fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(l).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    rx
+}
+
+impl Proc {
+    /// Start `rchat ARGS` with piped stdio.
+    pub fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rchat");
+        let out_rx = pump(child.stdout.take().unwrap());
+        let err_rx = pump(child.stderr.take().unwrap());
+        let stdin = child.stdin.take();
+        Proc { child, stdin, out_rx, err_rx, out: vec![], err: vec![] }
+    }
+
+    /// Start `rchat host` on loopback with an ephemeral port; returns it and its port.
+    pub fn host(extra: &[&str]) -> (Proc, u16) {
+        let mut args = vec!["host", "--bind", "127.0.0.1", "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut p = Proc::spawn(&args);
+        let line = p.wait_err(|l| l.starts_with("listening on port "), 60);
+        let port = line
+            .trim_start_matches("listening on port ")
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("port in the listening line");
+        (p, port)
+    }
+
+    /// Write lines to stdin.
+    pub fn send(&mut self, lines: &[&str]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        for l in lines {
+            stdin.write_all(l.as_bytes()).unwrap();
+            stdin.write_all(b"\n").unwrap();
+        }
+        stdin.flush().unwrap();
+    }
+
+    /// Close stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn drain(&mut self) {
+        while let Ok(l) = self.out_rx.try_recv() {
+            self.out.push(l);
+        }
+        while let Ok(l) = self.err_rx.try_recv() {
+            self.err.push(l);
+        }
+    }
+
+    /// Wait for a stderr line matching `pred`; panic with everything seen after `secs`.
+    pub fn wait_err(&mut self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen = 0;
+        loop {
+            self.drain();
+            if let Some(l) = self.err[seen..].iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            seen = self.err.len();
+            if Instant::now() > deadline {
+                panic!("no expected stderr line within {secs} s; stderr: {:#?}", self.err);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait until stdout has `n` lines.
+    pub fn wait_out_lines(&mut self, n: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            self.drain();
+            if self.out.len() >= n {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {n} stdout lines within {secs} s, got {}; stderr: {:#?}",
+                    self.out.len(),
+                    self.err
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the process to exit; kill it and panic after `secs`.
+    pub fn finish(&mut self, secs: u64) -> i32 {
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the pumps catch the last lines.
+                thread::sleep(Duration::from_millis(50));
+                self.drain();
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                self.drain();
+                panic!("rchat did not exit within {secs} s; stderr: {:#?}", self.err);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether stderr so far has a line containing `needle`.
+    pub fn err_has(&mut self, needle: &str) -> bool {
+        self.drain();
+        self.err.iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether an external tool may be used: true when present; when absent, false with a
+/// message, or a panic when `RCHAT_REQUIRE_TOOLS=1`.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("RCHAT_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (RCHAT_REQUIRE_TOOLS=1) but was not found");
+        }
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}

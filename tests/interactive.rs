@@ -1,0 +1,132 @@
+//! The chat as a person sees it: the real binary in a terminal (tmux), a peer's messages
+//! arriving while a line is half typed, timestamps, and `/quit`. Skips without tmux.
+
+mod common;
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Proc, have_tool};
+
+/// A tmux server of our own, so tests never touch a user's sessions.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(tag: &str, command: &str) -> Tmux {
+        let socket = format!("rchat-test-{tag}-{}", std::process::id());
+        let t = Tmux { socket };
+        let status = Command::new("tmux")
+            .args(["-L", &t.socket, "new-session", "-d", "-s", "t", "-x", "160", "-y", "40"])
+            .arg(format!("{command}; echo EXIT=$?; sleep 30"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        t
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("screen never matched; it shows:\n{s}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+fn last_line(screen: &str) -> &str {
+    screen.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+#[test]
+fn incoming_messages_do_not_garble_the_line_being_typed() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let tmux = Tmux::start("typing", &format!("{BIN} host --bind 127.0.0.1 --port 0 --name alice"));
+    let screen = tmux.wait_for(|s| s.contains("waiting for a peer"), 60);
+    let port: u16 = screen
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on port "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("port on screen");
+
+    tmux.keys(&["half typed"]);
+    let target = format!("127.0.0.1:{port}");
+    let mut bob = Proc::spawn(&["join", &target, "--name", "bob"]);
+    bob.send(&["hello alice", "second line"]);
+
+    let screen = tmux.wait_for(|s| s.contains("bob: second line"), 60);
+    // Each message has its own stamped line, and the half-typed line is intact below them.
+    let stamped = screen.lines().filter(|l| l.starts_with('[') && l.contains("] bob: ")).count();
+    assert_eq!(stamped, 2, "{screen}");
+    assert!(screen.contains("bob's fingerprint: SHA256:"), "{screen}");
+    assert_eq!(last_line(&screen), "alice> half typed", "{screen}");
+
+    tmux.keys(&[" and finished", "Enter"]);
+    bob.wait_out_lines(1, 30);
+    assert_eq!(bob.out, ["half typed and finished"]);
+    let screen = tmux.wait_for(|s| s.contains("] alice: half typed and finished"), 30);
+    assert!(!screen.contains("alice> half typed and finished"), "echo replaced: {screen}");
+
+    tmux.keys(&["/quit", "Enter"]);
+    bob.wait_err(|l| l == "alice left", 30);
+    bob.close_stdin();
+    assert_eq!(bob.finish(30), 0, "{:#?}", bob.err);
+    tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+}
+
+#[test]
+fn when_the_peer_leaves_the_terminal_is_handed_back_on_enter() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let tmux = Tmux::start("leave", &format!("{BIN} host --plaintext --bind 127.0.0.1 --port 0"));
+    let screen = tmux.wait_for(|s| s.contains("waiting for a peer"), 60);
+    let port: u16 = screen
+        .lines()
+        .find_map(|l| l.strip_prefix("listening on port "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("port on screen");
+    let target = format!("127.0.0.1:{port}");
+    let mut peer = Proc::spawn(&["join", &target, "--plaintext"]);
+    peer.send(&["bye now"]);
+    peer.close_stdin();
+    assert_eq!(peer.finish(30), 0);
+    tmux.wait_for(|s| s.contains("press Enter to exit"), 30);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+}
