@@ -12,6 +12,7 @@ const CAPTURES: &[&str] = &[
     "random-ipv6.pcap",
     "base64-text.pcap",
     "chat-snaplen96.pcap",
+    "rchat-encrypted.pcap",
 ];
 
 #[test]
@@ -67,6 +68,29 @@ fn tls_random_and_base64_captures() {
     let d = &b64["streams"][0]["directions"]["client_to_server"];
     assert_eq!(d["bytes"], 4150);
     assert_eq!(d["message_mode"], "lines");
+}
+
+#[test]
+fn rchat_encrypted_chat_is_cut_into_frames() {
+    let r = analyze_json(&data("rchat-encrypted.pcap"), &[]);
+    for dir in ["client_to_server", "server_to_client"] {
+        let d = &r["streams"][0]["directions"][dir];
+        assert_eq!(d["message_mode"], "frames", "{dir}");
+        // HELLO, AUTH, one MESSAGE, BYE; the frames tile the direction.
+        let msgs = d["messages"].as_array().expect("messages");
+        assert_eq!(msgs.len(), 4, "{dir}: {d}");
+        let mut at = 0;
+        for m in msgs {
+            assert_eq!(m["offset"], at);
+            at += m["length"].as_u64().expect("length");
+        }
+        assert_eq!(d["bytes"], at);
+        assert!(d["preview"].as_str().is_some_and(|p| p.starts_with("52434854")), "RCHT");
+    }
+    let out = rchat(&["analyze", data("rchat-encrypted.pcap").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 rchat frames"), "{text}");
+    assert!(text.contains("RCHT"), "hex dump with ASCII column: {text}");
 }
 
 #[test]

@@ -50,3 +50,14 @@ fn verdict_base64_of_random_is_encoded() {
     assert_eq!(v, "encoded", "{d}");
     assert_eq!(d["encoding"], "base64");
 }
+
+#[test]
+#[ignore = "needs the real classifier"]
+fn verdict_rchat_encrypted_messages_are_ciphertext() {
+    for dir in ["client_to_server", "server_to_client"] {
+        let (v, d) = verdict("rchat-encrypted.pcap", dir);
+        assert_ne!(v, "plaintext", "{dir}: {d}");
+        // The third frame is the MESSAGE: RSA ciphertext and a signature.
+        assert_eq!(d["messages"][2]["verdict"], "ciphertext", "{dir}: {d}");
+    }
+}

@@ -443,7 +443,8 @@ fn ctrl_c_says_goodbye() {
     let mut join = Proc::spawn(&["join", &target, "--name", "zoe"]);
     join.send(&["before ctrl-c"]);
     host.wait_out_lines(1, 60);
-    let status = Command::new("kill").args(["-INT", &join.child.id().to_string()]).status().unwrap();
+    let status =
+        Command::new("kill").args(["-INT", &join.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert_eq!(join.finish(30), 0, "{:#?}", join.err);
     host.wait_err(|l| l == "zoe left", 30);

@@ -5,45 +5,18 @@
 //! other side's replies), the checked decoding of rchat frame headers, and the verdict on each
 //! message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
 //! messages, and never holds a whole message in memory: each is classified as it streams.
+//! Frame headers are decoded by the protocol's own checked decoder
+//! ([`crate::protocol::wire::FrameHeader`]).
 
 use serde::Serialize;
 
 use super::classify::{Accumulator, Classification};
+use crate::protocol::wire::{self as frame, FrameHeader};
 
 /// Bytes examined before deciding how to cut the stream.
 const PREFIX: usize = 512;
 /// Messages listed per direction; later ones are counted only.
 pub const MAX_MESSAGES: usize = 1000;
-/// Largest rchat frame body believed; a larger length field means this is not rchat.
-const MAX_FRAME_BODY: u32 = 16 * 1024 * 1024;
-
-/// rchat's frame header: magic, version, type, body length.
-pub mod frame {
-    /// ASCII "RCHT".
-    pub const MAGIC: [u8; 4] = *b"RCHT";
-    /// Bytes in a header.
-    pub const HEADER_LEN: usize = 10;
-    /// The only version there is.
-    pub const VERSION: u8 = 1;
-
-    /// A decoded frame header.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Header {
-        /// Frame type (1 HELLO, 2 AUTH, 3 MESSAGE, 4 BYE, 5 BUSY).
-        pub kind: u8,
-        /// Body length in bytes.
-        pub body_len: u32,
-    }
-
-    /// Decode a header from exactly [`HEADER_LEN`] bytes; `None` when it is not one.
-    pub fn decode(b: &[u8; HEADER_LEN]) -> Option<Header> {
-        let [m0, m1, m2, m3, version, kind, l0, l1, l2, l3] = *b;
-        if [m0, m1, m2, m3] != MAGIC || version != VERSION || !(1..=5).contains(&kind) {
-            return None;
-        }
-        Some(Header { kind, body_len: u32::from_be_bytes([l0, l1, l2, l3]) })
-    }
-}
 
 /// How a direction is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -264,15 +237,15 @@ impl Splitter {
                     self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
                     at += take;
                     if let Some(h) = header {
-                        match frame::decode(&h).filter(|h| h.body_len <= MAX_FRAME_BODY) {
-                            Some(h) if h.body_len == 0 => {
+                        // The protocol's own checked decoder (magic, version, type, and the
+                        // body length against that type's maximum).
+                        match FrameHeader::decode(&h).ok() {
+                            Some(h) if h.len == 0 => {
                                 self.end_message();
                                 self.frames =
                                     FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
                             }
-                            Some(h) => {
-                                self.frames = FrameState::Body { left: u64::from(h.body_len) }
-                            }
+                            Some(h) => self.frames = FrameState::Body { left: u64::from(h.len) },
                             None => {
                                 // Not a frame after all: cut the rest by runs.
                                 self.mode = Some(Mode::Runs);

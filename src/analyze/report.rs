@@ -385,11 +385,15 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
         if d.preview_truncated { "an eavesdropper reads (start)" } else { "an eavesdropper reads" };
     let _ = writeln!(o, "    {heading}:");
     if d.preview_format == "hex" {
-        // Hex dump, 32 hex digits (16 bytes) a line.
-        let chars: Vec<char> = d.preview.chars().collect();
-        for (i, line) in chars.chunks(32).enumerate() {
-            let text: String = line.iter().collect();
-            let _ = writeln!(o, "      {:08x}  {}", i * 16, text);
+        // Classic dump: offset, 16 bytes in hex, the same bytes as ASCII.
+        let bytes = hex::decode(&d.preview).unwrap_or_default();
+        for (i, line) in bytes.chunks(16).enumerate() {
+            let hexes: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+            let ascii: String = line
+                .iter()
+                .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' })
+                .collect();
+            let _ = writeln!(o, "      {:08x}  {:<47}  {}", i * 16, hexes.join(" "), ascii);
         }
     } else {
         for line in d.preview.split_inclusive("\\n") {

@@ -79,4 +79,21 @@ sleep 0.3
 wait "$host" || true
 stop_capture
 
+# 6. rchat's own encrypted mode: handshake (HELLO, AUTH), one message each way, BYE.
+#    RCHAT names the binary (default: rchat on the PATH, e.g. after `cargo install --path .`).
+RCHAT=${RCHAT:-rchat}
+if command -v "$RCHAT" >/dev/null 2>&1; then
+  start_capture rchat-encrypted.pcap tcpdump -i lo -U "tcp port $PORT"
+  ( sleep 1; printf 'hello from the host\n'; sleep 1.5 ) |
+    timeout 30 "$RCHAT" host --bind 127.0.0.1 --port "$PORT" > /dev/null 2>&1 &
+  host=$!
+  sleep 0.5
+  ( sleep 1; printf 'hi host, guest here\n'; sleep 1.5 ) |
+    timeout 30 "$RCHAT" join "127.0.0.1:$PORT" > /dev/null 2>&1
+  wait "$host" || true
+  stop_capture
+else
+  echo "skipping rchat-encrypted.pcap: set RCHAT to the rchat binary" >&2
+fi
+
 ls -l ./*.pcap ./*.pcapng
