@@ -131,6 +131,12 @@ impl Defrag {
             return None;
         }
         let p = self.pending.entry(key).or_default();
+        if p.held + data.len() > 2 * MAX_DATAGRAM {
+            // Endless duplicates: give the datagram up rather than grow.
+            self.dropped += 1;
+            self.pending.remove(&key);
+            return None;
+        }
         if !more {
             p.total = Some(offset + data.len());
         }
