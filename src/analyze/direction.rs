@@ -16,7 +16,7 @@ use rsa::sha2::{Digest, Sha256};
 
 use super::classify::{self, Classification};
 use super::messages::{Message, Mode, Splitter};
-use super::reassembly::{Dir, Sink};
+use super::reassembly::{Dir, Recent, Sink};
 
 /// Bytes of each direction kept for the preview without `--full`.
 pub const PREVIEW: usize = 256;
@@ -49,6 +49,8 @@ pub struct DirectionResult {
     pub unlisted_messages: u64,
     /// The file written by `--extract`.
     pub extract: Option<PathBuf>,
+    /// Retransmissions of delivered bytes that differed from the first copy.
+    pub conflicting_retransmissions: u64,
 }
 
 struct Extract {
@@ -62,6 +64,8 @@ struct Analysis {
     preview_truncated: bool,
     splitter: Splitter,
     extract: Option<Extract>,
+    recent: Recent,
+    conflicts: u64,
 }
 
 impl Analysis {
@@ -72,6 +76,8 @@ impl Analysis {
             preview_truncated: false,
             splitter: Splitter::new(),
             extract: extract.map(|path| Extract { path, out: None }),
+            recent: Recent::default(),
+            conflicts: 0,
         }
     }
 
@@ -122,6 +128,7 @@ impl Analysis {
             messages,
             unlisted_messages: unlisted,
             extract,
+            conflicting_retransmissions: self.conflicts,
         }
     }
 }
@@ -195,6 +202,7 @@ impl Sink for Analyses {
                 a.preview_truncated = true;
             }
             a.splitter.data(offset, bytes, new_run);
+            a.recent.remember(offset, bytes);
             a.write(bytes, &mut errors);
         }
         self.errors.append(&mut errors);
@@ -210,6 +218,14 @@ impl Sink for Analyses {
             }
         }
         self.errors.append(&mut errors);
+    }
+
+    fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
+        if let Some(a) = self.get(stream, dir)
+            && a.recent.differs(offset, bytes)
+        {
+            a.conflicts += 1;
+        }
     }
 
     fn close(&mut self, stream: usize) {

@@ -401,7 +401,7 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
         missing_bytes: st.missing_bytes,
         gaps: st.gaps.clone(),
         retransmitted_bytes: st.retransmitted_bytes,
-        conflicting_retransmissions: st.conflicting_retransmissions,
+        conflicting_retransmissions: st.conflicting_retransmissions + d.conflicting_retransmissions,
         snaplen_cut_bytes: st.snaplen_cut_bytes,
         before_start_bytes: st.before_start_bytes,
         entropy: c.stats.entropy,

@@ -25,6 +25,7 @@ enum Event {
     Open { stream: usize, client: (IpAddr, u16), server: (IpAddr, u16) },
     Data { stream: usize, dir: Dir, offset: u64, start: usize, len: usize, new_run: bool },
     Gap { stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool },
+    Retransmit { stream: usize, dir: Dir, offset: u64, start: usize, len: usize },
     Close { stream: usize },
 }
 
@@ -61,6 +62,10 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
                 }
                 Event::Gap { stream, dir, offset, len, snaplen } => {
                     sink.gap(stream, dir, offset, len, snaplen)
+                }
+                Event::Retransmit { stream, dir, offset, start, len } => {
+                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+                    sink.retransmit(stream, dir, offset, bytes);
                 }
                 Event::Close { stream } => sink.close(stream),
             }
@@ -164,6 +169,13 @@ impl Sink for Sharded {
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
         self.push(stream, Event::Gap { stream, dir, offset, len, snaplen });
+    }
+
+    fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
+        let w = self.worker(stream);
+        let start = w.batch.bytes.len();
+        w.batch.bytes.extend_from_slice(bytes);
+        self.push(stream, Event::Retransmit { stream, dir, offset, start, len: bytes.len() });
     }
 
     fn close(&mut self, stream: usize) {

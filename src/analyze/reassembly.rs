@@ -17,9 +17,9 @@ use super::decode::{Segment, flags};
 
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
 pub const OOO_CAP: usize = 4 * 1024 * 1024;
-/// Most recent in-order bytes remembered per direction, to tell whether a retransmission
-/// carried the same bytes as the first copy.
-const RECENT: usize = 16 * 1024;
+/// Most recent in-order bytes remembered per direction (by the sink), to tell whether a
+/// retransmission carried the same bytes as the first copy.
+pub const RECENT: usize = 16 * 1024;
 /// Gaps listed per direction (more are counted in `missing_bytes` only).
 const MAX_GAPS: usize = 1000;
 
@@ -49,6 +49,9 @@ pub trait Sink {
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
+    /// Bytes at `offset`, all of them delivered before, arrived again. The sink may compare
+    /// them with what it was given (see [`Recent`]).
+    fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]);
     /// The stream is over: no more calls for it.
     fn close(&mut self, stream: usize);
 }
@@ -75,12 +78,61 @@ pub struct HalfStats {
     pub gaps: Vec<Gap>,
     /// Payload bytes that arrived again after a first copy.
     pub retransmitted_bytes: u64,
-    /// Retransmitted segments whose bytes differed from the first copy.
+    /// Retransmitted segments whose bytes differed from the first copy, among those still
+    /// buffered out of order (the sink counts the others).
     pub conflicting_retransmissions: u64,
     /// Payload bytes a short snaplen kept out of the file.
     pub snaplen_cut_bytes: u64,
     /// Payload bytes sent before the point where the capture picked the stream up.
     pub before_start_bytes: u64,
+}
+
+/// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
+#[derive(Debug, Default)]
+pub struct Recent {
+    ring: Vec<u8>,
+    /// Stream offset just past the last byte remembered.
+    end: u64,
+    /// No byte before this offset is remembered (a gap came before it).
+    valid_from: u64,
+}
+
+impl Recent {
+    /// Remember bytes delivered at `offset`.
+    pub fn remember(&mut self, offset: u64, bytes: &[u8]) {
+        if self.ring.is_empty() {
+            self.ring = vec![0; RECENT];
+        }
+        if offset != self.end {
+            self.valid_from = offset;
+        }
+        // Only the last RECENT bytes matter; copy them in at most two pieces.
+        let skip = bytes.len().saturating_sub(RECENT);
+        let tail = bytes.get(skip..).unwrap_or(&[]);
+        let at = ((offset + skip as u64) % RECENT as u64) as usize;
+        let first = tail.len().min(RECENT - at);
+        let (a, b) = tail.split_at(first);
+        if let Some(dst) = self.ring.get_mut(at..at + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.ring.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.end = offset + bytes.len() as u64;
+    }
+
+    /// Whether `bytes` at `offset` differ from what was remembered there (false when those
+    /// bytes are no longer, or never were, remembered).
+    pub fn differs(&self, offset: u64, bytes: &[u8]) -> bool {
+        let oldest = self.valid_from.max(self.end.saturating_sub(RECENT as u64));
+        if self.ring.is_empty() || offset < oldest || offset + bytes.len() as u64 > self.end {
+            return false;
+        }
+        bytes.iter().enumerate().any(|(i, b)| {
+            let at = ((offset + i as u64) % RECENT as u64) as usize;
+            self.ring.get(at).is_some_and(|r| r != b)
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -110,7 +162,6 @@ struct Half {
     ooo: BTreeMap<u64, Piece>,
     ooo_bytes: usize,
     fin: Option<u64>,
-    recent: Vec<u8>,
     stats: HalfStats,
 }
 
@@ -125,37 +176,6 @@ impl Half {
     fn offset_of(&self, seq: u32) -> i64 {
         let here = self.base.wrapping_add(self.next as u32);
         self.next as i64 + i64::from(seq.wrapping_sub(here) as i32)
-    }
-
-    fn remember(&mut self, bytes: &[u8]) {
-        if self.recent.is_empty() {
-            self.recent = vec![0; RECENT];
-        }
-        // Only the last RECENT bytes matter; copy them in at most two pieces.
-        let skip = bytes.len().saturating_sub(RECENT);
-        let tail = bytes.get(skip..).unwrap_or(&[]);
-        let at = ((self.next + skip as u64) % RECENT as u64) as usize;
-        let first = tail.len().min(RECENT - at);
-        let (a, b) = tail.split_at(first);
-        if let Some(dst) = self.recent.get_mut(at..at + a.len()) {
-            dst.copy_from_slice(a);
-        }
-        if let Some(dst) = self.recent.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
-        }
-    }
-
-    /// Whether `bytes` at `offset` (all before `next`) differ from what was delivered, when
-    /// that is still remembered.
-    fn differs(&self, offset: u64, bytes: &[u8]) -> bool {
-        let remembered = self.next.min(RECENT as u64);
-        if self.recent.is_empty() || offset < self.next - remembered {
-            return false;
-        }
-        bytes.iter().enumerate().any(|(i, b)| {
-            let at = ((offset + i as u64) % RECENT as u64) as usize;
-            self.recent.get(at).is_some_and(|r| r != b)
-        })
     }
 
     fn add_gap(&mut self, offset: u64, length: u64) {
@@ -360,7 +380,6 @@ impl Reassembler {
                 h.next = f;
                 sink.gap(stream.id, dir, at, len, false);
             }
-            h.recent = Vec::new();
             h.ooo = BTreeMap::new();
             h.ooo_bytes = 0;
         }
@@ -390,7 +409,6 @@ fn deliver(stream: &mut Stream, dir: Dir, bytes: &[u8], sink: &mut impl Sink) {
     stream.last_data = Some(dir);
     let h = &mut stream.halves[dir.index()];
     sink.data(stream.id, dir, h.next, bytes, new_run);
-    h.remember(bytes);
     h.next += bytes.len() as u64;
     h.stats.bytes += bytes.len() as u64;
 }
@@ -432,9 +450,8 @@ fn insert(
         let old = (h.next - off).min(data.len() as u64) as usize;
         let (seen, rest) = data.split_at(old);
         h.stats.retransmitted_bytes += seen.len() as u64;
-        if h.differs(off, seen) {
-            h.stats.conflicting_retransmissions += 1;
-        }
+        // Whether the bytes differ from the first copy is for the sink to tell: it saw them.
+        sink.retransmit(stream.id, dir, off, seen);
         data = rest;
         off += old as u64;
         if data.is_empty() {
@@ -582,6 +599,7 @@ mod tests {
         bytes: [Vec<u8>; 2],
         gaps: Vec<(Dir, u64, u64)>,
         closed: Vec<usize>,
+        conflicts: u64,
     }
 
     impl Sink for Collect {
@@ -592,6 +610,13 @@ mod tests {
         }
         fn gap(&mut self, _s: usize, dir: Dir, off: u64, len: u64, _cut: bool) {
             self.gaps.push((dir, off, len));
+        }
+        fn retransmit(&mut self, _s: usize, dir: Dir, off: u64, bytes: &[u8]) {
+            let have = &self.bytes[dir.index()];
+            let old = have.get(off as usize..off as usize + bytes.len());
+            if old != Some(bytes) {
+                self.conflicts += 1;
+            }
         }
         fn close(&mut self, s: usize) {
             self.closed.push(s);
@@ -628,8 +653,23 @@ mod tests {
         assert_eq!(sink.gaps, vec![(Dir::ClientToServer, 6, 3)]);
         let st = streams[0].stats(Dir::ClientToServer);
         assert_eq!(st.retransmitted_bytes, 3);
-        assert_eq!(st.conflicting_retransmissions, 1);
+        assert_eq!(sink.conflicts, 1);
         assert_eq!(st.missing_bytes, 3);
+    }
+
+    #[test]
+    fn recent_bytes_compare_only_what_is_remembered() {
+        let mut r = Recent::default();
+        r.remember(0, b"abcdef");
+        assert!(!r.differs(1, b"bcd"));
+        assert!(r.differs(1, b"bXd"));
+        assert!(!r.differs(4, b"efgh"), "past the end: unknown");
+        r.remember(100, b"xyz"); // after a gap
+        assert!(!r.differs(0, b"ZZZ"), "before the gap: forgotten");
+        let big = vec![7u8; RECENT + 10];
+        r.remember(103, &big);
+        assert!(!r.differs(103, &[1]), "pushed out of the window");
+        assert!(r.differs(103 + big.len() as u64 - 1, &[1]));
     }
 
     #[test]
