@@ -953,7 +953,7 @@ fn joiner_exits_on_silence_after_a_frame_header() {
     let args = ["--bits", "1024", "--allow-weak-keys", "--frame-timeout", "1"];
     let started = Instant::now();
     // The handshake deadline is the default 15 s: the frame deadline must end it first.
-    joiner_against(&args, "no handshake from the peer", |s, _| {
+    joiner_against(&args, "the rest of the frame did not arrive in time", |s, _| {
         s.write_all(&FrameHeader { kind: FrameType::Hello, len: 300 }.encode()).unwrap();
         let _ = read_to_close(s);
     });

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::terminal::{Input, Ui, escape, stdio_is_terminal};
-use super::transport::{NEXT_FRAME, PeerReader, ReadError, preview};
+use super::transport::{PeerReader, ReadError, preview};
 use super::{ChatError, Event, KeySource, Settings, net};
 use crate::crypto::{self, Identity};
 use crate::protocol::secure::{Opener, Role, Sealer, Session, check_hello, hello_frame};
@@ -327,9 +327,11 @@ pub fn establish(
     let read = |reader: &mut PeerReader| {
         reader.read_frame(Some(deadline)).map_err(|e| match e {
             ReadError::Closed => ChatError::HandshakeClosed,
-            // Silence before a frame starts is the handshake deadline; silence inside a
-            // frame is the frame deadline, and keeps its own message.
-            ReadError::Timeout { what: NEXT_FRAME } => ChatError::HandshakeTimeout(secs),
+            // The handshake deadline passed; otherwise the frame deadline fired first and
+            // keeps its own message.
+            ReadError::Timeout { .. } if Instant::now() >= deadline => {
+                ChatError::HandshakeTimeout(secs)
+            }
             other => other.into(),
         })
     };

@@ -117,8 +117,8 @@ impl PeerReader {
         result
     }
 
-    /// Read one whole frame. The first byte may take until `deadline` (forever when `None`);
-    /// once it arrived, the rest of the frame must arrive within the frame timeout.
+    /// Read one whole frame. Nothing may take past `deadline` (no limit when `None`), and
+    /// once a frame's first byte arrived, the rest must arrive within the frame timeout.
     pub fn read_frame(&mut self, deadline: Option<Instant>) -> Result<Frame, ReadError> {
         let started = !self.available().is_empty();
         let mut body_deadline = started.then(|| Instant::now() + self.frame_timeout);
@@ -139,7 +139,15 @@ impl PeerReader {
                 }
             }
             let empty = have.is_empty();
-            let wait = if empty { deadline } else { body_deadline };
+            // Inside a frame both limits hold: the frame's own and the caller's.
+            let wait = if empty {
+                deadline
+            } else {
+                match (deadline, body_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
             let what = if empty { NEXT_FRAME } else { REST_OF_FRAME };
             let got = self.fill(wait, what)?;
             if got == 0 {
