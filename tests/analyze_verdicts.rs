@@ -1,12 +1,9 @@
-//! Verdicts on the real captures. They need the real classifier (`classify.rs` from `main`);
-//! until it is merged they are ignored: run them with `cargo test --test analyze_verdicts --
-//! --include-ignored`.
+//! Verdicts on the real captures, end to end: capture reading, reassembly, message cutting and
+//! the classifier together.
 
 mod analyze_common;
 
 use analyze_common::*;
-
-const NEEDS: &str = "needs the real classifier";
 
 fn verdict(name: &str, dir: &str) -> (String, serde_json::Value) {
     let r = analyze_json(&data(name), &[]);
@@ -15,9 +12,7 @@ fn verdict(name: &str, dir: &str) -> (String, serde_json::Value) {
 }
 
 #[test]
-#[ignore = "needs the real classifier"]
 fn verdict_plaintext_chat_is_readable() {
-    let _ = NEEDS;
     for dir in ["client_to_server", "server_to_client"] {
         assert_eq!(verdict("chat-plaintext.pcap", dir).0, "plaintext", "{dir}");
     }
@@ -27,7 +22,6 @@ fn verdict_plaintext_chat_is_readable() {
 }
 
 #[test]
-#[ignore = "needs the real classifier"]
 fn verdict_random_bytes_are_ciphertext() {
     let (v, d) = verdict("random-ipv6.pcap", "client_to_server");
     assert_eq!(v, "ciphertext", "{d}");
@@ -35,7 +29,6 @@ fn verdict_random_bytes_are_ciphertext() {
 }
 
 #[test]
-#[ignore = "needs the real classifier"]
 fn verdict_tls_is_not_readable() {
     for dir in ["client_to_server", "server_to_client"] {
         let (v, d) = verdict("tls-openssl.pcapng", dir);
@@ -44,7 +37,6 @@ fn verdict_tls_is_not_readable() {
 }
 
 #[test]
-#[ignore = "needs the real classifier"]
 fn verdict_base64_of_random_is_encoded() {
     let (v, d) = verdict("base64-text.pcap", "client_to_server");
     assert_eq!(v, "encoded", "{d}");
@@ -52,7 +44,6 @@ fn verdict_base64_of_random_is_encoded() {
 }
 
 #[test]
-#[ignore = "needs the real classifier"]
 fn verdict_rchat_encrypted_messages_are_ciphertext() {
     for dir in ["client_to_server", "server_to_client"] {
         let (v, d) = verdict("rchat-encrypted.pcap", dir);

@@ -183,7 +183,7 @@ fn summary_phrase(v: Verdict) -> &'static str {
     match v {
         Verdict::Plaintext => "readable by anyone on the path",
         Verdict::Ciphertext => "ciphertext",
-        Verdict::Encoded => "encoded (readable once decoded)",
+        Verdict::Encoded => "encoded (text that carries random-looking bytes)",
         Verdict::Binary => "binary",
         Verdict::Mixed => "partly readable (mixed)",
         Verdict::Inconclusive => "too short to tell",
