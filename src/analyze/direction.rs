@@ -7,6 +7,7 @@
 //! whole stream unless `--full` asks for it, and never decides what the bytes are itself: the
 //! verdicts come from `classify`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -148,7 +149,8 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
 /// Runs every direction of every stream through its consumers.
 pub struct Analyses {
     opts: Options,
-    open: Vec<Option<[Analysis; 2]>>,
+    /// Streams still open, by id (closed ones leave no trace here).
+    open: HashMap<usize, Box<[Analysis; 2]>>,
     results: Vec<Option<[DirectionResult; 2]>>,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
@@ -157,7 +159,7 @@ pub struct Analyses {
 impl Analyses {
     /// Consumers configured by `opts`.
     pub fn new(opts: Options) -> Self {
-        Analyses { opts, open: Vec::new(), results: Vec::new(), errors: Vec::new() }
+        Analyses { opts, open: HashMap::new(), results: Vec::new(), errors: Vec::new() }
     }
 
     /// Create the folder for `--extract` files.
@@ -166,7 +168,7 @@ impl Analyses {
     }
 
     fn get(&mut self, stream: usize, dir: Dir) -> Option<&mut Analysis> {
-        self.open.get_mut(stream)?.as_mut().map(|a| &mut a[dir as usize])
+        self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
     }
 
     /// The results, indexed by stream id.
@@ -177,17 +179,14 @@ impl Analyses {
 
 impl Sink for Analyses {
     fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16)) {
-        if self.open.len() <= stream {
-            self.open.resize_with(stream + 1, || None);
+        if self.results.len() <= stream {
             self.results.resize_with(stream + 1, || None);
         }
         let path =
             |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
         let c2s = Analysis::new(path(client, server));
         let s2c = Analysis::new(path(server, client));
-        if let Some(slot) = self.open.get_mut(stream) {
-            *slot = Some([c2s, s2c]);
-        }
+        self.open.insert(stream, Box::new([c2s, s2c]));
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
@@ -229,7 +228,8 @@ impl Sink for Analyses {
     }
 
     fn close(&mut self, stream: usize) {
-        let Some(Some([c2s, s2c])) = self.open.get_mut(stream).map(Option::take) else { return };
+        let Some(pair) = self.open.remove(&stream) else { return };
+        let [c2s, s2c] = *pair;
         let mut errors = Vec::new();
         let done = [c2s.finish(&mut errors), s2c.finish(&mut errors)];
         self.errors.append(&mut errors);
