@@ -131,3 +131,27 @@ fn worker_threads_give_the_same_report_as_one_thread() {
         assert_eq!(run(0), run(3), "{name}");
     }
 }
+
+#[test]
+fn extract_with_several_files_uses_one_folder_per_file() {
+    let dir = tempdir("extract-several");
+    let a = data("chat-plaintext.pcap");
+    let b = data("random-ipv6.pcap");
+    let out = rchat(&[
+        "analyze",
+        "--extract",
+        dir.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (file, from) in [("chat-plaintext.pcap", "127.0.0.1_"), ("random-ipv6.pcap", "::1_")] {
+        let names: Vec<String> = std::fs::read_dir(dir.join(file))
+            .expect("per-file folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{file}: {names:?}");
+        assert!(names.iter().all(|n| n.starts_with(&format!("stream0-{from}"))), "{names:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
