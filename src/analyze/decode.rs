@@ -8,7 +8,7 @@
 //! that does not decode is skipped and counted, never a panic. It knows nothing of streams.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// TCP flag bits.
 pub mod flags {
@@ -356,9 +356,6 @@ pub fn endpoint(ip: IpAddr, port: u16) -> String {
         IpAddr::V6(a) => format!("[{a}]:{port}"),
     }
 }
-
-/// The unspecified IPv6 address, for defaults.
-pub const UNSPECIFIED: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
 #[cfg(test)]
 mod tests {

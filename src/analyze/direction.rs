@@ -207,10 +207,10 @@ impl Sink for Analyses {
         self.errors.append(&mut errors);
     }
 
-    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
+    fn gap(&mut self, stream: usize, dir: Dir, _offset: u64, len: u64, snaplen: bool) {
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
-            a.splitter.gap(offset, len);
+            a.splitter.gap();
             // Like tshark: a marker where bytes were lost, nothing where the snaplen cut them.
             if !snaplen {
                 a.write(&missing_marker(len), &mut errors);

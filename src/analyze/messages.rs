@@ -140,8 +140,8 @@ impl Splitter {
         self.feed(offset, bytes, new_run);
     }
 
-    /// Bytes missing at `offset`: the current message ends there.
-    pub fn gap(&mut self, offset: u64, len: u64) {
+    /// Bytes are missing here: the current message ends.
+    pub fn gap(&mut self) {
         if self.mode.is_none() {
             self.decide();
         }
@@ -150,7 +150,6 @@ impl Splitter {
             // Lost bytes lose the framing: cut the rest by runs.
             self.mode = Some(Mode::Runs);
         }
-        let _ = (offset, len);
     }
 
     /// No more bytes: the verdict on the whole direction and the list of messages.

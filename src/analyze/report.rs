@@ -134,8 +134,8 @@ pub struct MessageReport {
     pub verdict: Verdict,
 }
 
-/// Escape bytes for display: text stays text (with `\n`, `\t`, `\r`, `\xNN` escapes when
-/// `escape_newlines`), other bytes become hex.
+/// What an eavesdropper reads, for display: text stays text (see [`escape`]), other bytes
+/// become hex. Returns the string and `"text"` or `"hex"`.
 pub fn preview_string(bytes: &[u8]) -> (String, &'static str) {
     if bytes.is_empty() || looks_like_text(bytes) {
         (escape(bytes), "text")
