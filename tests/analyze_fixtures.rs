@@ -222,6 +222,7 @@ fn lost_segments_become_gaps_and_reassembly_carries_on() {
     assert_eq!(d["sha256"], sha256(b"one\nthree\n"));
     assert_eq!(d["missing_bytes"], 11);
     assert_eq!(d["gaps"], serde_json::json!([{"offset": 4, "length": 11}]));
+    assert_eq!(d["preview"], "one\\n[11 bytes missing]three\\n");
     // tshark writes "[11 bytes missing in capture file]" where the bytes are: so does --extract.
     assert_extract_matches_tshark(&file, &[]);
 }

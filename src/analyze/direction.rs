@@ -21,6 +21,8 @@ use super::reassembly::{Dir, Recent, Sink};
 
 /// Bytes of each direction kept for the preview without `--full`.
 pub const PREVIEW: usize = 256;
+/// Gaps marked inside a preview.
+const MAX_PREVIEW_GAPS: usize = 1000;
 
 /// How the analysis of each direction is set up.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,8 @@ pub struct DirectionResult {
     pub class: Classification,
     /// The first bytes (all of them with `--full`).
     pub preview: Vec<u8>,
+    /// Where bytes are missing inside the preview: (position in `preview`, bytes missing).
+    pub preview_gaps: Vec<(usize, u64)>,
     /// Whether there is more than the preview shows.
     pub preview_truncated: bool,
     /// How the direction was cut into messages.
@@ -62,6 +66,7 @@ struct Extract {
 struct Analysis {
     sha: Sha256,
     preview: Vec<u8>,
+    preview_gaps: Vec<(usize, u64)>,
     preview_truncated: bool,
     splitter: Splitter,
     extract: Option<Extract>,
@@ -74,6 +79,7 @@ impl Analysis {
         Analysis {
             sha: Sha256::new(),
             preview: Vec::new(),
+            preview_gaps: Vec::new(),
             preview_truncated: false,
             splitter: Splitter::new(),
             extract: extract.map(|path| Extract { path, out: None }),
@@ -124,6 +130,7 @@ impl Analysis {
             sha256: hex::encode(self.sha.finalize()),
             class,
             preview: self.preview,
+            preview_gaps: self.preview_gaps,
             preview_truncated: self.preview_truncated,
             mode,
             messages,
@@ -208,9 +215,14 @@ impl Sink for Analyses {
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, _offset: u64, len: u64, snaplen: bool) {
+        let full = self.opts.full;
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
             a.splitter.gap();
+            let within = full || a.preview.len() < PREVIEW;
+            if within && !a.preview_truncated && a.preview_gaps.len() < MAX_PREVIEW_GAPS {
+                a.preview_gaps.push((a.preview.len(), len));
+            }
             // Like tshark: a marker where bytes were lost, nothing where the snaplen cut them.
             if !snaplen {
                 a.write(&missing_marker(len), &mut errors);

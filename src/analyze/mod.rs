@@ -392,7 +392,7 @@ fn read_all<R: io::Read>(
 }
 
 fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -> DirectionReport {
-    let (preview, preview_format) = report::preview_string(&d.preview);
+    let (preview, preview_format) = report::preview_string(&d.preview, &d.preview_gaps);
     let c = d.class;
     DirectionReport {
         bytes: st.bytes,

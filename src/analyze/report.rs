@@ -107,7 +107,8 @@ pub struct DirectionReport {
     pub confidence: Confidence,
     /// Why, in one sentence.
     pub reason: String,
-    /// What an eavesdropper reads: escaped text, or hex when the bytes are not text.
+    /// What an eavesdropper reads: escaped text (with `[N bytes missing]` at gaps), or hex
+    /// when the bytes are not text.
     pub preview: String,
     /// `text` or `hex`.
     pub preview_format: &'static str,
@@ -136,12 +137,22 @@ pub struct MessageReport {
 
 /// What an eavesdropper reads, for display: text stays text (see [`escape`]), other bytes
 /// become hex. Returns the string and `"text"` or `"hex"`.
-pub fn preview_string(bytes: &[u8]) -> (String, &'static str) {
-    if bytes.is_empty() || looks_like_text(bytes) {
-        (escape(bytes), "text")
-    } else {
-        (hex::encode(bytes), "hex")
+/// Where bytes are missing (`gaps`: position in `bytes`, count), a text preview says
+/// `[N bytes missing]`; a hex preview stays plain hex (the gaps are listed anyway).
+pub fn preview_string(bytes: &[u8], gaps: &[(usize, u64)]) -> (String, &'static str) {
+    if !(bytes.is_empty() || looks_like_text(bytes)) {
+        return (hex::encode(bytes), "hex");
     }
+    let mut out = String::new();
+    let mut at = 0;
+    for &(pos, len) in gaps {
+        let pos = pos.clamp(at, bytes.len());
+        out.push_str(&escape(bytes.get(at..pos).unwrap_or(&[])));
+        let _ = write!(out, "[{len} bytes missing]");
+        at = pos;
+    }
+    out.push_str(&escape(bytes.get(at..).unwrap_or(&[])));
+    (out, "text")
 }
 
 /// Escape non-printable characters and invalid UTF-8 as `\xNN`, newlines as `\n`.
@@ -444,8 +455,9 @@ mod tests {
     #[test]
     fn escapes() {
         assert_eq!(escape(b"hi\n\x01\xff"), "hi\\n\\u{1}\\xff");
-        assert_eq!(preview_string(&[0, 1, 2, 0xff]).1, "hex");
-        assert_eq!(preview_string("привет".as_bytes()), ("привет".to_string(), "text"));
+        assert_eq!(preview_string(&[0, 1, 2, 0xff], &[]).1, "hex");
+        assert_eq!(preview_string("привет".as_bytes(), &[]), ("привет".to_string(), "text"));
+        assert_eq!(preview_string(b"ab\ncd", &[(3, 7)]).0, "ab\\n[7 bytes missing]cd");
     }
 
     #[test]
