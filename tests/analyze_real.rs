@@ -13,6 +13,7 @@ const CAPTURES: &[&str] = &[
     "base64-text.pcap",
     "chat-snaplen96.pcap",
     "rchat-encrypted.pcap",
+    "two-interfaces.pcapng",
 ];
 
 #[test]
@@ -91,6 +92,18 @@ fn rchat_encrypted_chat_is_cut_into_frames() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("4 rchat frames"), "{text}");
     assert!(text.contains("RCHT"), "hex dump with ASCII column: {text}");
+}
+
+#[test]
+fn pcapng_with_two_interfaces_of_different_link_types() {
+    let r = analyze_json(&data("two-interfaces.pcapng"), &[]);
+    assert_eq!(r["link_types"], serde_json::json!(["ETHERNET", "LINUX_SLL"]));
+    let d = &r["streams"][0]["directions"];
+    assert_eq!(d["client_to_server"]["preview"], "line from guest\\n");
+    assert_eq!(d["server_to_client"]["preview"], "line from host\\n");
+    // Each packet was captured on both interfaces: the second copy is a retransmission.
+    assert_eq!(d["client_to_server"]["retransmitted_bytes"], d["client_to_server"]["bytes"]);
+    assert_eq!(d["client_to_server"]["conflicting_retransmissions"], 0);
 }
 
 #[test]

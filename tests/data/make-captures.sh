@@ -79,7 +79,17 @@ sleep 0.3
 wait "$host" || true
 stop_capture
 
-# 6. rchat's own encrypted mode: handshake (HELLO, AUTH), one message each way, BYE.
+# 6. A short netcat exchange captured by dumpcap on two interfaces at once (lo: Ethernet, and
+#    any: LINUX_SLL), so the pcapng file has two interfaces and every packet twice.
+start_capture two-interfaces.pcapng dumpcap -q -i lo -i any -f "tcp port $PORT"
+( sleep 0.3; printf 'line from host\n'; sleep 0.5 ) | nc -q 1 -l 127.0.0.1 "$PORT" > /dev/null &
+host=$!
+sleep 0.3
+( sleep 0.5; printf 'line from guest\n'; sleep 0.5 ) | nc -q 1 127.0.0.1 "$PORT" > /dev/null
+wait "$host" || true
+stop_capture
+
+# 7. rchat's own encrypted mode: handshake (HELLO, AUTH), one message each way, BYE.
 #    RCHAT names the binary (default: rchat on the PATH, e.g. after `cargo install --path .`).
 RCHAT=${RCHAT:-rchat}
 if command -v "$RCHAT" >/dev/null 2>&1; then
