@@ -10,11 +10,12 @@
 //! [`Stop`] saying at which byte offset reading stopped.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 /// The largest record (pcap) or block (pcapng) accepted; a header claiming more is damage.
 pub const MAX_RECORD: usize = 16 * 1024 * 1024;
-/// Bytes read from the file at a time.
-const CHUNK: usize = 1024 * 1024;
+/// Bytes read from the file at a time (and the size of a shared block).
+const CHUNK: usize = 256 * 1024;
 
 /// The container format of a capture file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,8 @@ pub struct Record<'a> {
     pub data: &'a [u8],
     /// The length the packet had on the wire.
     pub orig_len: u32,
+    /// The shared block `data` lies in (see [`Reader::block`]).
+    pub block: &'a Arc<Vec<u8>>,
 }
 
 /// Why reading stopped before the natural end of the file.
@@ -107,9 +110,16 @@ impl From<io::Error> for OpenError {
 }
 
 /// A refillable window over a reader, with the file offset of its first byte.
+///
+/// The bytes live in a shared block ([`Reader::block`]) so that a consumer on another thread
+/// can keep a reference to a packet's bytes instead of copying them. A block still shared when
+/// more bytes are needed is left to its holders: the unread rest moves to a fresh (or
+/// recycled) block.
 struct Window<R> {
     inner: R,
-    buf: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    /// Blocks handed out earlier, reused once nobody else holds them.
+    spare: Vec<Arc<Vec<u8>>>,
     start: usize,
     end: usize,
     /// File offset of `buf[start]`.
@@ -117,13 +127,33 @@ struct Window<R> {
     eof: bool,
 }
 
+/// Blocks kept for reuse.
+const SPARE_BLOCKS: usize = 16;
+
 impl<R: Read> Window<R> {
     fn new(inner: R) -> Self {
-        Window { inner, buf: vec![0; CHUNK], start: 0, end: 0, offset: 0, eof: false }
+        Window {
+            inner,
+            buf: Arc::new(vec![0; CHUNK]),
+            spare: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+        }
     }
 
     fn available(&self) -> &[u8] {
         self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    /// A block of at least `size` bytes that nobody else holds.
+    fn fresh_block(&mut self, size: usize) -> Arc<Vec<u8>> {
+        let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1 && b.len() >= size);
+        match free {
+            Some(i) => self.spare.swap_remove(i),
+            None => Arc::new(vec![0; size.max(CHUNK)]),
+        }
     }
 
     /// Make at least `need` bytes available; `Ok(false)` when the file ends first.
@@ -131,19 +161,47 @@ impl<R: Read> Window<R> {
         if self.end - self.start >= need {
             return Ok(true);
         }
-        if need > self.buf.len() {
-            // `need` was checked against MAX_RECORD by the caller.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+        let len = self.end - self.start;
+        let room = self.buf.len() - self.start;
+        // `need` was checked against MAX_RECORD by the caller.
+        let size = need.max(CHUNK);
+        let unique = Arc::get_mut(&mut self.buf).is_some();
+        if !unique || need > self.buf.len() || need > room {
+            // Move the unread rest to the front of a block nobody else reads.
+            let mut block =
+                if unique && need <= self.buf.len() { None } else { Some(self.fresh_block(size)) };
+            match block.as_mut().and_then(Arc::get_mut) {
+                Some(dst) => {
+                    if dst.len() < size {
+                        dst.resize(size, 0);
+                    }
+                    if let (Some(to), Some(from)) =
+                        (dst.get_mut(..len), self.buf.get(self.start..self.end))
+                    {
+                        to.copy_from_slice(from);
+                    }
+                }
+                None => {
+                    if let Some(b) = Arc::get_mut(&mut self.buf) {
+                        b.copy_within(self.start..self.end, 0);
+                    }
+                }
+            }
+            if let Some(block) = block {
+                let old = std::mem::replace(&mut self.buf, block);
+                if self.spare.len() < SPARE_BLOCKS {
+                    self.spare.push(old);
+                }
+            }
             self.start = 0;
-            self.buf.resize(need.max(CHUNK), 0);
-        } else if self.start + need > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            self.end = len;
         }
         while self.end - self.start < need && !self.eof {
-            let Some(spare) = self.buf.get_mut(self.end..) else { break };
+            let Some(buf) = Arc::get_mut(&mut self.buf) else { break };
+            let Some(spare) = buf.get_mut(self.end..) else { break };
+            if spare.is_empty() {
+                break;
+            }
             match self.inner.read(spare) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
@@ -326,6 +384,12 @@ impl<R: Read> Reader<R> {
         self.format
     }
 
+    /// The shared block holding the bytes of the record last returned (and maybe the next
+    /// ones): a consumer may keep it instead of copying the record's bytes.
+    pub fn block(&self) -> &Arc<Vec<u8>> {
+        &self.win.buf
+    }
+
     /// Link types declared so far (pcap: one; pcapng: one per interface, first seen first).
     pub fn link_types(&self) -> &[u32] {
         &self.link_types
@@ -361,7 +425,14 @@ impl<R: Read> Reader<R> {
         let Some(p) = found else { return Ok(None) };
         self.pending = Some(p);
         let data = self.win.available().get(p.data_at..p.data_at + p.data_len).unwrap_or(&[]);
-        Ok(Some(Record { link_type: p.link_type, ts_ns: p.ts_ns, data, orig_len: p.orig_len }))
+        let block = &self.win.buf;
+        Ok(Some(Record {
+            link_type: p.link_type,
+            ts_ns: p.ts_ns,
+            data,
+            orig_len: p.orig_len,
+            block,
+        }))
     }
 
     fn next_pcap(&mut self, be: bool, nanos: bool, link_type: u32) -> io::Result<Option<Pending>> {
@@ -652,6 +723,47 @@ mod tests {
         );
         assert!(r.next_record().unwrap().is_none());
         assert!(r.stop().is_none());
+    }
+
+    /// Yields a few bytes per read, like a slow pipe.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn records_stay_valid_in_blocks_others_still_hold() {
+        let mut f = pcap_header(false, false, 101);
+        let records: Vec<Vec<u8>> =
+            (0..3000u32).map(|i| vec![(i % 251) as u8; 100 + (i as usize % 300)]).collect();
+        for (i, r) in records.iter().enumerate() {
+            for x in [i as u32, 0, r.len() as u32, r.len() as u32] {
+                f.extend_from_slice(&x.to_le_bytes());
+            }
+            f.extend_from_slice(r);
+        }
+        let mut reader = Reader::open(Trickle(&f)).map_err(|_| "open").unwrap();
+        let mut held = Vec::new();
+        let mut n = 0;
+        while let Some(rec) = reader.next_record().unwrap() {
+            assert_eq!(rec.data, &records[n][..]);
+            let base = rec.block.as_ptr() as usize;
+            let at = rec.data.as_ptr() as usize - base;
+            // Keep every block alive, as a worker thread might.
+            held.push((Arc::clone(rec.block), at, rec.data.len(), n));
+            n += 1;
+        }
+        assert_eq!(n, records.len());
+        assert!(reader.stop().is_none());
+        for (block, at, len, i) in held {
+            assert_eq!(&block[at..at + len], &records[i][..], "record {i} changed under us");
+        }
     }
 
     #[test]

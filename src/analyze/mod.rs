@@ -368,6 +368,7 @@ fn read_all<R: io::Read>(
             Err(source) => return Err(AnalyzeError::Read { path: name.to_string(), source }),
         };
         packets += 1;
+        sink.backing(rec.block);
         match decode::decode(rec.link_type, rec.data, defrag) {
             Decoded::Tcp(seg) => {
                 re.segment(&seg, rec.ts_ns, sink);

@@ -4,10 +4,11 @@
 //! reassembled bytes (SHA-256, the classifier, messages, extract files) is independent per
 //! stream. This module owns a [`Sink`] that copies each event into a batch for the worker
 //! thread that owns the stream (stream id modulo the number of workers), and the workers, each
-//! running its own [`Analyses`]. Channels are bounded, so memory stays bounded whatever the
-//! capture size. It never reorders the events of one stream and never looks at the bytes.
+//! running its own [`Analyses`]. Bytes still in the capture reader's block are shared with the
+//! worker, not copied. Channels are bounded, so memory stays bounded whatever the capture size. It never reorders the events of one stream and never looks at the bytes.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
@@ -22,17 +23,54 @@ const BATCH_EVENTS: usize = 4096;
 const QUEUE: usize = 4;
 
 enum Event {
-    Open { stream: usize, client: (IpAddr, u16), server: (IpAddr, u16) },
-    Data { stream: usize, dir: Dir, offset: u64, start: usize, len: usize, new_run: bool },
-    Gap { stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool },
-    Retransmit { stream: usize, dir: Dir, offset: u64, start: usize, len: usize },
-    Close { stream: usize },
+    Open {
+        stream: usize,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+    },
+    Data {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        start: usize,
+        len: usize,
+        new_run: bool,
+    },
+    /// Bytes still in the reader's block: shared, not copied.
+    Shared {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        block: Arc<Vec<u8>>,
+        start: usize,
+        len: usize,
+        new_run: bool,
+    },
+    Gap {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        len: u64,
+        snaplen: bool,
+    },
+    Retransmit {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        start: usize,
+        len: usize,
+    },
+    Close {
+        stream: usize,
+    },
 }
 
 #[derive(Default)]
 struct Batch {
     events: Vec<Event>,
     bytes: Vec<u8>,
+    /// Bytes referenced in shared blocks.
+    shared: usize,
 }
 
 struct Worker {
@@ -46,6 +84,8 @@ struct Worker {
 /// A [`Sink`] that runs the analyses on worker threads.
 pub struct Sharded {
     workers: Vec<Worker>,
+    /// The reader's current block (see [`Sink::backing`]).
+    block: Option<Arc<Vec<u8>>>,
     /// Set when a worker could not be reached (it panicked or never started).
     failed: bool,
 }
@@ -60,6 +100,10 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
                     let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
                     sink.data(stream, dir, offset, bytes, new_run);
                 }
+                Event::Shared { stream, dir, offset, block, start, len, new_run } => {
+                    let bytes = block.get(start..start + len).unwrap_or(&[]);
+                    sink.data(stream, dir, offset, bytes, new_run);
+                }
                 Event::Gap { stream, dir, offset, len, snaplen } => {
                     sink.gap(stream, dir, offset, len, snaplen)
                 }
@@ -71,6 +115,7 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
             }
         }
         batch.bytes.clear();
+        batch.shared = 0;
         // The reader may be gone already: then the batch is simply dropped.
         let _ = back.send(batch);
     }
@@ -92,7 +137,7 @@ impl Sharded {
                 Worker { tx: Some(tx), spare, batch: Batch::default(), handle }
             })
             .collect();
-        Sharded { workers, failed: false }
+        Sharded { workers, block: None, failed: false }
     }
 
     fn worker(&mut self, stream: usize) -> &mut Worker {
@@ -104,7 +149,8 @@ impl Sharded {
     fn push(&mut self, stream: usize, ev: Event) {
         let w = self.worker(stream);
         w.batch.events.push(ev);
-        if w.batch.bytes.len() >= BATCH_BYTES || w.batch.events.len() >= BATCH_EVENTS {
+        let size = w.batch.bytes.len() + w.batch.shared;
+        if size >= BATCH_BYTES || w.batch.events.len() >= BATCH_EVENTS {
             let fresh = w.spare.try_recv().unwrap_or_default();
             let full = std::mem::replace(&mut w.batch, fresh);
             let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
@@ -161,6 +207,19 @@ impl Sink for Sharded {
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
+        // Bytes inside the reader's block are shared; others (reassembled from out-of-order
+        // segments) are copied.
+        if let Some(block) = &self.block {
+            let base = block.as_ptr() as usize;
+            let at = bytes.as_ptr() as usize;
+            if at >= base && at + bytes.len() <= base + block.len() {
+                let (block, start, len) = (Arc::clone(block), at - base, bytes.len());
+                self.worker(stream).batch.shared += len;
+                let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
+                self.push(stream, ev);
+                return;
+            }
+        }
         let w = self.worker(stream);
         let start = w.batch.bytes.len();
         w.batch.bytes.extend_from_slice(bytes);
@@ -180,5 +239,11 @@ impl Sink for Sharded {
 
     fn close(&mut self, stream: usize) {
         self.push(stream, Event::Close { stream });
+    }
+
+    fn backing(&mut self, block: &Arc<Vec<u8>>) {
+        if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
+            self.block = Some(Arc::clone(block));
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::decode::{Segment, flags};
 
@@ -54,6 +55,9 @@ pub trait Sink {
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]);
     /// The stream is over: no more calls for it.
     fn close(&mut self, stream: usize);
+    /// The shared block the bytes of the next segments come from. A sink that hands bytes to
+    /// another thread may keep a reference to it instead of copying them; others ignore it.
+    fn backing(&mut self, _block: &Arc<Vec<u8>>) {}
 }
 
 /// A range of bytes missing from a direction.
