@@ -128,7 +128,7 @@ struct Window<R> {
 }
 
 /// Blocks kept for reuse.
-const SPARE_BLOCKS: usize = 16;
+const SPARE_BLOCKS: usize = 32;
 
 impl<R: Read> Window<R> {
     fn new(inner: R) -> Self {
