@@ -41,6 +41,28 @@ fn truncated_at_every_offset() {
 }
 
 #[test]
+fn truncated_files_exit_with_the_documented_status() {
+    let dir = tempdir("truncated-status");
+    for (name, header) in [("chat-plaintext.pcap", 24), ("tls-openssl.pcapng", 28)] {
+        let bytes = std::fs::read(data(name)).expect("capture");
+        let mut cuts: Vec<usize> = (0..bytes.len()).step_by(bytes.len() / 12).collect();
+        cuts.extend([1, header - 1, header, header + 1]);
+        for n in cuts {
+            let file = write(&dir, &format!("cut-{n}-{name}"), &bytes[..n]);
+            let out = rchat(&["analyze", "--json", file.to_str().expect("utf-8")]);
+            let expect = if n < header { 1 } else { 0 };
+            assert_eq!(out.status.code(), Some(expect), "{name} cut at {n}");
+            if expect == 1 {
+                assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+            } else {
+                let _: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn truncated_file_reports_what_came_before_the_cut() {
     let bytes = std::fs::read(data("chat-plaintext.pcap")).expect("capture");
     let dir = tempdir("truncated");
