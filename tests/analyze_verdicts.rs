@@ -52,3 +52,38 @@ fn verdict_rchat_encrypted_messages_are_ciphertext() {
         assert_eq!(d["messages"][2]["verdict"], "ciphertext", "{dir}: {d}");
     }
 }
+
+#[test]
+fn verdict_summary_line_counts_streams_by_kind() {
+    use pcap_file::Endianness;
+    let server = End::new("10.0.0.2", 9999);
+    let mut text = Conv::new(End::new("10.0.0.1", 40001), server, 1, 2);
+    text.handshake();
+    text.c(b"hello, this is a perfectly readable line of chat\n")
+        .s(b"and this is the readable answer to it, thanks\n")
+        .close();
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let noise: Vec<u8> = (0..2048)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut secret = Conv::new(End::new("10.0.0.3", 40002), server, 3, 4);
+    secret.handshake();
+    secret.c(&noise[..1024]).s(&noise[1024..]).close();
+    let mut ips = text.packets.clone();
+    ips.extend(secret.packets.clone());
+    let dir = tempdir("summary");
+    let bytes = pcap_bytes(101, &records(Link::Raw(101), &ips), Endianness::Little, false);
+    let file = write(&dir, "two.pcap", &bytes);
+    let out = rchat(&["analyze", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 streams on port 9999: 1 readable by anyone on the path, 1 ciphertext"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
