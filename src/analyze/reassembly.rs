@@ -398,11 +398,6 @@ impl Reassembler {
         }
         self.streams
     }
-
-    /// Streams still open.
-    pub fn live(&self) -> usize {
-        self.streams.iter().filter(|s| !s.closed).count()
-    }
 }
 
 fn deliver(stream: &mut Stream, dir: Dir, bytes: &[u8], sink: &mut impl Sink) {
