@@ -87,3 +87,17 @@ fn verdict_summary_line_counts_streams_by_kind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn verdict_of_a_stream_ignores_a_direction_too_short_to_tell() {
+    for name in ["two-interfaces.pcapng", "chat-snaplen96.pcap"] {
+        let r = analyze_json(&data(name), &[]);
+        let st = &r["streams"][0];
+        let verdicts = [
+            st["directions"]["client_to_server"]["verdict"].clone(),
+            st["directions"]["server_to_client"]["verdict"].clone(),
+        ];
+        assert!(verdicts.contains(&serde_json::json!("inconclusive")), "{name}: {verdicts:?}");
+        assert_eq!(st["verdict"], "plaintext", "{name}");
+    }
+}

@@ -196,7 +196,7 @@ fn summary_phrase(v: Verdict) -> &'static str {
         Verdict::Ciphertext => "ciphertext",
         Verdict::Encoded => "encoded (text that carries random-looking bytes)",
         Verdict::Binary => "binary",
-        Verdict::Mixed => "partly readable (mixed)",
+        Verdict::Mixed => "mixed (several kinds of bytes)",
         Verdict::Inconclusive => "too short to tell",
         Verdict::Empty => "empty",
     }
@@ -210,10 +210,14 @@ fn confidence_word(c: Confidence) -> &'static str {
     }
 }
 
-/// The verdict of a stream from the verdicts of its two directions.
+/// The verdict of a stream from the verdicts of its two directions: an empty direction does
+/// not count, nor does one too short to tell when the other one could be told.
 pub fn stream_verdict(a: Verdict, b: Verdict) -> Verdict {
+    let weak = |v: Verdict| matches!(v, Verdict::Empty | Verdict::Inconclusive);
     match (a, b) {
         (Verdict::Empty, x) | (x, Verdict::Empty) => x,
+        (x, y) if weak(x) && !weak(y) => y,
+        (x, y) if weak(y) && !weak(x) => x,
         (x, y) if x == y => x,
         _ => Verdict::Mixed,
     }
@@ -465,5 +469,7 @@ mod tests {
         assert_eq!(stream_verdict(Verdict::Empty, Verdict::Plaintext), Verdict::Plaintext);
         assert_eq!(stream_verdict(Verdict::Ciphertext, Verdict::Plaintext), Verdict::Mixed);
         assert_eq!(stream_verdict(Verdict::Empty, Verdict::Empty), Verdict::Empty);
+        assert_eq!(stream_verdict(Verdict::Inconclusive, Verdict::Plaintext), Verdict::Plaintext);
+        assert_eq!(stream_verdict(Verdict::Empty, Verdict::Inconclusive), Verdict::Inconclusive);
     }
 }

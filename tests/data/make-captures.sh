@@ -106,4 +106,5 @@ else
   echo "skipping rchat-encrypted.pcap: set RCHAT to the rchat binary" >&2
 fi
 
+chmod 644 ./*.pcap ./*.pcapng
 ls -l ./*.pcap ./*.pcapng
