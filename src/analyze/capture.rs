@@ -1,0 +1,776 @@
+//! Reading capture files: pcap and pcapng records, one at a time, from untrusted bytes.
+//!
+//! Owns format detection by magic number (pcap in both byte orders with microsecond or
+//! nanosecond timestamps, pcapng with several sections and interfaces), the conversion of every
+//! timestamp to nanoseconds (honouring pcapng's `if_tsresol` and `if_tsoffset`), and the point
+//! where a damaged file stops being readable. It hands out each record's link type, timestamp,
+//! captured bytes and original length. It never looks inside a packet, never allocates more
+//! than [`MAX_RECORD`] for one record whatever a header claims, and never panics: every length
+//! is checked before it is used. A file cut off mid-record ends the stream of records with a
+//! [`Stop`] saying at which byte offset reading stopped.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+/// The largest record (pcap) or block (pcapng) accepted; a header claiming more is damage.
+pub const MAX_RECORD: usize = 16 * 1024 * 1024;
+/// Bytes read from the file at a time (and the size of a shared block).
+const CHUNK: usize = 256 * 1024;
+
+/// The container format of a capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// libpcap format.
+    Pcap,
+    /// pcap Next Generation.
+    Pcapng,
+}
+
+impl Format {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+        }
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Magic {
+    /// A capture this module reads.
+    Capture(Format),
+    /// A gzip-compressed file.
+    Gzip,
+    /// No bytes at all.
+    Empty,
+    /// Something else; the first bytes (up to four) are kept for the message.
+    Other([u8; 4], usize),
+}
+
+/// Recognise a file by its first bytes.
+pub fn sniff(head: &[u8]) -> Magic {
+    match head {
+        [] => Magic::Empty,
+        [0x1f, 0x8b, ..] => Magic::Gzip,
+        [0x0a, 0x0d, 0x0d, 0x0a, ..] => Magic::Capture(Format::Pcapng),
+        [0xd4, 0xc3, 0xb2, 0xa1, ..]
+        | [0xa1, 0xb2, 0xc3, 0xd4, ..]
+        | [0x4d, 0x3c, 0xb2, 0xa1, ..]
+        | [0xa1, 0xb2, 0x3c, 0x4d, ..] => Magic::Capture(Format::Pcap),
+        _ => {
+            let mut first = [0u8; 4];
+            let n = head.len().min(4);
+            first[..n].copy_from_slice(&head[..n]);
+            Magic::Other(first, n)
+        }
+    }
+}
+
+/// One captured record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// LINKTYPE_* value of the interface that captured it.
+    pub link_type: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// The bytes saved in the file (may be fewer than went over the wire).
+    pub data: &'a [u8],
+    /// The length the packet had on the wire.
+    pub orig_len: u32,
+    /// The shared block `data` lies in (see [`Reader::block`]).
+    pub block: &'a Arc<Vec<u8>>,
+}
+
+/// Why reading stopped before the natural end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// Byte offset in the file of the record or block that could not be read.
+    pub offset: u64,
+    /// What was wrong there.
+    pub what: String,
+}
+
+/// Why a file could not be opened as a capture at all.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Reading failed.
+    Io(io::Error),
+    /// The file is not a capture (see [`Magic`]).
+    NotCapture(Magic),
+    /// The file header itself is cut off or impossible.
+    BadHeader(String),
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+/// A refillable window over a reader, with the file offset of its first byte.
+///
+/// The bytes live in a shared block ([`Reader::block`]) so that a consumer on another thread
+/// can keep a reference to a packet's bytes instead of copying them. A block still shared when
+/// more bytes are needed is left to its holders: the unread rest moves to a fresh (or
+/// recycled) block.
+struct Window<R> {
+    inner: R,
+    buf: Arc<Vec<u8>>,
+    /// Blocks handed out earlier, reused once nobody else holds them.
+    spare: Vec<Arc<Vec<u8>>>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    offset: u64,
+    eof: bool,
+}
+
+/// Blocks kept for reuse.
+const SPARE_BLOCKS: usize = 32;
+
+impl<R: Read> Window<R> {
+    fn new(inner: R) -> Self {
+        Window {
+            inner,
+            buf: Arc::new(vec![0; CHUNK]),
+            spare: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    /// A block of at least `size` bytes that nobody else holds.
+    fn fresh_block(&mut self, size: usize) -> Arc<Vec<u8>> {
+        let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1 && b.len() >= size);
+        match free {
+            Some(i) => self.spare.swap_remove(i),
+            None => Arc::new(vec![0; size.max(CHUNK)]),
+        }
+    }
+
+    /// Make at least `need` bytes available; `Ok(false)` when the file ends first.
+    fn fill(&mut self, need: usize) -> io::Result<bool> {
+        if self.end - self.start >= need {
+            return Ok(true);
+        }
+        let len = self.end - self.start;
+        let room = self.buf.len() - self.start;
+        // `need` was checked against MAX_RECORD by the caller.
+        let size = need.max(CHUNK);
+        let unique = Arc::get_mut(&mut self.buf).is_some();
+        if !unique || need > self.buf.len() || need > room {
+            // Move the unread rest to the front of a block nobody else reads.
+            let mut block =
+                if unique && need <= self.buf.len() { None } else { Some(self.fresh_block(size)) };
+            match block.as_mut().and_then(Arc::get_mut) {
+                Some(dst) => {
+                    if dst.len() < size {
+                        dst.resize(size, 0);
+                    }
+                    if let (Some(to), Some(from)) =
+                        (dst.get_mut(..len), self.buf.get(self.start..self.end))
+                    {
+                        to.copy_from_slice(from);
+                    }
+                }
+                None => {
+                    if let Some(b) = Arc::get_mut(&mut self.buf) {
+                        b.copy_within(self.start..self.end, 0);
+                    }
+                }
+            }
+            if let Some(block) = block {
+                let old = std::mem::replace(&mut self.buf, block);
+                if self.spare.len() < SPARE_BLOCKS {
+                    self.spare.push(old);
+                }
+            }
+            self.start = 0;
+            self.end = len;
+        }
+        while self.end - self.start < need && !self.eof {
+            let Some(buf) = Arc::get_mut(&mut self.buf) else { break };
+            let Some(spare) = buf.get_mut(self.end..) else { break };
+            if spare.is_empty() {
+                break;
+            }
+            match self.inner.read(spare) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.end - self.start >= need)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.offset += n as u64;
+    }
+}
+
+fn u16_at(b: &[u8], at: usize, be: bool) -> Option<u16> {
+    let s: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+    Some(if be { u16::from_be_bytes(s) } else { u16::from_le_bytes(s) })
+}
+
+fn u32_at(b: &[u8], at: usize, be: bool) -> Option<u32> {
+    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(if be { u32::from_be_bytes(s) } else { u32::from_le_bytes(s) })
+}
+
+fn u64_at(b: &[u8], at: usize, be: bool) -> Option<u64> {
+    let s: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
+    Some(if be { u64::from_be_bytes(s) } else { u64::from_le_bytes(s) })
+}
+
+/// Timestamp units of a pcapng interface, as `if_tsresol` gives them.
+#[derive(Debug, Clone, Copy)]
+struct Resolution {
+    /// Multiply by `mul` then divide by `div` to get nanoseconds.
+    mul: u128,
+    div: u128,
+}
+
+impl Resolution {
+    const MICRO: Resolution = Resolution { mul: 1000, div: 1 };
+
+    fn from_tsresol(v: u8) -> Option<Resolution> {
+        let exp = u32::from(v & 0x7f);
+        if v & 0x80 == 0 {
+            if exp > 30 {
+                return None;
+            }
+            if exp <= 9 {
+                Some(Resolution { mul: 10u128.pow(9 - exp), div: 1 })
+            } else {
+                Some(Resolution { mul: 1, div: 10u128.pow(exp - 9) })
+            }
+        } else {
+            if exp > 63 {
+                return None;
+            }
+            Some(Resolution { mul: 1_000_000_000, div: 1u128 << exp })
+        }
+    }
+
+    fn to_ns(self, units: u64, offset_s: i64) -> i64 {
+        let ns = u128::from(units) * self.mul / self.div;
+        let ns = i64::try_from(ns).unwrap_or(i64::MAX);
+        ns.saturating_add(offset_s.saturating_mul(1_000_000_000))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    link_type: u32,
+    snaplen: u32,
+    res: Resolution,
+    offset_s: i64,
+}
+
+enum Kind {
+    Pcap { be: bool, nanos: bool, link_type: u32 },
+    Pcapng { be: bool, interfaces: Vec<Interface> },
+}
+
+/// Reads records from a pcap or pcapng file. Call [`Reader::next_record`] until it gives `None`,
+/// then look at [`Reader::stop`].
+pub struct Reader<R> {
+    win: Window<R>,
+    kind: Kind,
+    format: Format,
+    stop: Option<Stop>,
+    /// Link types of interfaces declared so far, in order of first appearance.
+    link_types: Vec<u32>,
+    /// Warnings about blocks that were skipped but did not stop reading.
+    notes: Vec<String>,
+    /// The record handed out last, consumed on the next call.
+    pending: Option<Pending>,
+}
+
+/// Where the last record sits in the window.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Bytes the whole record or block takes in the file.
+    len: usize,
+    link_type: u32,
+    ts_ns: i64,
+    orig_len: u32,
+    /// Offset of the packet bytes inside the record.
+    data_at: usize,
+    data_len: usize,
+}
+
+impl<R: Read> Reader<R> {
+    /// Open a capture: read and check the file header.
+    pub fn open(inner: R) -> Result<Self, OpenError> {
+        let mut win = Window::new(inner);
+        win.fill(24)?;
+        let head = win.available();
+        let magic = sniff(head);
+        let format = match magic {
+            Magic::Capture(f) => f,
+            other => return Err(OpenError::NotCapture(other)),
+        };
+        let mut reader = Reader {
+            win,
+            kind: Kind::Pcapng { be: false, interfaces: Vec::new() },
+            format,
+            stop: None,
+            link_types: Vec::new(),
+            notes: Vec::new(),
+            pending: None,
+        };
+        match format {
+            Format::Pcap => {
+                let head = reader.win.available();
+                if head.len() < 24 {
+                    return Err(OpenError::BadHeader(format!(
+                        "the pcap file header is cut off after {} of 24 bytes",
+                        head.len()
+                    )));
+                }
+                let (be, nanos) = match head.get(..4) {
+                    Some([0xa1, 0xb2, 0xc3, 0xd4]) => (true, false),
+                    Some([0xd4, 0xc3, 0xb2, 0xa1]) => (false, false),
+                    Some([0xa1, 0xb2, 0x3c, 0x4d]) => (true, true),
+                    _ => (false, true),
+                };
+                let network = u32_at(head, 20, be).unwrap_or(0);
+                // The top bits of the link-type field carry FCS information.
+                let link_type = network & 0x03ff_ffff;
+                reader.kind = Kind::Pcap { be, nanos, link_type };
+                reader.link_types.push(link_type);
+                reader.win.consume(24);
+            }
+            Format::Pcapng => {
+                // The first block must be a readable Section Header Block.
+                reader.win.fill(28)?;
+                let head = reader.win.available();
+                if head.len() < 28 {
+                    return Err(OpenError::BadHeader(format!(
+                        "the pcapng section header is cut off after {} bytes",
+                        head.len()
+                    )));
+                }
+                let be = match head.get(8..12) {
+                    Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+                    Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+                    _ => {
+                        return Err(OpenError::BadHeader(
+                            "the pcapng section header has no byte-order magic".into(),
+                        ));
+                    }
+                };
+                reader.kind = Kind::Pcapng { be, interfaces: Vec::new() };
+            }
+        }
+        Ok(reader)
+    }
+
+    /// The container format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The shared block holding the bytes of the record last returned (and maybe the next
+    /// ones): a consumer may keep it instead of copying the record's bytes.
+    pub fn block(&self) -> &Arc<Vec<u8>> {
+        &self.win.buf
+    }
+
+    /// Link types declared so far (pcap: one; pcapng: one per interface, first seen first).
+    pub fn link_types(&self) -> &[u32] {
+        &self.link_types
+    }
+
+    /// Where and why reading stopped early, if it did.
+    pub fn stop(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// Take the warnings about skipped blocks gathered so far.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn halt(&mut self, what: impl Into<String>) {
+        self.stop = Some(Stop { offset: self.win.offset, what: what.into() });
+    }
+
+    /// The next record, or `None` at the end of the file or at the first damage
+    /// (then [`Reader::stop`] says where).
+    pub fn next_record(&mut self) -> io::Result<Option<Record<'_>>> {
+        if let Some(p) = self.pending.take() {
+            self.win.consume(p.len);
+        }
+        if self.stop.is_some() {
+            return Ok(None);
+        }
+        let found = match self.kind {
+            Kind::Pcap { be, nanos, link_type } => self.next_pcap(be, nanos, link_type)?,
+            Kind::Pcapng { .. } => self.next_pcapng()?,
+        };
+        let Some(p) = found else { return Ok(None) };
+        self.pending = Some(p);
+        let data = self.win.available().get(p.data_at..p.data_at + p.data_len).unwrap_or(&[]);
+        let block = &self.win.buf;
+        Ok(Some(Record {
+            link_type: p.link_type,
+            ts_ns: p.ts_ns,
+            data,
+            orig_len: p.orig_len,
+            block,
+        }))
+    }
+
+    fn next_pcap(&mut self, be: bool, nanos: bool, link_type: u32) -> io::Result<Option<Pending>> {
+        if !self.win.fill(16)? {
+            let left = self.win.available().len();
+            if left > 0 {
+                self.halt(format!("the file ends inside a record header ({left} of 16 bytes)"));
+            }
+            return Ok(None);
+        }
+        let h = self.win.available();
+        let (Some(sec), Some(frac), Some(incl), Some(orig)) =
+            (u32_at(h, 0, be), u32_at(h, 4, be), u32_at(h, 8, be), u32_at(h, 12, be))
+        else {
+            return Ok(None);
+        };
+        let incl = incl as usize;
+        if incl > MAX_RECORD {
+            self.halt(format!("a record claims an impossible length of {incl} bytes"));
+            return Ok(None);
+        }
+        if !self.win.fill(16 + incl)? {
+            let left = self.win.available().len().saturating_sub(16);
+            self.halt(format!("the file ends inside a record ({left} of {incl} bytes)"));
+            return Ok(None);
+        }
+        let frac_ns = if nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
+        let ts = i64::from(sec) * 1_000_000_000 + frac_ns;
+        Ok(Some(Pending {
+            len: 16 + incl,
+            link_type,
+            ts_ns: ts,
+            orig_len: orig,
+            data_at: 16,
+            data_len: incl,
+        }))
+    }
+
+    fn next_pcapng(&mut self) -> io::Result<Option<Pending>> {
+        loop {
+            if !self.win.fill(12)? {
+                let left = self.win.available().len();
+                if left > 0 {
+                    self.halt(format!("the file ends inside a block header ({left} bytes)"));
+                }
+                return Ok(None);
+            }
+            let h = self.win.available();
+            let Kind::Pcapng { be, .. } = self.kind else { return Ok(None) };
+            let is_shb = h.get(..4) == Some(&[0x0a, 0x0d, 0x0d, 0x0a]);
+            let be = if is_shb {
+                match h.get(8..12) {
+                    Some([0x1a, 0x2b, 0x3c, 0x4d]) => true,
+                    Some([0x4d, 0x3c, 0x2b, 0x1a]) => false,
+                    _ => {
+                        self.halt("a section header has no byte-order magic");
+                        return Ok(None);
+                    }
+                }
+            } else {
+                be
+            };
+            let (Some(btype), Some(blen)) = (u32_at(h, 0, be), u32_at(h, 4, be)) else {
+                return Ok(None);
+            };
+            let blen = blen as usize;
+            if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_RECORD {
+                self.halt(format!("a block claims an impossible length of {blen} bytes"));
+                return Ok(None);
+            }
+            if !self.win.fill(blen)? {
+                let left = self.win.available().len();
+                self.halt(format!("the file ends inside a block ({left} of {blen} bytes)"));
+                return Ok(None);
+            }
+            let block = self.win.available().get(..blen).unwrap_or(&[]);
+            if u32_at(block, blen - 4, be) != Some(blen as u32) {
+                self.halt("a block's trailing length does not match its header");
+                return Ok(None);
+            }
+            let body = block.get(8..blen - 4).unwrap_or(&[]);
+            match btype {
+                0x0a0d_0d0a => {
+                    // New section: new byte order, no interfaces.
+                    self.kind = Kind::Pcapng { be, interfaces: Vec::new() };
+                }
+                1 => {
+                    let iface = parse_idb(body, be);
+                    match iface {
+                        Some(i) => {
+                            if !self.link_types.contains(&i.link_type) {
+                                self.link_types.push(i.link_type);
+                            }
+                            if let Kind::Pcapng { interfaces, .. } = &mut self.kind
+                                && interfaces.len() < 65_536
+                            {
+                                interfaces.push(i);
+                            }
+                        }
+                        None => self.notes.push(format!(
+                            "skipped a damaged interface description at byte {}",
+                            self.win.offset
+                        )),
+                    }
+                }
+                6 | 2 => {
+                    // Enhanced Packet Block (6) or the obsolete Packet Block (2).
+                    let fields = if btype == 6 {
+                        (u32_at(body, 0, be), u32_at(body, 4, be), u32_at(body, 8, be))
+                    } else {
+                        (
+                            u16_at(body, 0, be).map(u32::from),
+                            u32_at(body, 4, be),
+                            u32_at(body, 8, be),
+                        )
+                    };
+                    let (Some(ifid), Some(hi), Some(lo)) = fields else {
+                        self.halt("a packet block is too short for its fields");
+                        return Ok(None);
+                    };
+                    let (Some(cap), Some(orig)) = (u32_at(body, 12, be), u32_at(body, 16, be))
+                    else {
+                        self.halt("a packet block is too short for its fields");
+                        return Ok(None);
+                    };
+                    let cap = cap as usize;
+                    if 20 + cap > body.len() {
+                        self.halt(format!(
+                            "a packet block claims {cap} captured bytes but holds fewer"
+                        ));
+                        return Ok(None);
+                    }
+                    let Some(iface) = self.interface(ifid) else {
+                        let at = self.win.offset;
+                        self.notes.push(format!(
+                            "skipped a packet at byte {at} for undeclared interface {ifid}"
+                        ));
+                        self.win.consume(blen);
+                        continue;
+                    };
+                    let units = (u64::from(hi) << 32) | u64::from(lo);
+                    let ts = iface.res.to_ns(units, iface.offset_s);
+                    return Ok(Some(Pending {
+                        len: blen,
+                        link_type: iface.link_type,
+                        ts_ns: ts,
+                        orig_len: orig,
+                        data_at: 28,
+                        data_len: cap,
+                    }));
+                }
+                3 => {
+                    // Simple Packet Block: interface 0, no timestamp.
+                    let Some(orig) = u32_at(body, 0, be) else {
+                        self.halt("a simple packet block is too short");
+                        return Ok(None);
+                    };
+                    let Some(iface) = self.interface(0) else {
+                        let at = self.win.offset;
+                        self.notes.push(format!(
+                            "skipped a simple packet at byte {at}: no interface declared"
+                        ));
+                        self.win.consume(blen);
+                        continue;
+                    };
+                    let room = body.len() - 4;
+                    let mut cap = (orig as usize).min(room);
+                    if iface.snaplen > 0 {
+                        cap = cap.min(iface.snaplen as usize);
+                    }
+                    return Ok(Some(Pending {
+                        len: blen,
+                        link_type: iface.link_type,
+                        ts_ns: 0,
+                        orig_len: orig,
+                        data_at: 12,
+                        data_len: cap,
+                    }));
+                }
+                _ => {}
+            }
+            self.win.consume(blen);
+        }
+    }
+
+    fn interface(&self, id: u32) -> Option<Interface> {
+        match &self.kind {
+            Kind::Pcapng { interfaces, .. } => interfaces.get(id as usize).copied(),
+            Kind::Pcap { .. } => None,
+        }
+    }
+}
+
+fn parse_idb(body: &[u8], be: bool) -> Option<Interface> {
+    let link_type = u32::from(u16_at(body, 0, be)?);
+    let snaplen = u32_at(body, 4, be)?;
+    let mut iface = Interface { link_type, snaplen, res: Resolution::MICRO, offset_s: 0 };
+    let mut at = 8;
+    while let (Some(code), Some(len)) = (u16_at(body, at, be), u16_at(body, at + 2, be)) {
+        let len = usize::from(len);
+        let value = body.get(at + 4..at + 4 + len)?;
+        match code {
+            0 => break,
+            9 => {
+                if let Some(&v) = value.first() {
+                    iface.res = Resolution::from_tsresol(v)?;
+                }
+            }
+            14 => {
+                if let Some(v) = u64_at(value, 0, be) {
+                    iface.offset_s = v as i64;
+                }
+            }
+            _ => {}
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    Some(iface)
+}
+
+/// The conventional name of a link type, for reports.
+pub fn link_type_name(lt: u32) -> String {
+    match lt {
+        0 => "NULL".into(),
+        1 => "ETHERNET".into(),
+        12 | 14 | 101 => "RAW".into(),
+        108 => "LOOP".into(),
+        113 => "LINUX_SLL".into(),
+        228 => "IPV4".into(),
+        229 => "IPV6".into(),
+        276 => "LINUX_SLL2".into(),
+        other => format!("LINKTYPE_{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap_header(be: bool, nanos: bool, link: u32) -> Vec<u8> {
+        let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+        let mut v = Vec::new();
+        let put32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if be { x.to_be_bytes() } else { x.to_le_bytes() })
+        };
+        put32(&mut v, magic);
+        v.extend_from_slice(&if be { [0, 2, 0, 4] } else { [2, 0, 4, 0] });
+        put32(&mut v, 0);
+        put32(&mut v, 0);
+        put32(&mut v, 65535);
+        put32(&mut v, link);
+        v
+    }
+
+    #[test]
+    fn sniff_tells_formats_apart() {
+        assert_eq!(sniff(&[]), Magic::Empty);
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Magic::Gzip);
+        assert_eq!(sniff(&[0x0a, 0x0d, 0x0d, 0x0a]), Magic::Capture(Format::Pcapng));
+        assert_eq!(sniff(&[0x4d, 0x3c, 0xb2, 0xa1]), Magic::Capture(Format::Pcap));
+        assert_eq!(sniff(b"hi"), Magic::Other([b'h', b'i', 0, 0], 2));
+    }
+
+    #[test]
+    fn pcap_record_lengths_are_checked() {
+        let mut f = pcap_header(true, true, 1);
+        f.extend_from_slice(&1u32.to_be_bytes());
+        f.extend_from_slice(&5u32.to_be_bytes());
+        f.extend_from_slice(&u32::MAX.to_be_bytes());
+        f.extend_from_slice(&4u32.to_be_bytes());
+        let mut r = Reader::open(&f[..]).map_err(|_| "open").unwrap();
+        assert!(r.next_record().unwrap().is_none());
+        assert_eq!(r.stop().map(|s| s.offset), Some(24));
+    }
+
+    #[test]
+    fn pcap_nanosecond_big_endian() {
+        let mut f = pcap_header(true, true, 101);
+        for x in [7u32, 9, 3, 60] {
+            f.extend_from_slice(&x.to_be_bytes());
+        }
+        f.extend_from_slice(b"abc");
+        let mut r = Reader::open(&f[..]).map_err(|_| "open").unwrap();
+        let rec = r.next_record().unwrap().unwrap();
+        assert_eq!(
+            (rec.link_type, rec.ts_ns, rec.data, rec.orig_len),
+            (101, 7_000_000_009, &b"abc"[..], 60)
+        );
+        assert!(r.next_record().unwrap().is_none());
+        assert!(r.stop().is_none());
+    }
+
+    /// Yields a few bytes per read, like a slow pipe.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn records_stay_valid_in_blocks_others_still_hold() {
+        let mut f = pcap_header(false, false, 101);
+        let records: Vec<Vec<u8>> =
+            (0..3000u32).map(|i| vec![(i % 251) as u8; 100 + (i as usize % 300)]).collect();
+        for (i, r) in records.iter().enumerate() {
+            for x in [i as u32, 0, r.len() as u32, r.len() as u32] {
+                f.extend_from_slice(&x.to_le_bytes());
+            }
+            f.extend_from_slice(r);
+        }
+        let mut reader = Reader::open(Trickle(&f)).map_err(|_| "open").unwrap();
+        let mut held = Vec::new();
+        let mut n = 0;
+        while let Some(rec) = reader.next_record().unwrap() {
+            assert_eq!(rec.data, &records[n][..]);
+            let base = rec.block.as_ptr() as usize;
+            let at = rec.data.as_ptr() as usize - base;
+            // Keep every block alive, as a worker thread might.
+            held.push((Arc::clone(rec.block), at, rec.data.len(), n));
+            n += 1;
+        }
+        assert_eq!(n, records.len());
+        assert!(reader.stop().is_none());
+        for (block, at, len, i) in held {
+            assert_eq!(&block[at..at + len], &records[i][..], "record {i} changed under us");
+        }
+    }
+
+    #[test]
+    fn tsresol_units() {
+        assert_eq!(Resolution::from_tsresol(6).unwrap().to_ns(5, 0), 5000);
+        assert_eq!(Resolution::from_tsresol(9).unwrap().to_ns(5, 1), 1_000_000_005);
+        assert_eq!(Resolution::from_tsresol(0x80 | 10).unwrap().to_ns(1024, 0), 1_000_000_000);
+        assert!(Resolution::from_tsresol(0xff).is_none());
+    }
+}

@@ -1,0 +1,252 @@
+//! What happens to one direction's reassembled bytes as they stream out of reassembly.
+//!
+//! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
+//! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
+//! only with `--full`), and the `--extract` file writer. It implements the reassembly
+//! [`Sink`] and turns each finished direction into a [`DirectionResult`]. It never keeps a
+//! whole stream unless `--full` asks for it, and never decides what the bytes are itself: the
+//! verdicts come from `classify`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rsa::sha2::{Digest, Sha256};
+
+use super::classify::{self, Classification};
+use super::messages::{Message, Mode, Splitter};
+use super::reassembly::{Dir, Recent, Sink};
+
+/// Bytes of each direction kept for the preview without `--full`.
+pub const PREVIEW: usize = 256;
+/// Gaps marked inside a preview.
+const MAX_PREVIEW_GAPS: usize = 1000;
+
+/// How the analysis of each direction is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Keep every byte for the preview.
+    pub full: bool,
+    /// Write each direction to a file in this folder.
+    pub extract: Option<PathBuf>,
+}
+
+/// The finished analysis of one direction.
+#[derive(Debug, Clone)]
+pub struct DirectionResult {
+    /// SHA-256 of the reassembled bytes (gaps excluded), hex.
+    pub sha256: String,
+    /// The direction's verdict (its bytes and its messages combined).
+    pub class: Classification,
+    /// The first bytes (all of them with `--full`).
+    pub preview: Vec<u8>,
+    /// Where bytes are missing inside the preview: (position in `preview`, bytes missing).
+    pub preview_gaps: Vec<(usize, u64)>,
+    /// Whether there is more than the preview shows.
+    pub preview_truncated: bool,
+    /// How the direction was cut into messages.
+    pub mode: Option<Mode>,
+    /// The messages, up to a limit.
+    pub messages: Vec<Message>,
+    /// Messages past the limit.
+    pub unlisted_messages: u64,
+    /// The file written by `--extract`.
+    pub extract: Option<PathBuf>,
+    /// Retransmissions of delivered bytes that differed from the first copy.
+    pub conflicting_retransmissions: u64,
+}
+
+struct Extract {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+struct Analysis {
+    sha: Sha256,
+    preview: Vec<u8>,
+    preview_gaps: Vec<(usize, u64)>,
+    preview_truncated: bool,
+    splitter: Splitter,
+    extract: Option<Extract>,
+    recent: Recent,
+    conflicts: u64,
+}
+
+impl Analysis {
+    fn new(extract: Option<PathBuf>) -> Self {
+        Analysis {
+            sha: Sha256::new(),
+            preview: Vec::new(),
+            preview_gaps: Vec::new(),
+            preview_truncated: false,
+            splitter: Splitter::new(),
+            extract: extract.map(|path| Extract { path, out: None }),
+            recent: Recent::default(),
+            conflicts: 0,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8], errors: &mut Vec<String>) {
+        let Some(ex) = &mut self.extract else { return };
+        if ex.out.is_none() {
+            match File::create(&ex.path) {
+                Ok(f) => ex.out = Some(BufWriter::with_capacity(256 * 1024, f)),
+                Err(e) => {
+                    errors.push(format!("cannot write {}: {e}", ex.path.display()));
+                    self.extract = None;
+                    return;
+                }
+            }
+        }
+        if let Some(out) = &mut ex.out
+            && let Err(e) = out.write_all(bytes)
+        {
+            errors.push(format!("cannot write {}: {e}", ex.path.display()));
+            self.extract = None;
+        }
+    }
+
+    fn finish(mut self, errors: &mut Vec<String>) -> DirectionResult {
+        // An empty direction still gets its (empty) file.
+        self.write(&[], errors);
+        let extract = match self.extract {
+            Some(Extract { path, out: Some(mut out) }) => match out.flush() {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    errors.push(format!("cannot write {}: {e}", path.display()));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let found = self.splitter.finish();
+        let per_message: Vec<Classification> =
+            found.messages.iter().map(|m| m.class.clone()).collect();
+        let class = classify::combine(&found.overall, &per_message);
+        let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
+        DirectionResult {
+            sha256: hex::encode(self.sha.finalize()),
+            class,
+            preview: self.preview,
+            preview_gaps: self.preview_gaps,
+            preview_truncated: self.preview_truncated,
+            mode,
+            messages,
+            unlisted_messages: unlisted,
+            extract,
+            conflicting_retransmissions: self.conflicts,
+        }
+    }
+}
+
+/// The text tshark's Follow TCP Stream puts where bytes are missing (raw output included).
+pub fn missing_marker(len: u64) -> Vec<u8> {
+    let mut m = format!("[{len} bytes missing in capture file]").into_bytes();
+    m.push(0);
+    m
+}
+
+/// The `--extract` file name of one direction.
+pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String {
+    format!("stream{id}-{}_{}-{}_{}.bin", from.0, from.1, to.0, to.1)
+}
+
+/// Runs every direction of every stream through its consumers.
+pub struct Analyses {
+    opts: Options,
+    /// Streams still open, by id (closed ones leave no trace here).
+    open: HashMap<usize, Box<[Analysis; 2]>>,
+    results: Vec<Option<[DirectionResult; 2]>>,
+    /// Problems writing `--extract` files.
+    pub errors: Vec<String>,
+}
+
+impl Analyses {
+    /// Consumers configured by `opts`.
+    pub fn new(opts: Options) -> Self {
+        Analyses { opts, open: HashMap::new(), results: Vec::new(), errors: Vec::new() }
+    }
+
+    /// Create the folder for `--extract` files.
+    pub fn prepare(dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn get(&mut self, stream: usize, dir: Dir) -> Option<&mut Analysis> {
+        self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+    }
+
+    /// The results, indexed by stream id.
+    pub fn into_results(self) -> Vec<Option<[DirectionResult; 2]>> {
+        self.results
+    }
+}
+
+impl Sink for Analyses {
+    fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16)) {
+        if self.results.len() <= stream {
+            self.results.resize_with(stream + 1, || None);
+        }
+        let path =
+            |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
+        let c2s = Analysis::new(path(client, server));
+        let s2c = Analysis::new(path(server, client));
+        self.open.insert(stream, Box::new([c2s, s2c]));
+    }
+
+    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
+        let full = self.opts.full;
+        let mut errors = Vec::new();
+        if let Some(a) = self.get(stream, dir) {
+            a.sha.update(bytes);
+            let room = if full { usize::MAX } else { PREVIEW.saturating_sub(a.preview.len()) };
+            let take = room.min(bytes.len());
+            a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+            if take < bytes.len() {
+                a.preview_truncated = true;
+            }
+            a.splitter.data(offset, bytes, new_run);
+            a.recent.remember(offset, bytes);
+            a.write(bytes, &mut errors);
+        }
+        self.errors.append(&mut errors);
+    }
+
+    fn gap(&mut self, stream: usize, dir: Dir, _offset: u64, len: u64, snaplen: bool) {
+        let full = self.opts.full;
+        let mut errors = Vec::new();
+        if let Some(a) = self.get(stream, dir) {
+            a.splitter.gap();
+            let within = full || a.preview.len() < PREVIEW;
+            if within && !a.preview_truncated && a.preview_gaps.len() < MAX_PREVIEW_GAPS {
+                a.preview_gaps.push((a.preview.len(), len));
+            }
+            // Like tshark: a marker where bytes were lost, nothing where the snaplen cut them.
+            if !snaplen {
+                a.write(&missing_marker(len), &mut errors);
+            }
+        }
+        self.errors.append(&mut errors);
+    }
+
+    fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
+        if let Some(a) = self.get(stream, dir)
+            && a.recent.differs(offset, bytes)
+        {
+            a.conflicts += 1;
+        }
+    }
+
+    fn close(&mut self, stream: usize) {
+        let Some(pair) = self.open.remove(&stream) else { return };
+        let [c2s, s2c] = *pair;
+        let mut errors = Vec::new();
+        let done = [c2s.finish(&mut errors), s2c.finish(&mut errors)];
+        self.errors.append(&mut errors);
+        if let Some(slot) = self.results.get_mut(stream) {
+            *slot = Some(done);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Cutting one direction's byte stream into messages, as it flows past.
+//!
+//! Owns the choice of how to cut (rchat frames when the direction opens with rchat's frame
+//! magic, lines when it opens with text, otherwise the sender's runs of segments between the
+//! other side's replies), the checked decoding of rchat frame headers, and the verdict on each
+//! message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
+//! messages, and never holds a whole message in memory: each is classified as it streams.
+//! Frame headers are decoded by the protocol's own checked decoder
+//! ([`crate::protocol::wire::FrameHeader`]).
+
+use serde::Serialize;
+
+use super::classify::{Accumulator, Classification};
+use crate::protocol::wire::{self as frame, FrameHeader};
+
+/// Bytes examined before deciding how to cut the stream.
+const PREFIX: usize = 512;
+/// Messages listed per direction; later ones are counted only.
+pub const MAX_MESSAGES: usize = 1000;
+
+/// How a direction is cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// rchat frames.
+    Frames,
+    /// Text lines.
+    Lines,
+    /// The sender's runs of segments.
+    Runs,
+}
+
+/// One message and its verdict.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Stream offset of its first byte.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub length: u64,
+    /// The verdict on its bytes.
+    pub class: Classification,
+}
+
+#[derive(Debug)]
+struct Open {
+    offset: u64,
+    length: u64,
+    /// `None` for the first message: its bytes are exactly what the whole-direction
+    /// accumulator has seen when it ends, so they are not classified twice.
+    acc: Option<Accumulator>,
+}
+
+#[derive(Debug)]
+enum FrameState {
+    Header { buf: [u8; frame::HEADER_LEN], have: usize },
+    Body { left: u64 },
+}
+
+/// What a [`Splitter`] found.
+#[derive(Debug)]
+pub struct Finished {
+    /// The verdict on all the direction's bytes.
+    pub overall: Classification,
+    /// How the direction was cut.
+    pub mode: Option<Mode>,
+    /// The messages, up to [`MAX_MESSAGES`].
+    pub messages: Vec<Message>,
+    /// Messages past the limit.
+    pub unlisted: u64,
+}
+
+/// Cuts a direction into messages as bytes arrive, and classifies the direction and each
+/// message.
+#[derive(Debug)]
+pub struct Splitter {
+    mode: Option<Mode>,
+    prefix: Vec<u8>,
+    /// Offsets (relative to the prefix) where a new run started, while undecided.
+    prefix_runs: Vec<usize>,
+    prefix_offset: u64,
+    open: Option<Open>,
+    frames: FrameState,
+    done: Vec<Message>,
+    /// Messages not listed because of [`MAX_MESSAGES`].
+    pub unlisted: u64,
+    /// Every byte of the direction.
+    overall: Accumulator,
+    /// Whether a message has been opened yet.
+    started: bool,
+}
+
+impl Default for Splitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Splitter {
+    /// A splitter that has seen nothing.
+    pub fn new() -> Self {
+        Splitter {
+            mode: None,
+            prefix: Vec::new(),
+            prefix_runs: Vec::new(),
+            prefix_offset: 0,
+            open: None,
+            frames: FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 },
+            done: Vec::new(),
+            unlisted: 0,
+            overall: Accumulator::new(),
+            started: false,
+        }
+    }
+
+    /// The way the stream is being cut (decided after the first bytes).
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode
+    }
+
+    /// Bytes at `offset`; `new_run` when the sender starts a new run of segments.
+    pub fn data(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
+        if self.mode.is_none() {
+            if self.prefix.is_empty() {
+                self.prefix_offset = offset;
+            }
+            if new_run && self.prefix_runs.len() < 64 {
+                self.prefix_runs.push(self.prefix.len());
+            }
+            let room = PREFIX - self.prefix.len();
+            let take = room.min(bytes.len());
+            self.prefix.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+            if self.prefix.len() < PREFIX {
+                return;
+            }
+            self.decide();
+            let rest = bytes.get(take..).unwrap_or(&[]);
+            self.feed(offset + take as u64, rest, false);
+            return;
+        }
+        self.feed(offset, bytes, new_run);
+    }
+
+    /// Bytes are missing here: the current message ends.
+    pub fn gap(&mut self) {
+        if self.mode.is_none() {
+            self.decide();
+        }
+        self.end_message();
+        if self.mode == Some(Mode::Frames) {
+            // Lost bytes lose the framing: cut the rest by runs.
+            self.mode = Some(Mode::Runs);
+        }
+    }
+
+    /// No more bytes: the verdict on the whole direction and the list of messages.
+    pub fn finish(mut self) -> Finished {
+        if self.mode.is_none() && !self.prefix.is_empty() {
+            self.decide();
+        }
+        self.end_message();
+        Finished {
+            overall: self.overall.finish(),
+            mode: self.mode,
+            messages: self.done,
+            unlisted: self.unlisted,
+        }
+    }
+
+    fn decide(&mut self) {
+        let prefix = std::mem::take(&mut self.prefix);
+        let runs = std::mem::take(&mut self.prefix_runs);
+        let mode = if prefix.starts_with(&frame::MAGIC) {
+            Mode::Frames
+        } else if looks_like_text(&prefix) {
+            Mode::Lines
+        } else {
+            Mode::Runs
+        };
+        self.mode = Some(mode);
+        let mut points = runs.clone();
+        points.push(0);
+        points.push(prefix.len());
+        points.sort_unstable();
+        points.dedup();
+        for w in points.windows(2) {
+            if let ([a, b], Some(piece)) = (w, prefix.get(w[0]..w[1])) {
+                let _ = b;
+                self.feed(self.prefix_offset + *a as u64, piece, runs.contains(a));
+            }
+        }
+    }
+
+    fn feed(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
+        match self.mode {
+            Some(Mode::Runs) | None => {
+                if new_run {
+                    self.end_message();
+                }
+                self.append(offset, bytes);
+            }
+            Some(Mode::Lines) => {
+                let mut at = 0;
+                while at < bytes.len() {
+                    let rest = bytes.get(at..).unwrap_or(&[]);
+                    match memchr::memchr(b'\n', rest) {
+                        Some(i) => {
+                            self.append(offset + at as u64, rest.get(..=i).unwrap_or(&[]));
+                            self.end_message();
+                            at += i + 1;
+                        }
+                        None => {
+                            self.append(offset + at as u64, rest);
+                            at = bytes.len();
+                        }
+                    }
+                }
+            }
+            Some(Mode::Frames) => self.feed_frames(offset, bytes),
+        }
+    }
+
+    fn feed_frames(&mut self, offset: u64, bytes: &[u8]) {
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            match &mut self.frames {
+                FrameState::Header { buf, have } => {
+                    let take = (frame::HEADER_LEN - *have).min(rest.len());
+                    if let (Some(dst), Some(src)) =
+                        (buf.get_mut(*have..*have + take), rest.get(..take))
+                    {
+                        dst.copy_from_slice(src);
+                    }
+                    *have += take;
+                    let header = if *have == frame::HEADER_LEN { Some(*buf) } else { None };
+                    self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
+                    at += take;
+                    if let Some(h) = header {
+                        // The protocol's own checked decoder (magic, version, type, and the
+                        // body length against that type's maximum).
+                        match FrameHeader::decode(&h).ok() {
+                            Some(h) if h.len == 0 => {
+                                self.end_message();
+                                self.frames =
+                                    FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
+                            }
+                            Some(h) => self.frames = FrameState::Body { left: u64::from(h.len) },
+                            None => {
+                                // Not a frame after all: cut the rest by runs.
+                                self.mode = Some(Mode::Runs);
+                                self.append(offset + at as u64, bytes.get(at..).unwrap_or(&[]));
+                                return;
+                            }
+                        }
+                    }
+                }
+                FrameState::Body { left } => {
+                    let take = (*left).min(rest.len() as u64) as usize;
+                    *left -= take as u64;
+                    let finished = *left == 0;
+                    self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
+                    at += take;
+                    if finished {
+                        self.end_message();
+                        self.frames = FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
+                    }
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, offset: u64, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // Every byte passes here exactly once, in order, whatever the mode.
+        self.overall.update(bytes);
+        let listed = self.done.len() < MAX_MESSAGES;
+        let first = !self.started;
+        self.started = true;
+        let open = self.open.get_or_insert_with(|| Open {
+            offset,
+            length: 0,
+            acc: if first || !listed { None } else { Some(Accumulator::new()) },
+        });
+        open.length += bytes.len() as u64;
+        if let Some(acc) = &mut open.acc {
+            acc.update(bytes);
+        }
+    }
+
+    fn end_message(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        if self.done.len() < MAX_MESSAGES {
+            let class = match &open.acc {
+                Some(acc) => acc.finish(),
+                None => self.overall.finish(),
+            };
+            self.done.push(Message { offset: open.offset, length: open.length, class });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+}
+
+/// Whether the first bytes of a direction read as text (UTF-8, mostly printable).
+pub fn looks_like_text(b: &[u8]) -> bool {
+    if b.is_empty() {
+        return false;
+    }
+    let valid = match std::str::from_utf8(b) {
+        Ok(s) => s,
+        // A multi-byte character cut at the end of the prefix is still text.
+        Err(e) if e.error_len().is_none() && b.len() - e.valid_up_to() < 4 => {
+            std::str::from_utf8(b.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")
+        }
+        Err(_) => return false,
+    };
+    let total = valid.chars().count().max(1);
+    let printable =
+        valid.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')).count();
+    printable * 100 >= total * 95
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(chunks: &[(&[u8], bool)]) -> (Option<Mode>, Vec<(u64, u64)>) {
+        let mut s = Splitter::new();
+        let mut off = 0;
+        for (b, run) in chunks {
+            s.data(off, b, *run);
+            off += b.len() as u64;
+        }
+        let f = s.finish();
+        (f.mode, f.messages.iter().map(|m| (m.offset, m.length)).collect())
+    }
+
+    #[test]
+    fn lines() {
+        let (m, v) = cut(&[(b"hi there\nsecond li", true), (b"ne\nlast", false)]);
+        assert_eq!(m, Some(Mode::Lines));
+        assert_eq!(v, vec![(0, 9), (9, 12), (21, 4)]);
+    }
+
+    #[test]
+    fn frames() {
+        let mut f = b"RCHT\x01\x01\0\0\0\x03abc".to_vec();
+        f.extend_from_slice(b"RCHT\x01\x04\0\0\0\0");
+        f.extend_from_slice(b"RCHT\x01\x03\0\0\0\x02");
+        let (m, v) = cut(&[(&f[..7], true), (&f[7..], false), (b"xy", false)]);
+        assert_eq!(m, Some(Mode::Frames));
+        assert_eq!(v, vec![(0, 13), (13, 10), (23, 12)]);
+    }
+
+    #[test]
+    fn bad_frame_header_falls_back_to_runs() {
+        let (m, v) = cut(&[(b"RCHT\x09\x01\0\0\0\x03abc", true)]);
+        assert_eq!(m, Some(Mode::Runs));
+        assert_eq!(v, vec![(0, 13)]);
+    }
+
+    #[test]
+    fn runs_for_binary() {
+        let a = [0u8, 1, 2, 255, 254];
+        let (m, v) = cut(&[(&a, true), (&a, false), (&a, true)]);
+        assert_eq!(m, Some(Mode::Runs));
+        assert_eq!(v, vec![(0, 10), (10, 5)]);
+    }
+
+    #[test]
+    fn each_message_is_classified_on_its_own_bytes() {
+        let mut s = Splitter::new();
+        let text = b"first line\nsecond, longer line\nthird\n";
+        s.data(0, &text[..5], true);
+        s.data(5, &text[5..], false);
+        let f = s.finish();
+        assert_eq!(f.overall.stats.bytes, text.len() as u64);
+        assert_eq!(f.messages.len(), 3);
+        for m in &f.messages {
+            assert_eq!(m.class.stats.bytes, m.length, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn text_in_other_scripts() {
+        assert!(looks_like_text("Привет, как дела?\n你好".as_bytes()));
+        assert!(!looks_like_text(&[0, 1, 2, 3, 200]));
+    }
+}

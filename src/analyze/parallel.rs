@@ -1,0 +1,249 @@
+//! Spreading the per-byte work of one capture over several cores.
+//!
+//! Reassembly is sequential (packets arrive in file order), but what happens to the
+//! reassembled bytes (SHA-256, the classifier, messages, extract files) is independent per
+//! stream. This module owns a [`Sink`] that copies each event into a batch for the worker
+//! thread that owns the stream (stream id modulo the number of workers), and the workers, each
+//! running its own [`Analyses`]. Bytes still in the capture reader's block are shared with the
+//! worker, not copied. Channels are bounded, so memory stays bounded whatever the capture size. It never reorders the events of one stream and never looks at the bytes.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
+
+use super::direction::{Analyses, DirectionResult, Options};
+use super::reassembly::{Dir, Sink};
+
+/// Bytes gathered for one worker before the batch is handed over.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Events gathered before the batch is handed over, whatever their size.
+const BATCH_EVENTS: usize = 4096;
+/// Batches waiting per worker.
+const QUEUE: usize = 4;
+
+enum Event {
+    Open {
+        stream: usize,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+    },
+    Data {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        start: usize,
+        len: usize,
+        new_run: bool,
+    },
+    /// Bytes still in the reader's block: shared, not copied.
+    Shared {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        block: Arc<Vec<u8>>,
+        start: usize,
+        len: usize,
+        new_run: bool,
+    },
+    Gap {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        len: u64,
+        snaplen: bool,
+    },
+    Retransmit {
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        start: usize,
+        len: usize,
+    },
+    Close {
+        stream: usize,
+    },
+}
+
+#[derive(Default)]
+struct Batch {
+    events: Vec<Event>,
+    bytes: Vec<u8>,
+    /// Bytes referenced in shared blocks.
+    shared: usize,
+}
+
+struct Worker {
+    tx: Option<SyncSender<Batch>>,
+    /// Emptied batches coming back, to be filled again without new allocations.
+    spare: Receiver<Batch>,
+    batch: Batch,
+    handle: Option<JoinHandle<Analyses>>,
+}
+
+/// A [`Sink`] that runs the analyses on worker threads.
+pub struct Sharded {
+    workers: Vec<Worker>,
+    /// The reader's current block (see [`Sink::backing`]).
+    block: Option<Arc<Vec<u8>>>,
+    /// Set when a worker could not be reached (it panicked or never started).
+    failed: bool,
+}
+
+fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
+    let mut sink = Analyses::new(opts);
+    while let Ok(mut batch) = rx.recv() {
+        for ev in batch.events.drain(..) {
+            match ev {
+                Event::Open { stream, client, server } => sink.open(stream, client, server),
+                Event::Data { stream, dir, offset, start, len, new_run } => {
+                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+                    sink.data(stream, dir, offset, bytes, new_run);
+                }
+                Event::Shared { stream, dir, offset, block, start, len, new_run } => {
+                    let bytes = block.get(start..start + len).unwrap_or(&[]);
+                    sink.data(stream, dir, offset, bytes, new_run);
+                }
+                Event::Gap { stream, dir, offset, len, snaplen } => {
+                    sink.gap(stream, dir, offset, len, snaplen)
+                }
+                Event::Retransmit { stream, dir, offset, start, len } => {
+                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+                    sink.retransmit(stream, dir, offset, bytes);
+                }
+                Event::Close { stream } => sink.close(stream),
+            }
+        }
+        batch.bytes.clear();
+        batch.shared = 0;
+        // The reader may be gone already: then the batch is simply dropped.
+        let _ = back.send(batch);
+    }
+    sink
+}
+
+impl Sharded {
+    /// Start `n` workers (at least one).
+    pub fn new(n: usize, opts: &Options) -> Self {
+        let workers = (0..n.max(1))
+            .map(|_| {
+                let (tx, rx) = sync_channel::<Batch>(QUEUE);
+                let (back, spare) = channel::<Batch>();
+                let o = opts.clone();
+                let handle = std::thread::Builder::new()
+                    .name("rchat-analyze".into())
+                    .spawn(move || work(rx, back, o))
+                    .ok();
+                Worker { tx: Some(tx), spare, batch: Batch::default(), handle }
+            })
+            .collect();
+        Sharded { workers, block: None, failed: false }
+    }
+
+    fn worker(&mut self, stream: usize) -> &mut Worker {
+        let n = self.workers.len();
+        // `new` starts at least one worker.
+        &mut self.workers[stream % n]
+    }
+
+    fn push(&mut self, stream: usize, ev: Event) {
+        let w = self.worker(stream);
+        w.batch.events.push(ev);
+        let size = w.batch.bytes.len() + w.batch.shared;
+        if size >= BATCH_BYTES || w.batch.events.len() >= BATCH_EVENTS {
+            let fresh = w.spare.try_recv().unwrap_or_default();
+            let full = std::mem::replace(&mut w.batch, fresh);
+            let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+            if !sent {
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Wait for the workers; every stream's results, indexed by stream id, and the errors.
+    pub fn finish(mut self) -> (Vec<Option<[DirectionResult; 2]>>, Vec<String>) {
+        let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::new();
+        let mut errors = Vec::new();
+        for w in &mut self.workers {
+            if let Some(tx) = w.tx.take() {
+                let last = std::mem::take(&mut w.batch);
+                if tx.send(last).is_err() {
+                    self.failed = true;
+                }
+            }
+        }
+        for w in &mut self.workers {
+            let Some(handle) = w.handle.take() else {
+                self.failed = true;
+                continue;
+            };
+            match handle.join() {
+                Ok(mut sink) => {
+                    errors.append(&mut sink.errors);
+                    for (id, r) in sink.into_results().into_iter().enumerate() {
+                        if r.is_some() {
+                            if results.len() <= id {
+                                results.resize_with(id + 1, || None);
+                            }
+                            if let Some(slot) = results.get_mut(id) {
+                                *slot = r;
+                            }
+                        }
+                    }
+                }
+                Err(_) => self.failed = true,
+            }
+        }
+        if self.failed {
+            errors.push("an analysis thread failed: some streams may be missing".into());
+        }
+        (results, errors)
+    }
+}
+
+impl Sink for Sharded {
+    fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16)) {
+        self.push(stream, Event::Open { stream, client, server });
+    }
+
+    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
+        // Bytes inside the reader's block are shared; others (reassembled from out-of-order
+        // segments) are copied.
+        if let Some(block) = &self.block {
+            let base = block.as_ptr() as usize;
+            let at = bytes.as_ptr() as usize;
+            if at >= base && at + bytes.len() <= base + block.len() {
+                let (block, start, len) = (Arc::clone(block), at - base, bytes.len());
+                self.worker(stream).batch.shared += len;
+                let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
+                self.push(stream, ev);
+                return;
+            }
+        }
+        let w = self.worker(stream);
+        let start = w.batch.bytes.len();
+        w.batch.bytes.extend_from_slice(bytes);
+        self.push(stream, Event::Data { stream, dir, offset, start, len: bytes.len(), new_run });
+    }
+
+    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
+        self.push(stream, Event::Gap { stream, dir, offset, len, snaplen });
+    }
+
+    fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
+        let w = self.worker(stream);
+        let start = w.batch.bytes.len();
+        w.batch.bytes.extend_from_slice(bytes);
+        self.push(stream, Event::Retransmit { stream, dir, offset, start, len: bytes.len() });
+    }
+
+    fn close(&mut self, stream: usize) {
+        self.push(stream, Event::Close { stream });
+    }
+
+    fn backing(&mut self, block: &Arc<Vec<u8>>) {
+        if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
+            self.block = Some(Arc::clone(block));
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `rchat analyze` on captures built in code: every link type and file format, every
+//! reassembly case, compared with what was sent and (when tshark is installed) with tshark's
+//! Follow TCP Stream.
+
+mod analyze_common;
+
+use analyze_common::*;
+use pcap_file::Endianness;
+use serde_json::Value;
+
+const CHAT_C: &[&[u8]] = &[b"hello bob\n", b"are you there?\n", "Привет 你好\n".as_bytes()];
+const CHAT_S: &[&[u8]] = &[b"yes, here\n", b"see you at ten\n"];
+
+fn chat(client: End, server: End, cisn: u32, sisn: u32) -> Conv {
+    let mut c = Conv::new(client, server, cisn, sisn);
+    c.handshake();
+    c.c(CHAT_C[0]).s(CHAT_S[0]).c(CHAT_C[1]).s(CHAT_S[1]).c(CHAT_C[2]).close();
+    c
+}
+
+fn v4() -> (End, End) {
+    (End::new("10.1.1.1", 51000), End::new("10.1.1.2", 9999))
+}
+
+fn v6() -> (End, End) {
+    (End::new("fd00::1", 51001), End::new("fd00::2", 9999))
+}
+
+fn dir<'a>(report: &'a Value, stream: usize, d: &str) -> &'a Value {
+    &report["streams"][stream]["directions"][d]
+}
+
+fn assert_dir(report: &Value, stream: usize, d: &str, expect: &[u8]) {
+    let got = dir(report, stream, d);
+    assert_eq!(got["bytes"], expect.len() as u64, "stream {stream} {d}: {got}");
+    assert_eq!(got["sha256"], sha256(expect), "stream {stream} {d}");
+}
+
+fn assert_chat(report: &Value, stream: usize) {
+    assert_dir(report, stream, "client_to_server", &CHAT_C.concat());
+    assert_dir(report, stream, "server_to_client", &CHAT_S.concat());
+}
+
+#[test]
+fn every_link_type_in_pcap_both_byte_orders() {
+    let dir = tempdir("links");
+    let links = [
+        Link::Ethernet,
+        Link::EthernetVlan,
+        Link::Sll,
+        Link::Sll2,
+        Link::NullLe(24),
+        Link::NullLe(28),
+        Link::NullBe(30),
+        Link::Loop,
+        Link::Raw(101),
+        Link::Raw(12),
+        Link::Raw(14),
+        Link::Raw(228),
+        Link::Raw(229),
+    ];
+    for (i, link) in links.into_iter().enumerate() {
+        let mut ips = Vec::new();
+        let mut expected = 0;
+        if link != Link::Raw(229) {
+            let (c, s) = v4();
+            ips.extend(chat(c, s, 1000, 2000).packets);
+            expected += 1;
+        }
+        if link != Link::Raw(228) {
+            let (c, s) = v6();
+            ips.extend(chat(c, s, 3000, 4000).packets);
+            expected += 1;
+        }
+        let recs = records(link, &ips);
+        let (endianness, nanos) =
+            if i % 2 == 0 { (Endianness::Little, false) } else { (Endianness::Big, true) };
+        let bytes = pcap_bytes(link.linktype(), &recs, endianness, nanos);
+        let file = write(&dir, &format!("link-{i}.pcap"), &bytes);
+        let report = analyze_json(&file, &[]);
+        assert_eq!(report["streams"].as_array().map(Vec::len), Some(expected), "{link:?}");
+        assert_eq!(report["warnings"], serde_json::json!([]), "{link:?}");
+        for s in 0..expected {
+            assert_chat(&report, s);
+        }
+        assert_eq!(report["streams"][0]["start"].as_f64(), Some(1_700_000_000.0), "{link:?}");
+        if link == Link::Raw(101) || link == Link::NullBe(30) || link == Link::Sll2 {
+            assert_extract_matches_tshark(&file, &[]);
+        }
+    }
+    let (c, s) = v6();
+    let v6_report = analyze_json(&dir.join("link-0.pcap"), &[]);
+    assert_eq!(v6_report["streams"][1]["client"], c.ep());
+    assert_eq!(v6_report["streams"][1]["server"], s.ep());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pcapng_sections_interfaces_resolutions_and_simple_blocks() {
+    let dir = tempdir("pcapng");
+    let (c, s) = v4();
+    let eth = records(Link::Ethernet, &chat(c, s, 10, 20).packets);
+    let (c6, s6) = v6();
+    let null = records(Link::NullLe(30), &chat(c6, s6, 30, 40).packets);
+    let raw = records(Link::Raw(101), &chat(End::new("10.9.9.9", 52000), s, 50, 60).packets);
+    let sections = [
+        Section {
+            endianness: Endianness::Big,
+            interfaces: vec![(1, 6), (0, 9)],
+            packets: eth
+                .iter()
+                .map(|r| (Some(0), r.clone()))
+                .chain(null.iter().map(|r| (Some(1), r.clone())))
+                .collect(),
+        },
+        // A new section forgets the old interfaces: interface 0 is now raw IP.
+        Section {
+            endianness: Endianness::Little,
+            interfaces: vec![(101, 6)],
+            packets: raw.iter().map(|r| (None, r.clone())).collect(),
+        },
+    ];
+    let file = write(&dir, "multi.pcapng", &pcapng_bytes(&sections));
+    let report = analyze_json(&file, &[]);
+    assert_eq!(report["format"], "pcapng");
+    assert_eq!(report["link_types"], serde_json::json!(["ETHERNET", "NULL", "RAW"]));
+    assert_eq!(report["streams"].as_array().map(Vec::len), Some(3));
+    for i in 0..3 {
+        assert_chat(&report, i);
+    }
+    // Microsecond (if_tsresol 6) and nanosecond (9) interfaces give the same times.
+    assert_eq!(report["streams"][0]["start"].as_f64(), Some(1_700_000_000.0));
+    assert_eq!(report["streams"][1]["start"].as_f64(), Some(1_700_000_000.0));
+    assert_extract_matches_tshark(&file, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Write `ips` as a raw-IP pcap and analyse it.
+fn run_case(name: &str, ips: &[Vec<u8>], extra: &[&str]) -> (std::path::PathBuf, Value) {
+    let dir = tempdir(name);
+    let bytes = pcap_bytes(101, &records(Link::Raw(101), ips), Endianness::Little, false);
+    let file = write(&dir, &format!("{name}.pcap"), &bytes);
+    let report = analyze_json(&file, extra);
+    (file, report)
+}
+
+#[test]
+fn out_of_order_segments_are_put_back_in_order() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 100, 200);
+    conv.handshake();
+    let base = conv.cseq;
+    conv.c_at(base + 10, b"KLMNOPQRST").c_at(base + 5, b"FGHIJ").c_at(base, b"ABCDE");
+    conv.cseq = base + 20;
+    conv.c(b"\n").close();
+    let (file, r) = run_case("ooo", &conv.packets, &[]);
+    assert_dir(&r, 0, "client_to_server", b"ABCDEFGHIJKLMNOPQRST\n");
+    assert_eq!(dir(&r, 0, "client_to_server")["missing_bytes"], 0);
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn retransmissions_first_copy_wins_and_conflicts_are_counted() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 7, 9);
+    conv.handshake();
+    let base = conv.cseq;
+    conv.c(b"first copy\n");
+    conv.c_at(base, b"first copy\n"); // same bytes again
+    conv.c_at(base, b"FORGED!!!!\n"); // different bytes, same place
+    conv.c_at(base + 6, b"copy\nmore\n"); // overlaps the end, adds "more\n"
+    conv.cseq = base + 16;
+    conv.close();
+    let (file, r) = run_case("retrans", &conv.packets, &[]);
+    assert_dir(&r, 0, "client_to_server", b"first copy\nmore\n");
+    let d = dir(&r, 0, "client_to_server");
+    assert_eq!(d["retransmitted_bytes"], 11 + 11 + 5);
+    assert_eq!(d["conflicting_retransmissions"], 1);
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, u32::MAX - 5, u32::MAX);
+    conv.handshake();
+    conv.c(b"0123456789").s(b"abcdefgh").c(b"wrapped\n").close();
+    let (file, r) = run_case("wrap", &conv.packets, &[]);
+    assert_dir(&r, 0, "client_to_server", b"0123456789wrapped\n");
+    assert_dir(&r, 0, "server_to_client", b"abcdefgh");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn capture_starting_mid_connection() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 5000, 6000);
+    conv.handshake();
+    conv.c(b"before the capture\n").s(b"reply one\n").c(b"after\n").s(b"reply two\n");
+    let ips = conv.packets[7..].to_vec(); // from the server's ACK of "reply one"
+    let (file, r) = run_case("midstream", &ips, &[]);
+    let st = &r["streams"][0];
+    assert_eq!(st["client"], c.ep(), "client is the side not on port 9999");
+    assert_dir(&r, 0, "client_to_server", b"after\n");
+    assert_dir(&r, 0, "server_to_client", b"reply two\n");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn lost_segments_become_gaps_and_reassembly_carries_on() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 1, 1);
+    conv.handshake();
+    conv.c(b"one\n");
+    let lost_at = conv.packets.len();
+    conv.c(b"two (lost)\n").c(b"three\n").close();
+    let mut ips = conv.packets.clone();
+    ips.remove(lost_at);
+    let (file, r) = run_case("gap", &ips, &[]);
+    let d = dir(&r, 0, "client_to_server");
+    assert_eq!(d["bytes"], 10);
+    assert_eq!(d["sha256"], sha256(b"one\nthree\n"));
+    assert_eq!(d["missing_bytes"], 11);
+    assert_eq!(d["gaps"], serde_json::json!([{"offset": 4, "length": 11}]));
+    assert_eq!(d["preview"], "one\\n[11 bytes missing]three\\n");
+    // tshark writes "[11 bytes missing in capture file]" where the bytes are: so does --extract.
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn fin_rst_late_data_and_data_after_fin() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 40, 80);
+    conv.handshake();
+    let base = conv.cseq;
+    // The FIN (after "abcdef") arrives before "def"; then junk after the FIN.
+    conv.c_at(base, b"abc");
+    conv.packets.push(tcp_ip(c, s, base + 6, conv.sseq, FIN, b""));
+    conv.c_at(base + 3, b"def");
+    conv.c_at(base + 7, b"after fin");
+    conv.packets.push(tcp_ip(s, c, conv.sseq, base + 7, RST, b""));
+    let (file, r) = run_case("fin", &conv.packets, &[]);
+    assert_dir(&r, 0, "client_to_server", b"abcdef");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn reused_port_pair_is_a_new_stream_but_a_retransmitted_syn_is_not() {
+    let (c, s) = v4();
+    let mut a = Conv::new(c, s, 1000, 2000);
+    a.packets.push(tcp_ip(c, s, 1000, 0, SYN, b"")); // retransmitted SYN
+    a.handshake();
+    a.c(b"first\n").close();
+    let mut b = Conv::new(c, s, 900_000, 3000);
+    b.handshake();
+    b.c(b"second\n").close();
+    let mut ips = a.packets.clone();
+    ips.extend(b.packets.clone());
+    let (file, r) = run_case("reuse", &ips, &[]);
+    assert_eq!(r["streams"].as_array().map(Vec::len), Some(2));
+    assert_dir(&r, 0, "client_to_server", b"first\n");
+    assert_dir(&r, 1, "client_to_server", b"second\n");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn unacknowledged_data_at_end_of_capture_is_kept() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 10, 20);
+    conv.handshake();
+    conv.c(b"acked\n");
+    conv.c_at(conv.cseq, b"last words, never acked\n");
+    let (file, r) = run_case("unacked", &conv.packets, &[]);
+    assert_dir(&r, 0, "client_to_server", b"acked\nlast words, never acked\n");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn ipv4_options_ipv6_extension_headers_and_ipv4_fragments() {
+    let (c, s) = v4();
+    let mut ips = Vec::new();
+    let a = [10, 1, 1, 1];
+    let b = [10, 1, 1, 2];
+    ips.push(tcp_ip_with(ipv4_with_options(a, b), c.port, 9999, 1, 0, PSH, b"with options\n"));
+    let a6: [u8; 16] = "fd00::1".parse::<std::net::Ipv6Addr>().expect("ip").octets();
+    let b6: [u8; 16] = "fd00::2".parse::<std::net::Ipv6Addr>().expect("ip").octets();
+    ips.push(tcp_ip_with(ipv6_with_extensions(a6, b6), 51001, 9999, 1, 0, PSH, b"with ext\n"));
+    let big: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let whole = tcp_ip(End::new("10.2.2.2", 52000), s, 77, 0, PSH, &big);
+    let mut frags = fragment_ipv4(&whole, 256);
+    frags.swap(1, 2);
+    ips.extend(frags);
+    let (file, r) = run_case("ipopts", &ips, &[]);
+    assert_eq!(r["streams"].as_array().map(Vec::len), Some(3), "{r}");
+    assert_dir(&r, 0, "client_to_server", b"with options\n");
+    assert_dir(&r, 1, "client_to_server", b"with ext\n");
+    assert_dir(&r, 2, "client_to_server", &big);
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn snaplen_cut_records_are_read_and_counted() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 1, 1);
+    conv.handshake();
+    conv.c(&[b'x'; 200]).c(&[b'y'; 200]).s(b"ok\n").close();
+    let dir = tempdir("snaplen");
+    let mut recs = records(Link::Ethernet, &conv.packets);
+    snap(&mut recs, 14 + 20 + 20 + 50);
+    let file = write(&dir, "snap.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let r = analyze_json(&file, &[]);
+    let d = &r["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(d["bytes"], 100);
+    assert_eq!(d["snaplen_cut_bytes"], 300);
+    assert_eq!(d["missing_bytes"], 300);
+    assert_dir(&r, 0, "server_to_client", b"ok\n");
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
+fn unknown_link_type_is_a_warning_and_its_packets_are_skipped() {
+    let dir = tempdir("unknown-link");
+    let (c, s) = v4();
+    let mut conv = chat(c, s, 1, 2);
+    let eth = records(Link::Ethernet, &conv.packets);
+    let odd = records(Link::Raw(147), &std::mem::take(&mut conv.packets));
+    let sections = [Section {
+        endianness: Endianness::Little,
+        interfaces: vec![(147, 6), (1, 6)],
+        packets: odd
+            .into_iter()
+            .map(|r| (Some(0), r))
+            .chain(eth.into_iter().map(|r| (Some(1), r)))
+            .collect(),
+    }];
+    let file = write(&dir, "odd.pcapng", &pcapng_bytes(&sections));
+    let r = analyze_json(&file, &[]);
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("LINKTYPE_147"), "{warnings}");
+    assert_eq!(r["streams"].as_array().map(Vec::len), Some(1));
+    assert_chat(&r, 0);
+}
+
+#[test]
+fn ports_filter_all_ports_and_empty_capture() {
+    let (c, _) = v4();
+    let other = End::new("10.1.1.2", 8080);
+    let mut conv = chat(c, other, 1, 2);
+    let (file, r) = run_case("ports", &std::mem::take(&mut conv.packets), &[]);
+    assert_eq!(r["streams"], serde_json::json!([]));
+    let out = rchat(&["analyze", file.to_str().expect("utf-8"), "--color", "never"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("No TCP traffic on port 9999"), "{text}");
+    let r = analyze_json(&file, &["--port", "8080"]);
+    assert_eq!(r["ports"], serde_json::json!([8080]));
+    assert_chat(&r, 0);
+    let r = analyze_json(&file, &["--all-ports"]);
+    assert_eq!(r["streams"][0]["client"], c.ep());
+    assert_chat(&r, 0);
+}
+
+#[test]
+fn human_report_shows_streams_previews_and_summary() {
+    let (c, s) = v4();
+    let conv = chat(c, s, 1, 2);
+    let (file, _) = run_case("human", &conv.packets, &[]);
+    let out = rchat(&["analyze", file.to_str().expect("utf-8")]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b'), "no colour when not a terminal");
+    assert!(text.contains("10.1.1.1:51000 \u{2192} 10.1.1.2:9999"), "{text}");
+    assert!(text.contains("hello bob\\n"), "{text}");
+    assert!(text.contains("Привет 你好\\n"), "{text}");
+    assert!(text.contains("1 stream on port 9999:"), "{text}");
+    let coloured = rchat(&["analyze", "--color", "always", file.to_str().expect("utf-8")]);
+    assert!(String::from_utf8_lossy(&coloured.stdout).contains('\x1b'));
+}
+
+#[test]
+fn mid_connection_start_with_the_first_segment_out_of_order() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 5000, 6000);
+    let base = conv.cseq;
+    // The capture starts mid-connection and sees "world\n" before "hello ".
+    conv.c_at(base + 6, b"world\n").c_at(base, b"hello ");
+    conv.cseq = base + 12;
+    conv.c(b"more\n");
+    let (file, r) = run_case("midstream-ooo", &conv.packets, &[]);
+    // Like Wireshark, the first segment seen fixes where the stream starts: "hello " came
+    // from before that point and is counted, not reassembled.
+    assert_dir(&r, 0, "client_to_server", b"world\nmore\n");
+    assert_eq!(dir(&r, 0, "client_to_server")["before_start_bytes"], 6);
+    assert!(r["warnings"].to_string().contains("mid-connection"));
+    assert_extract_matches_tshark(&file, &[]);
+}

@@ -1,0 +1,170 @@
+//! `rchat analyze` on real captures of real loopback traffic (see `tests/data/README.md`):
+//! the reassembled bytes, the link types and formats found, and `--extract` byte for byte
+//! against tshark's Follow TCP Stream.
+
+mod analyze_common;
+
+use analyze_common::*;
+
+const CAPTURES: &[&str] = &[
+    "chat-plaintext.pcap",
+    "tls-openssl.pcapng",
+    "random-ipv6.pcap",
+    "base64-text.pcap",
+    "chat-snaplen96.pcap",
+    "rchat-encrypted.pcap",
+    "two-interfaces.pcapng",
+];
+
+#[test]
+fn every_real_capture_gives_a_report() {
+    for name in CAPTURES {
+        let r = analyze_json(&data(name), &[]);
+        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["streams"].as_array().map(Vec::len), Some(1), "{name}");
+        assert_eq!(r["warnings"], serde_json::json!([]), "{name}");
+        let st = &r["streams"][0];
+        assert!(st["server"].as_str().is_some_and(|s| s.ends_with(":9999")), "{name}");
+        assert!(st["end"].as_f64() >= st["start"].as_f64());
+    }
+}
+
+#[test]
+fn extract_matches_tshark_on_real_captures() {
+    for name in CAPTURES {
+        assert_extract_matches_tshark(&data(name), &[]);
+    }
+}
+
+#[test]
+fn plaintext_netcat_chat() {
+    let r = analyze_json(&data("chat-plaintext.pcap"), &[]);
+    assert_eq!(r["format"], "pcap");
+    assert_eq!(r["link_types"], serde_json::json!(["ETHERNET"]));
+    let d = &r["streams"][0]["directions"];
+    assert_eq!(d["client_to_server"]["preview"], "yes, here\\nthanks, see you there\\n");
+    assert_eq!(d["client_to_server"]["message_mode"], "lines");
+    assert_eq!(d["client_to_server"]["messages"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        d["server_to_client"]["preview"],
+        "hi bob, are you there?\\nthe exam is at 10\\nПривет! 你好! bye\\n"
+    );
+}
+
+#[test]
+fn tls_random_and_base64_captures() {
+    let tls = analyze_json(&data("tls-openssl.pcapng"), &[]);
+    assert_eq!(tls["format"], "pcapng");
+    let d = &tls["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(d["preview_format"], "hex");
+    assert!(d["preview"].as_str().is_some_and(|p| p.starts_with("16030")), "TLS record");
+
+    let random = analyze_json(&data("random-ipv6.pcap"), &[]);
+    assert_eq!(random["link_types"], serde_json::json!(["LINUX_SLL2"]));
+    let st = &random["streams"][0];
+    assert!(st["client"].as_str().is_some_and(|c| c.starts_with("[::1]:")));
+    assert_eq!(st["directions"]["client_to_server"]["bytes"], 4096);
+
+    let b64 = analyze_json(&data("base64-text.pcap"), &[]);
+    let d = &b64["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(d["bytes"], 4150);
+    assert_eq!(d["message_mode"], "lines");
+}
+
+#[test]
+fn rchat_encrypted_chat_is_cut_into_frames() {
+    let r = analyze_json(&data("rchat-encrypted.pcap"), &[]);
+    for dir in ["client_to_server", "server_to_client"] {
+        let d = &r["streams"][0]["directions"][dir];
+        assert_eq!(d["message_mode"], "frames", "{dir}");
+        // HELLO, AUTH, one MESSAGE, BYE; the frames tile the direction.
+        let msgs = d["messages"].as_array().expect("messages");
+        assert_eq!(msgs.len(), 4, "{dir}: {d}");
+        let mut at = 0;
+        for m in msgs {
+            assert_eq!(m["offset"], at);
+            at += m["length"].as_u64().expect("length");
+        }
+        assert_eq!(d["bytes"], at);
+        assert!(d["preview"].as_str().is_some_and(|p| p.starts_with("52434854")), "RCHT");
+    }
+    let out = rchat(&["analyze", data("rchat-encrypted.pcap").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 rchat frames"), "{text}");
+    assert!(text.contains("RCHT"), "hex dump with ASCII column: {text}");
+}
+
+#[test]
+fn pcapng_with_two_interfaces_of_different_link_types() {
+    let r = analyze_json(&data("two-interfaces.pcapng"), &[]);
+    assert_eq!(r["link_types"], serde_json::json!(["ETHERNET", "LINUX_SLL"]));
+    let d = &r["streams"][0]["directions"];
+    assert_eq!(d["client_to_server"]["preview"], "line from guest\\n");
+    assert_eq!(d["server_to_client"]["preview"], "line from host\\n");
+    // Each packet was captured on both interfaces: the second copy is a retransmission.
+    assert_eq!(d["client_to_server"]["retransmitted_bytes"], d["client_to_server"]["bytes"]);
+    assert_eq!(d["client_to_server"]["conflicting_retransmissions"], 0);
+}
+
+#[test]
+fn short_snaplen_capture_counts_the_cut_bytes() {
+    let r = analyze_json(&data("chat-snaplen96.pcap"), &[]);
+    let d = &r["streams"][0]["directions"]["server_to_client"];
+    assert!(d["snaplen_cut_bytes"].as_u64() > Some(0), "{d}");
+    assert_eq!(d["snaplen_cut_bytes"], d["missing_bytes"]);
+}
+
+#[test]
+fn several_files_in_one_run_one_of_them_not_a_capture() {
+    let dir = tempdir("several");
+    let bad = write(&dir, "notes.txt", b"these are my notes, not a capture\n");
+    let a = data("chat-plaintext.pcap");
+    let b = data("random-ipv6.pcap");
+    let args = ["analyze", a.to_str().unwrap(), bad.to_str().unwrap(), b.to_str().unwrap()];
+    let out = rchat(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("chat-plaintext.pcap") && stdout.contains("random-ipv6.pcap"));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("rchat: error: ") && stderr.contains("notes.txt"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn worker_threads_give_the_same_report_as_one_thread() {
+    use rchat::analyze::{Config, analyze_input};
+    for name in CAPTURES {
+        let bytes = std::fs::read(data(name)).expect("capture");
+        let run = |workers| {
+            let cfg = Config { ports: vec![9999], full: true, extract: None, workers };
+            let r = analyze_input(name.to_string(), &bytes[..], &cfg).expect("report");
+            serde_json::to_string(&r).expect("json")
+        };
+        assert_eq!(run(0), run(3), "{name}");
+    }
+}
+
+#[test]
+fn extract_with_several_files_uses_one_folder_per_file() {
+    let dir = tempdir("extract-several");
+    let a = data("chat-plaintext.pcap");
+    let b = data("random-ipv6.pcap");
+    let out = rchat(&[
+        "analyze",
+        "--extract",
+        dir.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (file, from) in [("chat-plaintext.pcap", "127.0.0.1_"), ("random-ipv6.pcap", "::1_")] {
+        let names: Vec<String> = std::fs::read_dir(dir.join(file))
+            .expect("per-file folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{file}: {names:?}");
+        assert!(names.iter().all(|n| n.starts_with(&format!("stream0-{from}"))), "{names:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
