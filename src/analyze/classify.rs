@@ -19,8 +19,9 @@
 //!
 //! Memory is a 256-bin histogram (four interleaved copies for speed), a UTF-8 decoder state
 //! carried across pieces, and the first 64 KiB as a sample for encoding detection. The
-//! printable count decodes every byte of the first MiB and one 64 KiB block in 16 after it,
-//! which keeps `update` at histogram speed on long streams.
+//! printable count of a stream decodes every byte of the first 64 KiB and one 64 KiB block in
+//! 16 after it, which keeps `update` at histogram speed on long streams; a single message
+//! given to [`classify`] is decoded in full.
 
 use std::sync::OnceLock;
 
@@ -106,8 +107,8 @@ pub struct Stats {
     /// Mean Shannon entropy of uniformly random bytes of the same length.
     pub expected_random_entropy: f64,
     /// Share of the bytes that are printable UTF-8 text (0..=1): valid UTF-8, not a control
-    /// character except tab, newline and carriage return. Exact for the first MiB; beyond it,
-    /// estimated from one 64 KiB block in 16.
+    /// character except tab, newline and carriage return. For a stream, exact for the first
+    /// 64 KiB; beyond it, estimated from one 64 KiB block in 16.
     pub printable_ratio: f64,
     /// Chi-square statistic against uniform bytes, when the sample is large enough.
     pub chi_square: Option<f64>,
@@ -138,12 +139,13 @@ pub const CHI_SQUARE_MIN_BYTES: u64 = 1280;
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
 
 const LANES: usize = 4;
-/// The printable count decodes every byte of the first `EXACT_BLOCKS` blocks of `BLOCK`
-/// bytes (1 MiB), then one block in `SAMPLE_EVERY`: decoding UTF-8 costs more than the
-/// histogram, and a systematic 1-in-16 sample of a long stream estimates the ratio to well
-/// under a percent.
+/// A streaming [`Accumulator`] decodes every byte of its first `STREAM_EXACT_BLOCKS` blocks of
+/// `BLOCK` bytes (64 KiB) for the printable count, then one block in `SAMPLE_EVERY`: decoding
+/// UTF-8 costs more than the histogram, and a systematic 1-in-16 sample of a long stream
+/// estimates the ratio to well under a percent. [`classify`], which judges one message or
+/// sample, decodes every byte.
 const BLOCK: u64 = 64 * 1024;
-const EXACT_BLOCKS: u64 = 16;
+const STREAM_EXACT_BLOCKS: u64 = 1;
 const SAMPLE_EVERY: u64 = 16;
 /// Pieces shorter than `LANES * LANE_MIN` are scanned in one lane.
 const LANE_MIN: usize = 128;
@@ -294,8 +296,10 @@ pub struct Accumulator {
     bytes: u64,
     hist: Box<[[u64; 256]; LANES]>,
     printable: u64,
-    /// Bytes decoded for the printable count (all of the first MiB, then 1 block in 16).
+    /// Bytes decoded for the printable count (all of the first blocks, then 1 block in 16).
     examined: u64,
+    /// How many leading blocks are decoded in full.
+    exact_blocks: u64,
     utf8_state: usize,
     /// Stream offset just after the last decoded byte: where `utf8_state` applies.
     state_offset: u64,
@@ -309,6 +313,7 @@ impl Default for Accumulator {
             hist: Box::new([[0; 256]; LANES]),
             printable: 0,
             examined: 0,
+            exact_blocks: STREAM_EXACT_BLOCKS,
             utf8_state: START as usize,
             state_offset: 0,
             sample: Vec::new(),
@@ -320,6 +325,12 @@ impl Accumulator {
     /// An empty accumulator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator that decodes every byte for the printable count, however long the
+    /// input (slower on long streams; what [`classify`] uses).
+    pub fn exact() -> Self {
+        Self { exact_blocks: u64::MAX, ..Self::default() }
     }
 
     /// Bytes fed so far.
@@ -346,7 +357,7 @@ impl Accumulator {
             let Some((piece, tail)) = rest.split_at_checked(room.min(rest.len())) else {
                 break;
             };
-            if block < EXACT_BLOCKS || block.is_multiple_of(SAMPLE_EVERY) {
+            if block < self.exact_blocks || block.is_multiple_of(SAMPLE_EVERY) {
                 if self.state_offset != offset {
                     // The bytes in between were not decoded: start afresh.
                     self.utf8_state = START as usize;
@@ -460,7 +471,7 @@ impl Accumulator {
 
 /// Classify one complete piece of data.
 pub fn classify(data: &[u8]) -> Classification {
-    let mut acc = Accumulator::new();
+    let mut acc = Accumulator::exact();
     acc.update(data);
     acc.finish()
 }
@@ -1340,7 +1351,7 @@ mod tests {
         }
         data.extend_from_slice(&noise(10_001, 11));
         let whole = classify(&data);
-        let mut acc = Accumulator::new();
+        let mut acc = Accumulator::exact();
         for piece in data.chunks(7) {
             acc.update(piece);
         }
