@@ -17,7 +17,10 @@ use rsa::sha2::{Digest, Sha256};
 
 use super::classify::{self, Classification};
 use super::messages::{Message, Mode, Splitter};
+use super::rchat::{FrameLog, RchatReport};
 use super::reassembly::{Dir, Recent, Sink};
+use crate::crypto::Identity;
+use std::sync::Arc;
 
 /// Bytes of each direction kept for the preview without `--full`.
 pub const PREVIEW: usize = 256;
@@ -31,6 +34,8 @@ pub struct Options {
     pub full: bool,
     /// Write each direction to a file in this folder.
     pub extract: Option<PathBuf>,
+    /// A private key to decrypt rchat messages sent to it.
+    pub key: Option<Arc<Identity>>,
 }
 
 /// The finished analysis of one direction.
@@ -56,6 +61,8 @@ pub struct DirectionResult {
     pub extract: Option<PathBuf>,
     /// Retransmissions of delivered bytes that differed from the first copy.
     pub conflicting_retransmissions: u64,
+    /// What the direction said in rchat's protocol, when it speaks it.
+    pub rchat: Option<RchatReport>,
 }
 
 struct Extract {
@@ -72,10 +79,11 @@ struct Analysis {
     extract: Option<Extract>,
     recent: Recent,
     conflicts: u64,
+    rchat: FrameLog,
 }
 
 impl Analysis {
-    fn new(extract: Option<PathBuf>) -> Self {
+    fn new(extract: Option<PathBuf>, key: Option<Arc<Identity>>) -> Self {
         Analysis {
             sha: Sha256::new(),
             preview: Vec::new(),
@@ -85,6 +93,7 @@ impl Analysis {
             extract: extract.map(|path| Extract { path, out: None }),
             recent: Recent::default(),
             conflicts: 0,
+            rchat: FrameLog::new(key),
         }
     }
 
@@ -137,6 +146,7 @@ impl Analysis {
             unlisted_messages: unlisted,
             extract,
             conflicting_retransmissions: self.conflicts,
+            rchat: self.rchat.finish(),
         }
     }
 }
@@ -191,8 +201,8 @@ impl Sink for Analyses {
         }
         let path =
             |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
-        let c2s = Analysis::new(path(client, server));
-        let s2c = Analysis::new(path(server, client));
+        let c2s = Analysis::new(path(client, server), self.opts.key.clone());
+        let s2c = Analysis::new(path(server, client), self.opts.key.clone());
         self.open.insert(stream, Box::new([c2s, s2c]));
     }
 
@@ -208,17 +218,19 @@ impl Sink for Analyses {
                 a.preview_truncated = true;
             }
             a.splitter.data(offset, bytes, new_run);
+            a.rchat.data(offset, bytes);
             a.recent.remember(offset, bytes);
             a.write(bytes, &mut errors);
         }
         self.errors.append(&mut errors);
     }
 
-    fn gap(&mut self, stream: usize, dir: Dir, _offset: u64, len: u64, snaplen: bool) {
+    fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
         let full = self.opts.full;
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
             a.splitter.gap();
+            a.rchat.gap(offset);
             let within = full || a.preview.len() < PREVIEW;
             if within && !a.preview_truncated && a.preview_gaps.len() < MAX_PREVIEW_GAPS {
                 a.preview_gaps.push((a.preview.len(), len));

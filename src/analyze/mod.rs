@@ -13,6 +13,7 @@ pub mod decode;
 pub mod direction;
 pub mod messages;
 pub mod parallel;
+pub mod rchat;
 pub mod reassembly;
 pub mod report;
 
@@ -20,10 +21,11 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::cli::{AnalyzeArgs, ColorChoice, DEFAULT_PORT};
+use crate::crypto::Identity;
 use capture::{Magic, OpenError, Reader};
 use decode::{Decoded, Defrag};
 use direction::{Analyses, Options};
@@ -97,6 +99,8 @@ pub struct Config {
     /// Threads hashing and classifying the streams of one file; 0 does it on the thread that
     /// reads the file.
     pub workers: usize,
+    /// A private key (`--key`) to decrypt the rchat messages sent to it.
+    pub key: Option<Arc<Identity>>,
 }
 
 impl Config {
@@ -114,13 +118,16 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // One file: all cores on it. Several: the files already keep the cores busy.
         let workers = if args.files.len() == 1 && cores > 1 { cores } else { 0 };
-        Config { ports, full: args.full, extract: args.extract.clone(), workers }
+        Config { ports, full: args.full, extract: args.extract.clone(), workers, key: None }
     }
 }
 
 /// Run `rchat analyze`.
 pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
-    let cfg = Config::from_args(args);
+    let mut cfg = Config::from_args(args);
+    if let Some(path) = &args.key {
+        cfg.key = Some(Arc::new(Identity::load(path)?));
+    }
     let color = match args.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -264,7 +271,7 @@ fn analyze_reader<R: io::Read>(
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let opts = Options { full: cfg.full, extract: cfg.extract.clone() };
+    let opts = Options { full: cfg.full, extract: cfg.extract.clone(), key: cfg.key.clone() };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
     let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {
@@ -425,5 +432,6 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
             .collect(),
         unlisted_messages: d.unlisted_messages,
         extract: d.extract.map(|p| p.display().to_string()),
+        rchat: d.rchat,
     }
 }

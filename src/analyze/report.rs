@@ -122,6 +122,8 @@ pub struct DirectionReport {
     pub unlisted_messages: u64,
     /// The `--extract` file.
     pub extract: Option<String>,
+    /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
+    pub rchat: Option<super::rchat::RchatReport>,
 }
 
 /// One message inside a direction.
@@ -396,6 +398,9 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             counts.iter().map(|(v, n)| format!("{n} {}", verdict_word(*v))).collect();
         let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));
     }
+    if let Some(r) = &d.rchat {
+        rchat_human(o, r, style);
+    }
     let heading =
         if d.preview_truncated { "an eavesdropper reads (start)" } else { "an eavesdropper reads" };
     let _ = writeln!(o, "    {heading}:");
@@ -417,6 +422,84 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
     }
     if d.preview_truncated {
         let _ = writeln!(o, "      {}", style.dim("... (--full shows everything)"));
+    }
+}
+
+/// Frames listed one by one in the human report.
+const FRAMES_SHOWN: usize = 20;
+
+/// What the direction said in rchat's protocol: the handshake anyone can read, the frames,
+/// decrypted text with `--key`, violations.
+fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
+    if let Some(h) = &r.hello {
+        let _ = writeln!(
+            o,
+            "    rchat handshake: HELLO from \"{}\" with a {}-bit RSA public key, fingerprint {}",
+            escape(h.name.as_bytes()),
+            h.key_bits,
+            h.fingerprint
+        );
+        let _ = writeln!(
+            o,
+            "      {}",
+            style.dim("public keys travel in the clear: anyone on the path computes this too")
+        );
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for f in &r.frames {
+        match counts.iter_mut().find(|(k, _)| *k == f.kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((f.kind, 1)),
+        }
+    }
+    let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let more = if r.unlisted_frames > 0 {
+        format!(" (and {} more)", r.unlisted_frames)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(o, "    rchat frames: {}{more}", list.join(", "));
+    let messages: Vec<&super::rchat::FrameReport> =
+        r.frames.iter().filter(|f| f.kind == "MESSAGE").collect();
+    for f in messages.iter().take(FRAMES_SHOWN) {
+        let blocks = f.blocks.unwrap_or(0);
+        let mut line = format!(
+            "      MESSAGE #{}: {} byte(s), {blocks} RSA-OAEP block{} of {} bytes, {}-byte signature",
+            f.seq.unwrap_or(0),
+            f.length,
+            if blocks == 1 { "" } else { "s" },
+            f.block_len.unwrap_or(0),
+            f.signature_len.unwrap_or(0)
+        );
+        if let Some(text) = &f.plaintext {
+            line.push_str(&format!(": decrypted \"{}\"", escape(text.as_bytes())));
+        } else if let Some(why) = &f.not_decrypted {
+            line.push_str(&format!(": not decrypted ({why})"));
+        }
+        let _ = writeln!(o, "{line}");
+    }
+    if messages.len() > FRAMES_SHOWN {
+        let _ = writeln!(
+            o,
+            "      {}",
+            style.dim(&format!(
+                "... {} more messages (--json lists them)",
+                messages.len() - FRAMES_SHOWN
+            ))
+        );
+    }
+    if r.decrypted + r.not_decrypted > 0 {
+        let _ = writeln!(
+            o,
+            "    with the given key: {} message(s) decrypted, {} not",
+            r.decrypted, r.not_decrypted
+        );
+    }
+    for v in &r.violations {
+        let _ = writeln!(o, "    {} {v}", style.paint("1;33", "protocol violation:"));
+    }
+    for n in &r.notes {
+        let _ = writeln!(o, "    note: {n}");
     }
 }
 

@@ -1,0 +1,429 @@
+//! Reading rchat's own encrypted protocol out of one reassembled direction: the HELLO with
+//! the public key anyone on the path sees, each frame's type, sequence number and sizes,
+//! protocol violations, and, given the private key of the receiving side (`--key`), the
+//! decrypted text of the messages sent to it.
+//!
+//! Owns nothing but what one direction says. It decodes frames with the same checked decoder
+//! the chat uses (`protocol::wire`), keeps at most one frame's bytes at a time, and lists at
+//! most [`MAX_FRAMES`] frames. It never verifies signatures: that needs both directions.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::crypto::{Identity, PeerKey};
+use crate::protocol::wire::{
+    Busy, Bye, Frame, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message,
+};
+
+/// Frames listed per direction; more are counted.
+pub const MAX_FRAMES: usize = 1000;
+/// Decrypted text kept per message for the report.
+const MAX_SHOWN: usize = 4096;
+
+/// The sender's HELLO, as an eavesdropper reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HelloReport {
+    /// The name the sender announced.
+    pub name: String,
+    /// Size of its RSA key.
+    pub key_bits: usize,
+    /// `SHA256:...` of its public key: anyone on the path can compute it.
+    pub fingerprint: String,
+}
+
+/// One frame of the direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameReport {
+    /// Offset of the frame's first byte in the direction.
+    pub offset: u64,
+    /// `HELLO`, `AUTH`, `MESSAGE`, `BYE` or `BUSY`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Header and body, in bytes.
+    pub length: u64,
+    /// Sequence number (MESSAGE, BYE).
+    pub seq: Option<u64>,
+    /// Number of RSA-OAEP blocks (MESSAGE).
+    pub blocks: Option<usize>,
+    /// Bytes per block (MESSAGE): the recipient's modulus size.
+    pub block_len: Option<u16>,
+    /// Bytes of RSA-PSS signature (AUTH, MESSAGE, BYE).
+    pub signature_len: Option<usize>,
+    /// The message text, decrypted with `--key` (at most 4 KiB shown).
+    pub plaintext: Option<String>,
+    /// Why a MESSAGE was not decrypted, when `--key` was given.
+    pub not_decrypted: Option<String>,
+}
+
+/// What one direction said in rchat's protocol.
+#[derive(Debug, Clone, Serialize)]
+pub struct RchatReport {
+    /// The sender's HELLO, if it was seen.
+    pub hello: Option<HelloReport>,
+    /// The frames, in order (at most [`MAX_FRAMES`]).
+    pub frames: Vec<FrameReport>,
+    /// Frames past the listing limit.
+    pub unlisted_frames: u64,
+    /// Messages decrypted with `--key`.
+    pub decrypted: u64,
+    /// Messages `--key` could not decrypt.
+    pub not_decrypted: u64,
+    /// Breaks of the protocol: bad headers, malformed bodies, sequence numbers out of order.
+    pub violations: Vec<String>,
+    /// Other remarks, e.g. where a gap in the capture stopped the decoding.
+    pub notes: Vec<String>,
+}
+
+/// Decodes the frames of one direction as its bytes stream in.
+#[derive(Debug)]
+pub struct FrameLog {
+    key: Option<Arc<Identity>>,
+    /// Bytes of the frame being read (at most one frame).
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` in the direction.
+    buf_offset: u64,
+    /// Total length of the frame in `buf`, once its header is known.
+    need: Option<usize>,
+    /// Whether the direction opened with the rchat magic.
+    active: Option<bool>,
+    /// Decoding stopped (violation or gap); bytes are ignored from here on.
+    stopped: bool,
+    next_seq: u64,
+    report: RchatReport,
+}
+
+impl FrameLog {
+    /// A log that decrypts with `key` where it can.
+    pub fn new(key: Option<Arc<Identity>>) -> Self {
+        FrameLog {
+            key,
+            buf: Vec::new(),
+            buf_offset: 0,
+            need: None,
+            active: None,
+            stopped: false,
+            next_seq: 0,
+            report: RchatReport {
+                hello: None,
+                frames: Vec::new(),
+                unlisted_frames: 0,
+                decrypted: 0,
+                not_decrypted: 0,
+                violations: Vec::new(),
+                notes: Vec::new(),
+            },
+        }
+    }
+
+    /// The next in-order bytes of the direction, starting at `offset`.
+    pub fn data(&mut self, offset: u64, mut bytes: &[u8]) {
+        if self.stopped || self.active == Some(false) {
+            return;
+        }
+        if self.active.is_none() {
+            // Decide from the first bytes: rchat frames open with the magic.
+            let n = (MAGIC.len() - self.buf.len()).min(bytes.len());
+            let head = [self.buf.as_slice(), bytes.get(..n).unwrap_or_default()].concat();
+            if head[..] != MAGIC[..head.len()] {
+                self.active = Some(false);
+                self.buf = Vec::new();
+                return;
+            }
+            if head.len() == MAGIC.len() {
+                self.active = Some(true);
+            }
+        }
+        if self.buf.is_empty() {
+            self.buf_offset = offset;
+        }
+        while !bytes.is_empty() && !self.stopped {
+            let want = self.need.unwrap_or(HEADER_LEN);
+            let take = want.saturating_sub(self.buf.len()).min(bytes.len());
+            let (now, rest) = bytes.split_at(take);
+            self.buf.extend_from_slice(now);
+            bytes = rest;
+            let start = self.buf_offset + self.buf.len() as u64;
+            if self.need.is_none()
+                && let Some(head) = self.buf.first_chunk::<HEADER_LEN>()
+            {
+                match FrameHeader::decode(head) {
+                    Ok(h) => self.need = Some(HEADER_LEN + h.len as usize),
+                    Err(e) => self.stop_with_violation(format!(
+                        "at byte {}: {e}; frames after it are not decoded",
+                        self.buf_offset
+                    )),
+                }
+            }
+            if self.need.is_some_and(|n| self.buf.len() >= n) {
+                let frame = std::mem::take(&mut self.buf);
+                self.need = None;
+                self.frame(self.buf_offset, &frame);
+                self.buf_offset = start;
+            }
+        }
+    }
+
+    /// Bytes of the direction are missing from the capture: frame boundaries are lost.
+    pub fn gap(&mut self, offset: u64) {
+        if self.active == Some(true) && !self.stopped {
+            self.stopped = true;
+            self.report.notes.push(format!(
+                "bytes are missing from the capture at byte {offset}: frames after it are not decoded"
+            ));
+        }
+    }
+
+    fn stop_with_violation(&mut self, what: String) {
+        self.report.violations.push(what);
+        self.stopped = true;
+    }
+
+    fn frame(&mut self, offset: u64, bytes: &[u8]) {
+        let Ok(Some((frame, _))) = Frame::parse(bytes) else {
+            self.stop_with_violation(format!("at byte {offset}: a frame that does not parse"));
+            return;
+        };
+        let mut info = FrameReport {
+            offset,
+            kind: frame.kind.name(),
+            length: bytes.len() as u64,
+            seq: None,
+            blocks: None,
+            block_len: None,
+            signature_len: None,
+            plaintext: None,
+            not_decrypted: None,
+        };
+        let result = match frame.kind {
+            FrameType::Hello => self.hello(&frame.body),
+            FrameType::Auth => crate::protocol::wire::Auth::decode(&frame.body).map(|a| {
+                info.signature_len = Some(a.signature.len());
+            }),
+            FrameType::Message => Message::decode(&frame.body).map(|m| {
+                info.seq = Some(m.seq);
+                info.blocks = Some(m.block_count());
+                info.block_len = Some(m.block_len);
+                info.signature_len = Some(m.signature.len());
+                self.sequence(m.seq, offset);
+                if self.key.is_some() {
+                    match self.decrypt(&m) {
+                        Ok(text) => {
+                            self.report.decrypted += 1;
+                            info.plaintext = Some(text);
+                        }
+                        Err(why) => {
+                            self.report.not_decrypted += 1;
+                            info.not_decrypted = Some(why);
+                        }
+                    }
+                }
+            }),
+            FrameType::Bye => Bye::decode(&frame.body).map(|b| {
+                info.seq = Some(b.seq);
+                info.signature_len = Some(b.signature.len());
+                self.sequence(b.seq, offset);
+            }),
+            FrameType::Busy => Busy::decode(&frame.body).map(|_| ()),
+        };
+        if let Err(e) = result {
+            self.report.violations.push(format!("at byte {offset}: {e}"));
+        }
+        if self.report.frames.len() < MAX_FRAMES {
+            self.report.frames.push(info);
+        } else {
+            self.report.unlisted_frames += 1;
+        }
+    }
+
+    fn hello(&mut self, body: &[u8]) -> Result<(), crate::protocol::wire::WireError> {
+        let hello = Hello::decode(body)?;
+        if self.report.hello.is_some() {
+            self.report.violations.push("a second HELLO in the same direction".into());
+        }
+        match PeerKey::from_spki(&hello.spki) {
+            Ok(key) => {
+                self.report.hello = Some(HelloReport {
+                    name: hello.name,
+                    key_bits: key.bits(),
+                    fingerprint: key.fingerprint.to_string(),
+                });
+            }
+            Err(e) => {
+                self.report.violations.push(format!("the HELLO's public key is malformed ({e})"))
+            }
+        }
+        Ok(())
+    }
+
+    fn sequence(&mut self, seq: u64, offset: u64) {
+        let expected = self.next_seq;
+        if seq < expected {
+            self.report.violations.push(format!(
+                "at byte {offset}: sequence number {seq} again (replayed? {expected} was due)"
+            ));
+        } else if seq > expected {
+            self.report.violations.push(format!(
+                "at byte {offset}: sequence number {seq} where {expected} was due (dropped or reordered)"
+            ));
+        }
+        self.next_seq = seq.saturating_add(1);
+    }
+
+    fn decrypt(&self, m: &Message) -> Result<String, String> {
+        let Some(key) = &self.key else { return Err("no key given".into()) };
+        let mine = key.public();
+        if let Some(h) = &self.report.hello
+            && h.fingerprint == mine.fingerprint.to_string()
+        {
+            return Err("sent by the owner of the given key: it is encrypted to the peer's key, \
+                        which was not given"
+                .into());
+        }
+        if usize::from(m.block_len) != mine.size() {
+            return Err(format!(
+                "encrypted to a {}-bit key; the given key is {} bits",
+                usize::from(m.block_len) * 8,
+                mine.bits()
+            ));
+        }
+        let mut text = Vec::new();
+        for (i, block) in m.iter_blocks().enumerate() {
+            let plain = key.decrypt_block(block).map_err(|_| {
+                format!("block {i} does not decrypt with the given key: it was sent to another key")
+            })?;
+            text.extend_from_slice(&plain);
+        }
+        let mut shown = String::from_utf8_lossy(&text).into_owned();
+        if shown.len() > MAX_SHOWN {
+            shown = format!("{}…", crate::protocol::wire::truncate_utf8(&shown, MAX_SHOWN));
+        }
+        Ok(shown)
+    }
+
+    /// What the direction said, or `None` when it is not rchat's protocol.
+    pub fn finish(mut self) -> Option<RchatReport> {
+        if self.active != Some(true) {
+            return None;
+        }
+        if !self.stopped && !self.buf.is_empty() {
+            let need = self.need.unwrap_or(HEADER_LEN);
+            self.report.notes.push(format!(
+                "the direction ends inside a frame ({} of {need} bytes): the capture stopped, or \
+                 the sender was cut off",
+                self.buf.len()
+            ));
+        }
+        Some(self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::secure::{Role, Session, hello_frame};
+
+    fn conversation() -> (Arc<Identity>, Arc<Identity>, Vec<u8>, Vec<u8>) {
+        let host = Arc::new(Identity::generate(1024).unwrap());
+        let guest = Arc::new(Identity::generate(1024).unwrap());
+        let hh = hello_frame(&host, "alice").to_bytes();
+        let jh = hello_frame(&guest, "bob").to_bytes();
+        let hs =
+            Session::new(host.clone(), guest.public().clone(), "bob".into(), Role::Host, &hh, &jh);
+        let (mut seal, _) = hs.split();
+        let mut c2s = hh.clone();
+        for text in ["the locker code is 4711", "see you"] {
+            c2s.extend(seal.seal(text).unwrap().to_frame().to_bytes());
+        }
+        c2s.extend(seal.bye().unwrap().to_frame().to_bytes());
+        (host, guest, c2s, jh)
+    }
+
+    fn feed(log: &mut FrameLog, bytes: &[u8], piece: usize) {
+        let mut off = 0u64;
+        for chunk in bytes.chunks(piece) {
+            log.data(off, chunk);
+            off += chunk.len() as u64;
+        }
+    }
+
+    #[test]
+    fn frames_are_listed_and_decrypted_with_the_recipients_key() {
+        let (host, guest, from_host, _) = conversation();
+        for piece in [1, 7, 4096] {
+            let mut log = FrameLog::new(Some(guest.clone()));
+            feed(&mut log, &from_host, piece);
+            let r = log.finish().unwrap();
+            let hello = r.hello.as_ref().unwrap();
+            assert_eq!(hello.name, "alice");
+            assert_eq!(hello.key_bits, 1024);
+            assert_eq!(hello.fingerprint, host.public().fingerprint.to_string());
+            let kinds: Vec<&str> = r.frames.iter().map(|f| f.kind).collect();
+            assert_eq!(kinds, ["HELLO", "MESSAGE", "MESSAGE", "BYE"]);
+            assert_eq!(r.frames[1].plaintext.as_deref(), Some("the locker code is 4711"));
+            assert_eq!(r.frames[2].seq, Some(1));
+            assert_eq!(r.decrypted, 2);
+            assert!(r.violations.is_empty(), "{:?}", r.violations);
+        }
+        // The sender's own key cannot open what it sent.
+        let mut log = FrameLog::new(Some(host.clone()));
+        feed(&mut log, &from_host, 100);
+        let r = log.finish().unwrap();
+        assert_eq!(r.decrypted, 0);
+        assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("owner of the given key"));
+        // Nor can an unrelated one.
+        let other = Arc::new(Identity::generate(1024).unwrap());
+        let mut log = FrameLog::new(Some(other));
+        feed(&mut log, &from_host, 100);
+        let r = log.finish().unwrap();
+        assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("another key"));
+    }
+
+    #[test]
+    fn violations_and_gaps_are_reported() {
+        let (_, _, mut from_host, _) = conversation();
+        let hello_len = from_host.len();
+        // Replay the first MESSAGE after the BYE: a sequence number seen before.
+        let first_msg_start = {
+            let mut log = FrameLog::new(None);
+            feed(&mut log, &from_host, 4096);
+            log.finish().unwrap().frames[1].offset as usize
+        };
+        let end = {
+            let mut log = FrameLog::new(None);
+            feed(&mut log, &from_host, 4096);
+            let r = log.finish().unwrap();
+            (r.frames[1].offset + r.frames[1].length) as usize
+        };
+        let replay = from_host[first_msg_start..end].to_vec();
+        from_host.extend(replay);
+        from_host.extend_from_slice(b"RCHX garbage");
+        let mut log = FrameLog::new(None);
+        feed(&mut log, &from_host, 13);
+        let r = log.finish().unwrap();
+        assert!(r.violations.iter().any(|v| v.contains("again")), "{:?}", r.violations);
+        assert!(r.violations.iter().any(|v| v.contains("magic")), "{:?}", r.violations);
+        assert!(hello_len > 0);
+
+        let mut log = FrameLog::new(None);
+        log.data(0, &from_host[..20]);
+        log.gap(20);
+        log.data(40, &from_host[40..]);
+        let r = log.finish().unwrap();
+        assert!(r.notes.iter().any(|n| n.contains("missing")));
+    }
+
+    #[test]
+    fn other_traffic_is_not_rchat() {
+        let mut log = FrameLog::new(None);
+        log.data(0, b"RC");
+        log.data(2, b"hello");
+        assert!(log.finish().is_none());
+        let mut log = FrameLog::new(None);
+        log.data(0, b"hello\n");
+        assert!(log.finish().is_none());
+        let mut log = FrameLog::new(None);
+        log.data(0, b"RC");
+        assert!(log.finish().is_none(), "too short to say");
+    }
+}

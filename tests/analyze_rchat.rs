@@ -1,0 +1,182 @@
+//! `rchat analyze` reading rchat's own protocol: the handshake anyone can read, each frame,
+//! violations, and `--key` decrypting what was sent to that key ("capture now, decrypt
+//! later"). The conversations are made by the library's real protocol code and written as
+//! captures by the tests.
+
+mod analyze_common;
+
+use std::sync::Arc;
+
+use analyze_common::*;
+use pcap_file::Endianness;
+use rchat::crypto::Identity;
+use rchat::protocol::secure::{Role, Session, hello_frame};
+use serde_json::Value;
+
+struct Chat {
+    file: std::path::PathBuf,
+    host_key: std::path::PathBuf,
+    guest_key: std::path::PathBuf,
+    other_key: std::path::PathBuf,
+}
+
+/// A full encrypted conversation: HELLOs, AUTHs, two messages each way, BYEs, written as a
+/// pcap; and the three key files (host, guest, an unrelated one).
+fn encrypted_chat(tag: &str, tamper: impl Fn(&mut Vec<u8>)) -> Chat {
+    let dir = tempdir(tag);
+    let host = Arc::new(Identity::generate(2048).unwrap());
+    let guest = Arc::new(Identity::generate(2048).unwrap());
+    let other = Identity::generate(2048).unwrap();
+    let hh = hello_frame(&host, "alice").to_bytes();
+    let jh = hello_frame(&guest, "bob").to_bytes();
+    let hs = Session::new(host.clone(), guest.public().clone(), "bob".into(), Role::Host, &hh, &jh);
+    let js =
+        Session::new(guest.clone(), host.public().clone(), "alice".into(), Role::Joiner, &hh, &jh);
+    let h_auth = hs.auth().unwrap().to_frame().to_bytes();
+    let j_auth = js.auth().unwrap().to_frame().to_bytes();
+    let (mut hseal, _) = hs.split();
+    let (mut jseal, _) = js.split();
+    let mut from_guest = Vec::new();
+    for text in ["hi alice, what's the locker code?", "thanks!"] {
+        from_guest.push(jseal.seal(text).unwrap().to_frame().to_bytes());
+    }
+    let mut from_host = Vec::new();
+    for text in ["it is 4711 — don't tell anyone", "bye bob 👋"] {
+        from_host.push(hseal.seal(text).unwrap().to_frame().to_bytes());
+    }
+    let mut host_bye = hseal.bye().unwrap().to_frame().to_bytes();
+    tamper(&mut host_bye);
+    let guest_bye = jseal.bye().unwrap().to_frame().to_bytes();
+
+    let mut conv = Conv::new(End::new("127.0.0.1", 50123), End::new("127.0.0.1", 9999), 7, 900);
+    conv.handshake();
+    conv.c(&jh).s(&hh).c(&j_auth).s(&h_auth);
+    conv.c(&from_guest[0]).s(&from_host[0]).c(&from_guest[1]).s(&from_host[1]);
+    conv.c(&guest_bye).s(&host_bye).close();
+    let recs = records(Link::Ethernet, &conv.packets);
+    let file = write(&dir, "chat.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let key = |name: &str, id: &Identity| write(&dir, name, id.to_pem().unwrap().as_bytes());
+    Chat {
+        file,
+        host_key: key("alice.pem", &host),
+        guest_key: key("bob.pem", &guest),
+        other_key: key("other.pem", &other),
+    }
+}
+
+fn rchat_dir<'a>(report: &'a Value, d: &str) -> &'a Value {
+    &report["streams"][0]["directions"][d]["rchat"]
+}
+
+fn messages(r: &Value) -> Vec<&Value> {
+    r["frames"].as_array().unwrap().iter().filter(|f| f["type"] == "MESSAGE").collect()
+}
+
+#[test]
+fn the_handshake_and_frames_are_shown_without_a_key() {
+    let chat = encrypted_chat("rchat-nokey", |_| {});
+    let report = analyze_json(&chat.file, &[]);
+    let c2s = rchat_dir(&report, "client_to_server");
+    let s2c = rchat_dir(&report, "server_to_client");
+    assert_eq!(c2s["hello"]["name"], "bob");
+    assert_eq!(s2c["hello"]["name"], "alice");
+    assert_eq!(c2s["hello"]["key_bits"], 2048);
+    // The fingerprint an eavesdropper computes is the one `rchat fingerprint` prints.
+    let out = rchat(&["fingerprint", chat.host_key.to_str().unwrap()]);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.starts_with(s2c["hello"]["fingerprint"].as_str().unwrap()), "{printed}");
+    let types: Vec<&str> =
+        s2c["frames"].as_array().unwrap().iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["HELLO", "AUTH", "MESSAGE", "MESSAGE", "BYE"]);
+    let m = messages(s2c);
+    assert_eq!(m[1]["seq"], 1);
+    assert_eq!(m[0]["blocks"], 1);
+    assert_eq!(m[0]["block_len"], 256);
+    assert_eq!(m[0]["signature_len"], 256);
+    assert!(m[0]["plaintext"].is_null());
+    assert!(s2c["violations"].as_array().unwrap().is_empty());
+
+    let out = rchat(&["analyze", chat.file.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rchat handshake: HELLO from \"alice\" with a 2048-bit RSA public key"));
+    assert!(text.contains("MESSAGE #1"), "{text}");
+    assert!(!text.contains("4711"), "no key, no plaintext: {text}");
+}
+
+#[test]
+fn the_recipients_key_decrypts_what_was_sent_to_it() {
+    let chat = encrypted_chat("rchat-key", |_| {});
+    // bob's key opens what alice sent him, not what he sent her.
+    let report = analyze_json(&chat.file, &["--key", chat.guest_key.to_str().unwrap()]);
+    let s2c = rchat_dir(&report, "server_to_client");
+    let m = messages(s2c);
+    assert_eq!(m[0]["plaintext"], "it is 4711 — don't tell anyone");
+    assert_eq!(m[1]["plaintext"], "bye bob 👋");
+    assert_eq!(s2c["decrypted"], 2);
+    let c2s = rchat_dir(&report, "client_to_server");
+    assert_eq!(c2s["decrypted"], 0);
+    assert!(messages(c2s)[0]["not_decrypted"].as_str().unwrap().contains("owner of the given key"));
+
+    // alice's key opens the other direction.
+    let report = analyze_json(&chat.file, &["--key", chat.host_key.to_str().unwrap()]);
+    let m = messages(rchat_dir(&report, "client_to_server"));
+    assert_eq!(m[0]["plaintext"], "hi alice, what's the locker code?");
+
+    let out =
+        rchat(&["analyze", chat.file.to_str().unwrap(), "--key", chat.guest_key.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("decrypted \"it is 4711 — don't tell anyone\""), "{text}");
+    assert!(text.contains("with the given key: 2 message(s) decrypted, 0 not"), "{text}");
+}
+
+#[test]
+fn a_wrong_key_decrypts_nothing_and_says_why() {
+    let chat = encrypted_chat("rchat-wrongkey", |_| {});
+    let report = analyze_json(&chat.file, &["--key", chat.other_key.to_str().unwrap()]);
+    for d in ["client_to_server", "server_to_client"] {
+        let r = rchat_dir(&report, d);
+        assert_eq!(r["decrypted"], 0, "{d}");
+        for m in messages(r) {
+            assert!(m["not_decrypted"].as_str().unwrap().contains("another key"), "{m}");
+        }
+    }
+}
+
+#[test]
+fn a_plaintext_session_with_a_key_is_simply_readable() {
+    let dir = tempdir("rchat-plainkey");
+    let mut conv = Conv::new(End::new("127.0.0.1", 50124), End::new("127.0.0.1", 9999), 1, 2);
+    conv.handshake();
+    conv.c(b"the locker code is 4711\n").s(b"thanks\n").close();
+    let recs = records(Link::Ethernet, &conv.packets);
+    let file = write(&dir, "plain.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let key = write(&dir, "k.pem", Identity::generate(2048).unwrap().to_pem().unwrap().as_bytes());
+    let report = analyze_json(&file, &["--key", key.to_str().unwrap()]);
+    let c2s = &report["streams"][0]["directions"]["client_to_server"];
+    assert_eq!(c2s["verdict"], "plaintext");
+    assert!(c2s["rchat"].is_null());
+}
+
+#[test]
+fn protocol_violations_are_reported_not_hidden() {
+    // alice's BYE claims sequence number 7 instead of 2.
+    let chat = encrypted_chat("rchat-violation", |bye| {
+        bye[10..18].copy_from_slice(&7u64.to_be_bytes());
+    });
+    let report = analyze_json(&chat.file, &[]);
+    let v = rchat_dir(&report, "server_to_client")["violations"].as_array().unwrap().clone();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].as_str().unwrap().contains("sequence number 7 where 2 was due"), "{v:?}");
+    let out = rchat(&["analyze", chat.file.to_str().unwrap()]);
+    assert!(String::from_utf8(out.stdout).unwrap().contains("protocol violation:"));
+}
+
+#[test]
+fn an_unreadable_key_is_one_error_line() {
+    let chat = encrypted_chat("rchat-badkey", |_| {});
+    let out = rchat(&["analyze", chat.file.to_str().unwrap(), "--key", "/nonexistent/key.pem"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot read key file"), "{err}");
+}
