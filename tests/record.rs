@@ -353,3 +353,61 @@ fn help_says_it_is_a_reconstruction() {
         assert!(help.contains("--record") && help.contains("not a sniffer"), "{help}");
     }
 }
+
+#[test]
+fn ipv6_connections_are_recorded_as_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    if !have_tool("tshark") {
+        return;
+    }
+    let dir = temp_dir("ipv6");
+    let (host_file, join_file) = (dir.join("host.pcap"), dir.join("join.pcap"));
+    let mut host = Proc::spawn(&[
+        "host",
+        "--bind",
+        "::1",
+        "--port",
+        "0",
+        "--plaintext",
+        "--record",
+        path_str(&host_file),
+    ]);
+    let line = host.wait_err(|l| l.starts_with("listening on port "), 60);
+    let port: u16 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let target = format!("[::1]:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--plaintext", "--record", path_str(&join_file)]);
+    join.send(&["over IPv6"]);
+    join.close_stdin();
+    host.send(&["and back"]);
+    host.close_stdin();
+    assert_eq!(join.finish(60), 0, "{:#?}", join.err);
+    assert_eq!(host.finish(60), 0, "{:#?}", host.err);
+    let s = Session { host_file, join_file, port };
+    let f = check_pair(&s);
+    assert_eq!(f.nodes[1], format!("[::1]:{port}"));
+    assert_eq!(f.bytes, [b"over IPv6\n".to_vec(), b"and back\n".to_vec()]);
+    assert_eq!(count(&s.host_file, "ipv6"), count(&s.host_file, "tcp"));
+}
+
+#[test]
+fn a_failed_handshake_is_recorded_and_closed() {
+    if !have_tool("tshark") {
+        return;
+    }
+    // A plaintext joiner meets an encrypted host: it stops with an error after the HELLO.
+    let file = temp_dir("failed").join("join.pcap");
+    let (mut host, port) = Proc::host(&[]);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--plaintext", "--record", path_str(&file)]);
+    assert_eq!(join.finish(30), 1, "{:#?}", join.err);
+    host.wait_err(|l| l.contains("rejected a connection"), 30);
+    let complaints = complaints(&file);
+    assert!(complaints.is_empty(), "{complaints}");
+    assert_eq!(count(&file, "tcp.flags.fin==1"), 2);
+    let f = follow(&file);
+    assert!(f.bytes[0].is_empty(), "the joiner sent nothing");
+    assert!(f.bytes[1].starts_with(b"RCHT\x01\x01"), "the host's HELLO was received");
+}
