@@ -11,8 +11,9 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::record::{Recording, Tap};
 use super::session::{Link, PeerEvent, establish_recorded};
@@ -157,12 +158,23 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         }
     };
     show(format!("bob ({bob_addr}) joined alice ({host_addr}): the chat starts"));
+    if !plaintext {
+        show(
+            "  wire: each sent a HELLO (name and public key, readable by anyone) and an AUTH \
+             (a signature proving it holds the private key)",
+        );
+    }
     show("");
 
+    // Ctrl-C skips the rest of the script; the goodbyes still close the recording properly.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let pause = if args.fast { Duration::ZERO } else { PAUSE };
     for (i, &(from, text)) in SCRIPT.iter().enumerate() {
-        if i > 0 {
-            thread::sleep(pause);
+        if i > 0 && !wait(pause, &stop) {
+            show("(stopped early)");
+            break;
         }
         let (sender, receiver) = match from {
             Person::Alice => (&mut alice, &mut bob),
@@ -204,6 +216,21 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sleep for `pause` unless `stop` is set first; false when stopped.
+fn wait(pause: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + pause;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 type Side = (TcpStream, SocketAddr, Option<Arc<Identity>>);
