@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::record::{Recording, Tap};
+use super::record::Tap;
 use super::session::{Link, PeerEvent, establish_recorded};
 use super::terminal::{Ui, escape};
 use super::{ChatError, KeySource, Settings, net};
@@ -100,8 +100,7 @@ fn two_keys() -> crate::Result<(Arc<Identity>, Arc<Identity>)> {
 /// Run `rchat demo`.
 pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
     let plaintext = args.plaintext;
-    let recording =
-        args.record.as_deref().map(Recording::create).transpose().map_err(ChatError::from)?;
+    let recording = super::open_recording(args.record.as_deref())?;
     let listener = net::listen(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), args.port)?
         .pop()
         .ok_or_else(|| ChatError::Demo("no listening socket".into()))?;
