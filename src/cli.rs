@@ -36,6 +36,8 @@ pub enum Command {
     Fingerprint(FingerprintArgs),
     /// Read saved captures and tell whether the chat traffic in them is readable.
     Analyze(AnalyzeArgs),
+    /// Play a short scripted chat between two people in this one process, over loopback.
+    Demo(DemoArgs),
 }
 
 /// `rchat host`.
@@ -87,12 +89,35 @@ pub struct ChatArgs {
     /// Accept keys under 2048 bits, ours or the peer's (only to reproduce weak setups in a lab).
     #[arg(long)]
     pub allow_weak_keys: bool,
+    /// Write this chat's TCP connection to FILE (pcap), without capture rights. A
+    /// reconstruction from what crossed our socket, not a sniffer: no other traffic, no
+    /// retransmissions, nothing a router or middlebox changed.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// Seconds a peer has to complete the handshake.
     #[arg(long, value_name = "SECS", default_value_t = 15.0, hide = true)]
     pub handshake_timeout: f64,
     /// Seconds a frame's body may take once its header arrived.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, hide = true)]
     pub frame_timeout: f64,
+}
+
+/// `rchat demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Send the lines unencrypted, to read them in Wireshark.
+    #[arg(long)]
+    pub plaintext: bool,
+    /// Write the demo's TCP connection to FILE (pcap): a reconstruction from the socket,
+    /// not a sniffer.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// TCP port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, short, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// No pauses between the lines.
+    #[arg(long)]
+    pub fast: bool,
 }
 
 /// `rchat keygen`.

@@ -6,7 +6,8 @@
 //! - [`error`]: the error type every command returns and the one place that prints it.
 //! - [`crypto`]: keys, key files, fingerprints, RSA-OAEP and RSA-PSS.
 //! - [`protocol`]: the wire format of the encrypted mode (frames, handshake, messages).
-//! - [`chat`]: `host` and `join`: sockets, the session loop, the terminal.
+//! - [`chat`]: `host`, `join` and `demo`: sockets, the session loop, the terminal,
+//!   `--record` capture files.
 //! - [`analyze`]: `analyze`: capture files, TCP reassembly, classification, reports.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -30,5 +31,6 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         cli::Command::Keygen(args) => crypto::keygen_command(&args),
         cli::Command::Fingerprint(args) => crypto::fingerprint_command(&args),
         cli::Command::Analyze(args) => analyze::run(&args),
+        cli::Command::Demo(args) => chat::demo::run(&args),
     }
 }

@@ -1,9 +1,12 @@
-//! `rchat host` and `rchat join`: validated settings, the errors a chat can end with, and
-//! the two entry points. The work is split by concern:
+//! `rchat host`, `rchat join` and `rchat demo`: validated settings, the errors a chat can
+//! end with, and the entry points. The work is split by concern:
 //! [`net`] opens sockets, [`transport`] reads the peer's bytes with limits,
-//! [`session`] runs the handshake and the chat loop, [`terminal`] talks to the person.
+//! [`session`] runs the handshake and the chat loop, [`terminal`] talks to the person,
+//! [`record`] writes `--record` capture files, [`demo`] plays a scripted chat in one process.
 
+pub mod demo;
 pub mod net;
+pub mod record;
 pub mod session;
 pub mod terminal;
 pub mod transport;
@@ -18,6 +21,7 @@ use crate::cli::{ChatArgs, HostArgs, JoinArgs};
 use crate::crypto::{self, Fingerprint};
 use crate::protocol::secure::SecurityError;
 use crate::protocol::wire::{FrameType, MAX_NAME_LEN, WireError};
+use record::{RecordError, Recording};
 use terminal::Input;
 use transport::ReadError;
 
@@ -97,6 +101,12 @@ pub enum ChatError {
     /// The peer closed the connection without a goodbye.
     #[error("connection lost: the peer closed the connection without saying goodbye")]
     Dropped,
+    /// `--record` could not write its file.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The scripted demo did not go as written.
+    #[error("the demo went wrong: {0}")]
+    Demo(String),
 }
 
 impl From<ReadError> for ChatError {
@@ -251,15 +261,25 @@ pub enum Event {
     Peer(session::PeerEvent),
 }
 
+/// Create the `--record` file, if one was asked for: after the flags are checked, before
+/// any key is made or connection opened.
+fn open_recording(path: Option<&std::path::Path>) -> crate::Result<Option<Recording>> {
+    Ok(path.map(Recording::create).transpose().map_err(ChatError::from)?)
+}
+
 /// Run `rchat host`.
-pub fn host(args: HostArgs) -> crate::Result<ExitCode> {
+pub fn host(mut args: HostArgs) -> crate::Result<ExitCode> {
+    let record = args.chat.record.take();
     let settings = Settings::from_args(args.chat, "host")?;
-    session::run_host(args.bind, args.port, settings)
+    let recording = open_recording(record.as_deref())?;
+    session::run_host(args.bind, args.port, settings, recording)
 }
 
 /// Run `rchat join`.
-pub fn join(args: JoinArgs) -> crate::Result<ExitCode> {
+pub fn join(mut args: JoinArgs) -> crate::Result<ExitCode> {
+    let record = args.chat.record.take();
     let settings = Settings::from_args(args.chat, "guest")?;
     let (host, port) = net::parse_target(&args.target).map_err(crate::Error::Usage)?;
-    session::run_join(&host, port, settings)
+    let recording = open_recording(record.as_deref())?;
+    session::run_join(&host, port, settings, recording)
 }

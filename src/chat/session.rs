@@ -6,7 +6,8 @@
 //! extra connections while a chat runs; lines typed before a peer arrives are sent once the
 //! chat starts; a goodbye is a half-close (we keep reading until the peer says goodbye too).
 //! All waiting happens on one channel of [`Event`]s, so Ctrl-C and a dead peer are noticed
-//! wherever the chat is.
+//! wherever the chat is. With `--record`, the connection's [`Tap`] is told of every byte
+//! written here and of our FIN, and is finished when the chat ends, however it ends.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -16,6 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::record::{Recording, Tap};
 use super::terminal::{Input, Ui, escape, stdio_is_terminal};
 use super::transport::{PeerReader, ReadError, preview};
 use super::{ChatError, Event, KeySource, Settings, net};
@@ -57,6 +59,7 @@ pub struct Link {
     secure: Option<(Sealer, Opener)>,
     peer_name: String,
     peer_addr: SocketAddr,
+    tap: Option<Tap>,
 }
 
 impl Link {
@@ -67,11 +70,27 @@ impl Link {
 
     /// Send one message without a terminal: encrypt and sign it, or write it as a line.
     pub fn send(&mut self, text: &str) -> Result<(), ChatError> {
-        let bytes = match &mut self.secure {
-            Some((sealer, _)) => sealer.seal(text)?.to_frame().to_bytes(),
-            None => [text.as_bytes(), b"\n"].concat(),
-        };
-        write_frame(&self.stream, &bytes)
+        self.send_explained(text).map(drop)
+    }
+
+    /// Like [`Link::send`], and return what `--explain` says about the bytes sent.
+    pub fn send_explained(&mut self, text: &str) -> Result<String, ChatError> {
+        let (bytes, explained) = encode(self.secure.as_mut().map(|(sealer, _)| sealer), text)?;
+        write_frame(&self.stream, self.tap.as_ref(), &bytes)?;
+        Ok(explained)
+    }
+
+    /// Say goodbye without a terminal: a signed BYE in encrypted mode, then close our
+    /// sending direction. Keep calling [`Link::receive`] for the peer's goodbye.
+    pub fn goodbye(&mut self) -> Result<(), ChatError> {
+        let sealer = self.secure.as_mut().map(|(sealer, _)| sealer);
+        goodbye(&self.stream, self.tap.as_ref(), sealer, None)
+    }
+
+    /// Close the connection and finish its recording, if it has one.
+    pub fn close(self) -> Result<(), ChatError> {
+        let _ = self.stream.shutdown(Shutdown::Both);
+        finish_recording(self.tap.as_ref())
     }
 
     /// Wait for the peer's next message, goodbye or close, without a terminal.
@@ -120,8 +139,14 @@ fn mode_line(settings: &Settings) -> &'static str {
     }
 }
 
-/// Run `rchat host`: listen, wait for one good peer, chat.
-pub fn run_host(bind: Option<IpAddr>, port: u16, settings: Settings) -> crate::Result<ExitCode> {
+/// Run `rchat host`: listen, wait for one good peer, chat; with a recording, write that
+/// peer's connection to it.
+pub fn run_host(
+    bind: Option<IpAddr>,
+    port: u16,
+    settings: Settings,
+    mut recording: Option<Recording>,
+) -> crate::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
@@ -195,8 +220,14 @@ pub fn run_host(bind: Option<IpAddr>, port: u16, settings: Settings) -> crate::R
             Event::Incoming(stream, addr) => {
                 candidates += 1;
                 let (tx, me, settings, ui) = (tx.clone(), me.clone(), settings.clone(), ui.clone());
+                // Every candidate is recorded in memory; only the one we chat with is kept.
+                let tap = match (&recording, stream.local_addr()) {
+                    (Some(_), Ok(local)) => Some(Tap::new(local, addr, false)),
+                    _ => None,
+                };
                 thread::spawn(move || {
-                    let result = establish(stream, addr, Role::Host, me, &settings, &ui);
+                    let result =
+                        establish_recorded(stream, addr, Role::Host, me, &settings, &ui, tap);
                     let _ = tx.send(Event::Handshake(addr, Box::new(result)));
                 });
             }
@@ -204,6 +235,9 @@ pub fn run_host(bind: Option<IpAddr>, port: u16, settings: Settings) -> crate::R
                 candidates -= 1;
                 match *result {
                     Ok(link) => {
+                        if let (Some(tap), Some(file)) = (&link.tap, recording.take()) {
+                            tap.attach(file);
+                        }
                         let outcome =
                             chat(link, queued, input_open, &tx, &rx, &ui, &settings, me.as_deref());
                         return finish(outcome, &ui, &rx);
@@ -255,8 +289,13 @@ fn refuse(stream: TcpStream, plaintext: bool, reason: &str) {
     });
 }
 
-/// Run `rchat join`: connect, handshake, chat.
-pub fn run_join(host: &str, port: u16, settings: Settings) -> crate::Result<ExitCode> {
+/// Run `rchat join`: connect, handshake, chat; with a recording, write the connection to it.
+pub fn run_join(
+    host: &str,
+    port: u16,
+    settings: Settings,
+    recording: Option<Recording>,
+) -> crate::Result<ExitCode> {
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
@@ -270,7 +309,30 @@ pub fn run_join(host: &str, port: u16, settings: Settings) -> crate::Result<Exit
     }
     let stream = net::connect(host, port, net::CONNECT_TIMEOUT)?;
     let addr = stream.peer_addr().map_err(ChatError::Write)?;
-    let link = establish(stream, addr, Role::Joiner, me.clone(), &settings, &ui)?;
+    let tap = match recording {
+        Some(file) => {
+            let tap = Tap::new(stream.local_addr().map_err(ChatError::Write)?, addr, true);
+            tap.attach(file);
+            Some(tap)
+        }
+        None => None,
+    };
+    let link = match establish_recorded(
+        stream,
+        addr,
+        Role::Joiner,
+        me.clone(),
+        &settings,
+        &ui,
+        tap.clone(),
+    ) {
+        Ok(link) => link,
+        Err(e) => {
+            // The failed handshake is recorded too, closed like the connection was.
+            let _ = finish_recording(tap.as_ref());
+            return Err(e.into());
+        }
+    };
     let outcome = chat(link, Vec::new(), true, &tx, &rx, &ui, &settings, me.as_deref());
     finish(outcome, &ui, &rx)
 }
@@ -310,16 +372,31 @@ pub fn establish(
     settings: &Settings,
     ui: &Ui,
 ) -> Result<Link, ChatError> {
+    establish_recorded(stream, peer_addr, role, me, settings, ui, None)
+}
+
+/// [`establish`], telling `tap` (when there is one) every byte that crosses the socket from
+/// the first, and keeping it in the [`Link`] for the rest of the chat.
+pub fn establish_recorded(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    role: Role,
+    me: Option<Arc<Identity>>,
+    settings: &Settings,
+    ui: &Ui,
+    tap: Option<Tap>,
+) -> Result<Link, ChatError> {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut reader =
-        PeerReader::new(stream.try_clone().map_err(ChatError::Write)?, settings.frame_timeout);
+        PeerReader::new(stream.try_clone().map_err(ChatError::Write)?, settings.frame_timeout)
+            .with_tap(tap.clone());
     let Some(me) = me else {
         if reader.peer_speaks_rchat(PLAINTEXT_GRACE)? {
             return Err(ChatError::EncryptedPeer);
         }
         let peer_name = peer_addr.to_string();
-        return Ok(Link { stream, reader, secure: None, peer_name, peer_addr });
+        return Ok(Link { stream, reader, secure: None, peer_name, peer_addr, tap });
     };
 
     let deadline = Instant::now() + settings.handshake_timeout;
@@ -336,7 +413,7 @@ pub fn establish(
         })
     };
     let my_hello = hello_frame(&me, &settings.name).to_bytes();
-    write_frame(&stream, &my_hello)?;
+    write_frame(&stream, tap.as_ref(), &my_hello)?;
     if settings.explain {
         ui.status(format!(
             "wire: sent HELLO, {} bytes: our name and our {}-bit public key ({} bytes), in the clear",
@@ -370,7 +447,7 @@ pub fn establish(
     };
     let session = Session::new(me, peer, peer_name.clone(), role, host_hello, joiner_hello);
     let auth = session.auth()?.to_frame().to_bytes();
-    write_frame(&stream, &auth)?;
+    write_frame(&stream, tap.as_ref(), &auth)?;
     let frame = read(&mut reader)?;
     match frame.kind {
         FrameType::Auth => session.check_auth(&Auth::decode(&frame.body)?)?,
@@ -384,7 +461,7 @@ pub fn establish(
             auth.len()
         ));
     }
-    Ok(Link { stream, reader, secure: Some(session.split()), peer_name, peer_addr })
+    Ok(Link { stream, reader, secure: Some(session.split()), peer_name, peer_addr, tap })
 }
 
 /// The error for a BUSY frame, its peer-chosen reason escaped for the terminal.
@@ -392,8 +469,64 @@ fn busy(body: &[u8]) -> Result<ChatError, ChatError> {
     Ok(ChatError::Busy(escape(&Busy::decode(body)?.reason).into_owned()))
 }
 
-fn write_frame(mut stream: &TcpStream, bytes: &[u8]) -> Result<(), ChatError> {
-    stream.write_all(bytes).map_err(ChatError::Write)
+/// Write bytes to the peer: the one place the chat writes to its socket.
+fn write_frame(mut stream: &TcpStream, tap: Option<&Tap>, bytes: &[u8]) -> Result<(), ChatError> {
+    stream.write_all(bytes).map_err(ChatError::Write)?;
+    if let Some(tap) = tap {
+        tap.sent(bytes);
+    }
+    Ok(())
+}
+
+/// The bytes that carry `text` (a signed MESSAGE frame, or the line itself), and what
+/// `--explain` says about them.
+fn encode(sealer: Option<&mut Sealer>, text: &str) -> Result<(Vec<u8>, String), ChatError> {
+    Ok(match sealer {
+        Some(sealer) => {
+            let msg = sealer.seal(text)?;
+            let bytes = msg.to_frame().to_bytes();
+            let explained = explain_message("sent", &msg, bytes.len());
+            (bytes, explained)
+        }
+        None => {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.push(b'\n');
+            let explained = explain_plain("sent", &bytes);
+            (bytes, explained)
+        }
+    })
+}
+
+/// Say goodbye: a signed BYE in encrypted mode, then close our sending direction.
+fn goodbye(
+    stream: &TcpStream,
+    tap: Option<&Tap>,
+    sealer: Option<&mut Sealer>,
+    explain: Option<&Ui>,
+) -> Result<(), ChatError> {
+    if let Some(sealer) = sealer {
+        let bye = sealer.bye()?.to_frame().to_bytes();
+        if let Some(ui) = explain {
+            ui.status(format!("wire: sent BYE, {} bytes, signed", bye.len()));
+        }
+        write_frame(stream, tap, &bye)?;
+    }
+    match stream.shutdown(Shutdown::Write) {
+        Ok(()) => {
+            if let Some(tap) = tap {
+                tap.we_closed();
+            }
+            Ok(())
+        }
+        // The peer already closed: nothing is left to tell it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+        Err(e) => Err(ChatError::Write(e)),
+    }
+}
+
+/// Finish a recording (a no-op without one).
+fn finish_recording(tap: Option<&Tap>) -> Result<(), ChatError> {
+    tap.map_or(Ok(()), Tap::finish).map_err(ChatError::from)
 }
 
 /// The chat itself. Returns whether the person's input is still open (`Ok`) or why the
@@ -409,7 +542,7 @@ fn chat(
     settings: &Settings,
     me: Option<&Identity>,
 ) -> Result<bool, ChatError> {
-    let Link { stream, reader, secure, peer_name, peer_addr } = link;
+    let Link { stream, reader, secure, peer_name, peer_addr, tap } = link;
     let (mut sealer, opener) = match secure {
         Some((s, o)) => (Some(s), Some(o)),
         None => (None, None),
@@ -431,8 +564,13 @@ fn chat(
     ui.status("type a message and press Enter; /quit or Ctrl-D to leave");
 
     reader_thread(reader, opener, tx.clone(), ui.clone(), settings.explain);
-    let mut out =
-        Outgoing { stream: &stream, sealer: sealer.as_mut(), ui, explain: settings.explain };
+    let mut out = Outgoing {
+        stream: &stream,
+        tap: tap.as_ref(),
+        sealer: sealer.as_mut(),
+        ui,
+        explain: settings.explain,
+    };
     let mut input_open = input_open;
     let mut said_bye = false;
     let mut peer_gone = false;
@@ -519,12 +657,15 @@ fn chat(
     })();
     // Also wakes the reader thread, which reads from a clone of this socket.
     let _ = stream.shutdown(Shutdown::Both);
-    result.map(|()| input_open)
+    // A broken chat is the error to report; a broken recording of a good chat is one too.
+    let recorded = finish_recording(tap.as_ref());
+    result.and(recorded).map(|()| input_open)
 }
 
 /// The sending side of a chat.
 struct Outgoing<'a> {
     stream: &'a TcpStream,
+    tap: Option<&'a Tap>,
     sealer: Option<&'a mut Sealer>,
     ui: &'a Ui,
     explain: bool,
@@ -539,43 +680,19 @@ impl Outgoing<'_> {
             ));
             return Ok(());
         }
-        let bytes = match self.sealer.as_deref_mut() {
-            Some(sealer) => {
-                let msg = sealer.seal(text)?;
-                let bytes = msg.to_frame().to_bytes();
-                if self.explain {
-                    self.ui.status(explain_message("sent", &msg, bytes.len()));
-                }
-                bytes
-            }
-            None => {
-                let mut bytes = text.as_bytes().to_vec();
-                bytes.push(b'\n');
-                if self.explain {
-                    self.ui.status(explain_plain("sent", &bytes));
-                }
-                bytes
-            }
-        };
-        write_frame(self.stream, &bytes)?;
+        let (bytes, explained) = encode(self.sealer.as_deref_mut(), text)?;
+        if self.explain {
+            self.ui.status(explained);
+        }
+        write_frame(self.stream, self.tap, &bytes)?;
         self.ui.sent(text);
         Ok(())
     }
 
     /// Say goodbye: a signed BYE in encrypted mode, then close our sending direction.
     fn goodbye(&mut self) -> Result<(), ChatError> {
-        if let Some(sealer) = self.sealer.as_deref_mut() {
-            let bye = sealer.bye()?.to_frame().to_bytes();
-            if self.explain {
-                self.ui.status(format!("wire: sent BYE, {} bytes, signed", bye.len()));
-            }
-            write_frame(self.stream, &bye)?;
-        }
-        match self.stream.shutdown(Shutdown::Write) {
-            // The peer already closed: nothing is left to tell it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
-            other => other.map_err(ChatError::Write),
-        }
+        let explain = self.explain.then_some(self.ui);
+        goodbye(self.stream, self.tap, self.sealer.as_deref_mut(), explain)
     }
 }
 

@@ -4,12 +4,14 @@
 //!
 //! Owns every read from the peer's socket. It allocates a frame body only after the header
 //! has been checked against the per-type limit, and never buffers more than one frame or
-//! one 64 KiB line. It knows nothing of keys.
+//! one 64 KiB line. It knows nothing of keys. With `--record`, every byte it reads (and
+//! the end of the stream) is reported to the connection's [`Tap`] as it arrives.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::record::Tap;
 use crate::protocol::wire::{Frame, FrameHeader, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError};
 
 /// Why reading from the peer stopped.
@@ -56,6 +58,7 @@ pub struct PeerReader {
     buf: Vec<u8>,
     start: usize,
     frame_timeout: Duration,
+    tap: Option<Tap>,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -68,7 +71,19 @@ pub const REST_OF_FRAME: &str = "rest of the frame";
 impl PeerReader {
     /// Wrap a socket (a clone used only for reading).
     pub fn new(stream: TcpStream, frame_timeout: Duration) -> Self {
-        PeerReader { stream, buf: Vec::with_capacity(READ_CHUNK), start: 0, frame_timeout }
+        PeerReader {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            frame_timeout,
+            tap: None,
+        }
+    }
+
+    /// Report every byte read, and the end of the stream, to `tap`.
+    pub fn with_tap(mut self, tap: Option<Tap>) -> Self {
+        self.tap = tap;
+        self
     }
 
     fn available(&self) -> &[u8] {
@@ -114,6 +129,12 @@ impl PeerReader {
         };
         let n = *result.as_ref().unwrap_or(&0);
         self.buf.truncate(old + n);
+        if let (Some(tap), Ok(got)) = (&self.tap, &result) {
+            match got {
+                0 => tap.peer_closed(),
+                _ => tap.received(&self.buf[old..]),
+            }
+        }
         result
     }
 

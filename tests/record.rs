@@ -1,0 +1,413 @@
+//! `--record`: real host and join processes on loopback write their connection to a pcap
+//! file; tshark reads it back (payload each way, no checksum or malformed warnings), and
+//! where tcpdump can run, its capture of the same session has the same TCP stream bytes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Proc, have_tool};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rchat-record-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What tshark's Follow TCP Stream (raw) shows for stream 0.
+#[derive(Debug, PartialEq, Eq)]
+struct Follow {
+    /// The side that sent the first packet (the client), and the other.
+    nodes: [String; 2],
+    /// The bytes each node sent.
+    bytes: [Vec<u8>; 2],
+}
+
+fn follow(path: &Path) -> Follow {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-q", "-z", "follow,tcp,raw,0"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark failed on {}", path.display());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut nodes = [String::new(), String::new()];
+    let mut bytes = [Vec::new(), Vec::new()];
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Node 0: ") {
+            nodes[0] = n.to_string();
+        } else if let Some(n) = line.strip_prefix("Node 1: ") {
+            nodes[1] = n.to_string();
+        } else if line.starts_with("===") || line.contains(':') || line.trim().is_empty() {
+            continue;
+        } else {
+            let (node, hex) = match line.strip_prefix('\t') {
+                Some(rest) => (1, rest),
+                None => (0, line),
+            };
+            bytes[node].extend(hex::decode(hex.trim()).expect("hex in follow output"));
+        }
+    }
+    assert!(!nodes[0].is_empty(), "no stream in {}: {text}", path.display());
+    Follow { nodes, bytes }
+}
+
+/// Packets tshark flags: bad checksums, malformed packets, expert warnings or errors.
+fn complaints(path: &Path) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-Y"])
+        .arg(
+            "tcp.checksum.status==0 || ip.checksum.status==0 || _ws.malformed \
+             || _ws.expert.severity>=warning",
+        )
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark failed on {}", path.display());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// How many packets of the file match a display filter.
+fn count(path: &Path, filter: &str) -> usize {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-Y", filter])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().lines().count()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A finished session: host and joiner each recorded it.
+struct Session {
+    host_file: PathBuf,
+    join_file: PathBuf,
+    port: u16,
+}
+
+/// Run host and join with `--record`, each piping its lines; `during` runs once the host
+/// listens (and before the joiner starts), e.g. to start tcpdump.
+fn recorded_session(
+    tag: &str,
+    mode: &[&str],
+    host_lines: &[String],
+    join_lines: &[String],
+    during: impl FnOnce(u16),
+) -> Session {
+    let dir = temp_dir(tag);
+    let host_file = dir.join("host.pcap");
+    let join_file = dir.join("join.pcap");
+    let mut host_args = mode.to_vec();
+    host_args.extend(["--record", path_str(&host_file)]);
+    let (mut host, port) = Proc::host(&host_args);
+    during(port);
+    let target = format!("127.0.0.1:{port}");
+    let mut join_args = vec!["join", &target, "--record", path_str(&join_file)];
+    join_args.extend_from_slice(mode);
+    let mut join = Proc::spawn(&join_args);
+    let h: Vec<&str> = host_lines.iter().map(String::as_str).collect();
+    let j: Vec<&str> = join_lines.iter().map(String::as_str).collect();
+    host.send(&h);
+    host.close_stdin();
+    join.send(&j);
+    join.close_stdin();
+    assert_eq!(join.finish(120), 0, "joiner stderr: {:#?}", join.err);
+    assert_eq!(host.finish(120), 0, "host stderr: {:#?}", host.err);
+    assert_eq!(host.out.len(), join_lines.len(), "host got every line");
+    assert_eq!(join.out.len(), host_lines.len(), "joiner got every line");
+    Session { host_file, join_file, port }
+}
+
+fn lines(tag: &str) -> Vec<String> {
+    let mut v: Vec<String> =
+        (0..5).map(|i| format!("{tag} line {i}: the locker code is 4719")).collect();
+    v.push("x".repeat(64 * 1024));
+    v.push("Unicode too: Привет 🙂".into());
+    v
+}
+
+fn as_stream(lines: &[String]) -> Vec<u8> {
+    lines.iter().flat_map(|l| [l.as_bytes(), b"\n"].concat()).collect()
+}
+
+/// Both recordings are clean and show the same connection: the joiner is node 0 (it sent
+/// the SYN) and the host's port is node 1's.
+fn check_pair(s: &Session) -> Follow {
+    for file in [&s.host_file, &s.join_file] {
+        let complaints = complaints(file);
+        assert!(complaints.is_empty(), "tshark complains about {}:\n{complaints}", file.display());
+        assert_eq!(count(file, "tcp.flags.syn==1"), 2, "SYN and SYN+ACK in {}", file.display());
+        assert_eq!(count(file, "tcp.flags.fin==1"), 2, "a FIN each way in {}", file.display());
+    }
+    let from_host = follow(&s.host_file);
+    let from_join = follow(&s.join_file);
+    assert_eq!(from_host, from_join, "host and joiner recorded the same stream");
+    assert!(from_host.nodes[1].ends_with(&format!(":{}", s.port)), "{:?}", from_host.nodes);
+    from_host
+}
+
+#[test]
+fn plaintext_recordings_hold_the_lines_each_way() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let (h, j) = (lines("host"), lines("joiner"));
+    let s = recorded_session("plain", &["--plaintext"], &h, &j, |_| {});
+    let f = check_pair(&s);
+    assert!(f.bytes[0] == as_stream(&j), "joiner to host: {} bytes", f.bytes[0].len());
+    assert!(f.bytes[1] == as_stream(&h), "host to joiner: {} bytes", f.bytes[1].len());
+}
+
+#[test]
+fn encrypted_recordings_hold_the_frames_each_way() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let (h, j) = (lines("host"), lines("joiner"));
+    let s = recorded_session("enc", &[], &h, &j, |_| {});
+    let f = check_pair(&s);
+    for (dir, sent) in [(0, &j), (1, &h)] {
+        let bytes = &f.bytes[dir];
+        assert!(bytes.starts_with(b"RCHT"), "direction {dir} starts with a frame");
+        // HELLO + AUTH + one MESSAGE per line + BYE, each at least a header; the 64 KiB
+        // line alone takes 345 RSA blocks of 256 bytes.
+        let text: usize = sent.iter().map(String::len).sum();
+        assert!(bytes.len() > text + 345 * 66, "direction {dir}: {} bytes", bytes.len());
+        let secret = b"locker code is 4719";
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret), "no plaintext on the wire");
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// tcpdump on loopback for one port, started and ready.
+struct Tcpdump {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Tcpdump {
+    fn start(file: PathBuf, port: u16) -> Tcpdump {
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "-n", "-w"])
+            .arg(&file)
+            .args(["tcp", "port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // tcpdump says "listening on lo ..." on stderr once it captures.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("listening on") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tcpdump did not start listening within 20 s");
+                }
+            }
+        }
+        Tcpdump { child, file }
+    }
+
+    /// Wait until the capture holds both FINs (tcpdump may lag behind on a busy machine),
+    /// then stop it with SIGINT and wait for it.
+    fn stop(mut self) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(&self.file, "tcp.flags.fin==1") < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tcpdump did not stop within 10 s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.file.clone()
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn compare_with_tcpdump(tag: &str, mode: &[&str]) {
+    if !have_tool("tshark") || !have_tool("tcpdump") {
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipping: tcpdump needs root to capture on loopback");
+        return;
+    }
+    let real = temp_dir(&format!("{tag}-real")).join("tcpdump.pcap");
+    let mut dump = None;
+    let (h, j) = (lines("host"), lines("joiner"));
+    let s = recorded_session(tag, mode, &h, &j, |port| {
+        dump = Some(Tcpdump::start(real.clone(), port));
+    });
+    let real = dump.unwrap().stop();
+    let recorded = check_pair(&s);
+    let captured = follow(&real);
+    assert_eq!(captured.nodes, recorded.nodes, "same endpoints");
+    for dir in 0..2 {
+        assert!(
+            captured.bytes[dir] == recorded.bytes[dir],
+            "direction {dir}: tcpdump saw {} bytes, the recording has {}",
+            captured.bytes[dir].len(),
+            recorded.bytes[dir].len()
+        );
+    }
+}
+
+#[test]
+fn plaintext_recording_equals_a_tcpdump_capture() {
+    compare_with_tcpdump("plain-dump", &["--plaintext"]);
+}
+
+#[test]
+fn encrypted_recording_equals_a_tcpdump_capture() {
+    compare_with_tcpdump("enc-dump", &[]);
+}
+
+#[test]
+fn ctrl_c_closes_the_recording_properly() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let dir = temp_dir("ctrlc");
+    let file = dir.join("join.pcap");
+    let (mut host, port) = Proc::host(&[]);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--record", path_str(&file)]);
+    join.send(&["before the interrupt"]);
+    host.wait_out_lines(1, 60);
+    let pid = join.child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert_eq!(join.finish(30), 0, "{:#?}", join.err);
+    host.close_stdin();
+    assert_eq!(host.finish(30), 0, "{:#?}", host.err);
+    let complaints = complaints(&file);
+    assert!(complaints.is_empty(), "{complaints}");
+    assert_eq!(count(&file, "tcp.flags.fin==1"), 2);
+    let f = follow(&file);
+    assert!(f.bytes[0].starts_with(b"RCHT") && f.bytes[1].starts_with(b"RCHT"));
+}
+
+#[test]
+fn an_unwritable_file_is_one_error_before_connecting() {
+    let dir = temp_dir("unwritable");
+    let bad = dir.join("no-such-folder").join("x.pcap");
+    for args in [
+        vec!["join", "127.0.0.1:1", "--plaintext", "--record", path_str(&bad)],
+        vec!["host", "--bind", "127.0.0.1", "--port", "0", "--record", path_str(&bad)],
+    ] {
+        let out = Command::new(BIN).args(&args).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("rchat: error: cannot write the recording"), "{err}");
+        assert!(err.contains("x.pcap"), "{err}");
+    }
+}
+
+#[test]
+fn help_says_it_is_a_reconstruction() {
+    for sub in ["host", "join"] {
+        let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(help.contains("--record") && help.contains("not a sniffer"), "{help}");
+    }
+}
+
+#[test]
+fn ipv6_connections_are_recorded_as_ipv6() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    if !have_tool("tshark") {
+        return;
+    }
+    let dir = temp_dir("ipv6");
+    let (host_file, join_file) = (dir.join("host.pcap"), dir.join("join.pcap"));
+    let mut host = Proc::spawn(&[
+        "host",
+        "--bind",
+        "::1",
+        "--port",
+        "0",
+        "--plaintext",
+        "--record",
+        path_str(&host_file),
+    ]);
+    let line = host.wait_err(|l| l.starts_with("listening on port "), 60);
+    let port: u16 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let target = format!("[::1]:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--plaintext", "--record", path_str(&join_file)]);
+    join.send(&["over IPv6"]);
+    join.close_stdin();
+    host.send(&["and back"]);
+    host.close_stdin();
+    assert_eq!(join.finish(60), 0, "{:#?}", join.err);
+    assert_eq!(host.finish(60), 0, "{:#?}", host.err);
+    let s = Session { host_file, join_file, port };
+    let f = check_pair(&s);
+    assert_eq!(f.nodes[1], format!("[::1]:{port}"));
+    assert_eq!(f.bytes, [b"over IPv6\n".to_vec(), b"and back\n".to_vec()]);
+    assert_eq!(count(&s.host_file, "ipv6"), count(&s.host_file, "tcp"));
+}
+
+#[test]
+fn a_failed_handshake_is_recorded_and_closed() {
+    if !have_tool("tshark") {
+        return;
+    }
+    // A plaintext joiner meets an encrypted host: it stops with an error after the HELLO.
+    let file = temp_dir("failed").join("join.pcap");
+    let (mut host, port) = Proc::host(&[]);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--plaintext", "--record", path_str(&file)]);
+    assert_eq!(join.finish(30), 1, "{:#?}", join.err);
+    host.wait_err(|l| l.contains("rejected a connection"), 30);
+    let complaints = complaints(&file);
+    assert!(complaints.is_empty(), "{complaints}");
+    assert_eq!(count(&file, "tcp.flags.fin==1"), 2);
+    let f = follow(&file);
+    assert!(f.bytes[0].is_empty(), "the joiner sent nothing");
+    assert!(f.bytes[1].starts_with(b"RCHT\x01\x01"), "the host's HELLO was received");
+}
