@@ -180,3 +180,85 @@ fn an_unreadable_key_is_one_error_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot read key file"), "{err}");
 }
+
+/// A session recorded by rchat itself (`--record`), with saved keys: analyze reads the
+/// recording like any capture and the receiver's key opens what was sent to it.
+#[test]
+fn a_recorded_session_is_read_and_decrypted() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempdir("rchat-recorded");
+    let key = |name: &str| {
+        let path = dir.join(name);
+        let out = rchat(&["keygen", "--out", path.to_str().unwrap()]);
+        assert!(out.status.success());
+        path
+    };
+    let (alice, bob) = (key("alice.pem"), key("bob.pem"));
+    let recording = dir.join("host.pcap");
+    let bin = env!("CARGO_BIN_EXE_rchat");
+    let mut host = Command::new(bin)
+        .args(["host", "--bind", "127.0.0.1", "--port", "0", "--name", "alice"])
+        .args(["--key", alice.to_str().unwrap(), "--record", recording.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The host's port is on its stderr.
+    let mut err = std::io::BufReader::new(host.stderr.take().unwrap());
+    let port = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "host ended");
+        if let Some(rest) = line.strip_prefix("listening on port ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    host.stdin.take().unwrap().write_all("the code is 4719 🙂\n".as_bytes()).unwrap();
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Command::new(bin)
+        .args(["join", &target, "--name", "bob", "--key", bob.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    join.stdin.take().unwrap().write_all(b"thanks alice\n").unwrap();
+    assert!(join.wait().unwrap().success());
+    assert!(host.wait().unwrap().success());
+
+    let report = analyze_json(&recording, &["--port", &port, "--key", bob.to_str().unwrap()]);
+    let s2c = rchat_dir(&report, "server_to_client");
+    assert_eq!(s2c["hello"]["name"], "alice");
+    assert_eq!(messages(s2c)[0]["plaintext"], "the code is 4719 🙂");
+    let c2s = rchat_dir(&report, "client_to_server");
+    assert_eq!(c2s["hello"]["name"], "bob");
+    assert_eq!(c2s["decrypted"], 0, "bob's own messages are encrypted to alice");
+    let report = analyze_json(&recording, &["--port", &port, "--key", alice.to_str().unwrap()]);
+    assert_eq!(messages(rchat_dir(&report, "client_to_server"))[0]["plaintext"], "thanks alice");
+}
+
+/// The one-terminal demo, recorded, read back by analyze in both modes.
+#[test]
+fn a_recorded_demo_is_read_by_analyze() {
+    let dir = tempdir("rchat-demo");
+    for (mode, expect) in [(&[][..], "ciphertext"), (&["--plaintext"][..], "plaintext")] {
+        let file = dir.join(format!("demo{}.pcap", mode.len()));
+        let mut args = vec!["demo", "--fast", "--port", "0", "--record", file.to_str().unwrap()];
+        args.extend_from_slice(mode);
+        let out = rchat(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = analyze_json(&file, &["--all-ports"]);
+        let stream = &report["streams"][0];
+        let c2s = &stream["directions"]["client_to_server"];
+        if expect == "plaintext" {
+            assert_eq!(stream["verdict"], "plaintext", "{stream}");
+            assert!(c2s["rchat"].is_null());
+        } else {
+            assert_ne!(stream["verdict"], "plaintext", "{stream}");
+            assert_eq!(c2s["rchat"]["hello"]["name"], "bob");
+            assert!(c2s["rchat"]["violations"].as_array().unwrap().is_empty());
+        }
+    }
+}
