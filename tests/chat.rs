@@ -10,26 +10,14 @@ use std::time::Duration;
 
 use common::{BIN, Proc, have_tool};
 
-/// Run a host and a joiner, each piping `host_lines` / `join_lines`, and return what each
-/// printed on stdout (the other's messages).
+/// Run a host and a joiner in `mode`, each piping its lines, and return what each printed
+/// on stdout (the other's messages).
 fn converse(
     mode: &[&str],
     host_lines: &[String],
     join_lines: &[String],
 ) -> (Vec<String>, Vec<String>) {
-    let (mut host, port) = Proc::host(mode);
-    let target = format!("127.0.0.1:{port}");
-    let mut args = vec!["join", target.as_str()];
-    args.extend_from_slice(mode);
-    let mut join = Proc::spawn(&args);
-    let h: Vec<&str> = host_lines.iter().map(String::as_str).collect();
-    let j: Vec<&str> = join_lines.iter().map(String::as_str).collect();
-    host.send(&h);
-    host.close_stdin();
-    join.send(&j);
-    join.close_stdin();
-    assert_eq!(join.finish(120), 0, "joiner stderr: {:#?}", join.err);
-    assert_eq!(host.finish(120), 0, "host stderr: {:#?}", host.err);
+    let (host, join, _) = common::converse(mode, mode, host_lines, join_lines, |_| {});
     (host.out.clone(), join.out.clone())
 }
 

@@ -111,20 +111,10 @@ fn recorded_session(
     let join_file = dir.join("join.pcap");
     let mut host_args = mode.to_vec();
     host_args.extend(["--record", path_str(&host_file)]);
-    let (mut host, port) = Proc::host(&host_args);
-    during(port);
-    let target = format!("127.0.0.1:{port}");
-    let mut join_args = vec!["join", &target, "--record", path_str(&join_file)];
-    join_args.extend_from_slice(mode);
-    let mut join = Proc::spawn(&join_args);
-    let h: Vec<&str> = host_lines.iter().map(String::as_str).collect();
-    let j: Vec<&str> = join_lines.iter().map(String::as_str).collect();
-    host.send(&h);
-    host.close_stdin();
-    join.send(&j);
-    join.close_stdin();
-    assert_eq!(join.finish(120), 0, "joiner stderr: {:#?}", join.err);
-    assert_eq!(host.finish(120), 0, "host stderr: {:#?}", host.err);
+    let mut join_args = mode.to_vec();
+    join_args.extend(["--record", path_str(&join_file)]);
+    let (host, join, port) =
+        common::converse(&host_args, &join_args, host_lines, join_lines, during);
     assert_eq!(host.out.len(), join_lines.len(), "host got every line");
     assert_eq!(join.out.len(), host_lines.len(), "joiner got every line");
     Session { host_file, join_file, port }

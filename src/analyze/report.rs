@@ -181,15 +181,7 @@ pub fn escape(bytes: &[u8]) -> String {
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Plaintext => "plaintext",
-        Verdict::Ciphertext => "ciphertext",
-        Verdict::Encoded => "encoded",
-        Verdict::Binary => "binary",
-        Verdict::Mixed => "mixed",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Empty => "empty",
-    }
+    v.as_str()
 }
 
 fn summary_phrase(v: Verdict) -> &'static str {

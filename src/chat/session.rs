@@ -131,6 +131,18 @@ fn load_identity(settings: &Settings, ui: &Ui) -> crate::Result<Option<Arc<Ident
     Ok(Some(Arc::new(id)))
 }
 
+/// The first lines a side prints: its command, its mode, its key.
+fn announce(ui: &Ui, command: &str, settings: &Settings, me: Option<&Identity>) {
+    ui.status(format!("rchat {command}, {}", mode_line(settings)));
+    if let Some(me) = me {
+        ui.status(format!(
+            "your key: {}-bit RSA, fingerprint {}",
+            me.public().bits(),
+            me.public().fingerprint
+        ));
+    }
+}
+
 fn mode_line(settings: &Settings) -> &'static str {
     if settings.plaintext {
         "PLAINTEXT mode: every line is sent as typed, readable by anyone on the network"
@@ -153,14 +165,7 @@ pub fn run_host(
     let listeners = net::listen(bind, port)?;
     let port = listeners.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
 
-    ui.status(format!("rchat host, {}", mode_line(&settings)));
-    if let Some(me) = &me {
-        ui.status(format!(
-            "your key: {}-bit RSA, fingerprint {}",
-            me.public().bits(),
-            me.public().fingerprint
-        ));
-    }
+    announce(&ui, "host", &settings, me.as_deref());
     let addrs: Vec<String> =
         listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
     ui.status(format!("listening on port {port} ({})", addrs.join(", ")));
@@ -299,14 +304,7 @@ pub fn run_join(
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
-    ui.status(format!("rchat join, {}", mode_line(&settings)));
-    if let Some(me) = &me {
-        ui.status(format!(
-            "your key: {}-bit RSA, fingerprint {}",
-            me.public().bits(),
-            me.public().fingerprint
-        ));
-    }
+    announce(&ui, "join", &settings, me.as_deref());
     let stream = net::connect(host, port, net::CONNECT_TIMEOUT)?;
     let addr = stream.peer_addr().map_err(ChatError::Write)?;
     let tap = match recording {

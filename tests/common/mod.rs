@@ -163,6 +163,34 @@ impl Drop for Proc {
     }
 }
 
+/// A scripted chat through the real binaries: a host with `host_args` (on 127.0.0.1, an
+/// ephemeral port) and a joiner with `join_args`, each fed its lines with its input then
+/// closed. `during` runs once the host listens, before the joiner starts. Both must exit 0;
+/// returns them (their `out` holds what each received) and the port.
+pub fn converse(
+    host_args: &[&str],
+    join_args: &[&str],
+    host_lines: &[String],
+    join_lines: &[String],
+    during: impl FnOnce(u16),
+) -> (Proc, Proc, u16) {
+    let (mut host, port) = Proc::host(host_args);
+    during(port);
+    let target = format!("127.0.0.1:{port}");
+    let mut args = vec!["join", target.as_str()];
+    args.extend_from_slice(join_args);
+    let mut join = Proc::spawn(&args);
+    let h: Vec<&str> = host_lines.iter().map(String::as_str).collect();
+    let j: Vec<&str> = join_lines.iter().map(String::as_str).collect();
+    host.send(&h);
+    host.close_stdin();
+    join.send(&j);
+    join.close_stdin();
+    assert_eq!(join.finish(120), 0, "joiner stderr: {:#?}", join.err);
+    assert_eq!(host.finish(120), 0, "host stderr: {:#?}", host.err);
+    (host, join, port)
+}
+
 /// Whether an external tool may be used: true when present; when absent, false with a
 /// message, or a panic when `RCHAT_REQUIRE_TOOLS=1`.
 pub fn have_tool(name: &str) -> bool {
