@@ -456,10 +456,19 @@ local function dissect_stream(tvb, pinfo, tree)
     end
 
     if #infos > 0 then
-        pinfo.cols.protocol = "RCHAT"
-        pinfo.cols.info:set(table.concat(infos, ", "))
+        local text = table.concat(infos, ", ")
+        -- TCP calls this function again for frames completed by the same packet: add to
+        -- what the earlier call wrote instead of replacing it.
+        if tostring(pinfo.cols.protocol) == "RCHAT" then
+            pinfo.cols.info:append(", " .. text)
+        else
+            pinfo.cols.protocol = "RCHAT"
+            pinfo.cols.info:set(text)
+        end
     end
-    return offset
+    -- Having asked TCP for more bytes, claim the whole segment (returning 0 would mean
+    -- "not rchat" and make TCP drop the request).
+    return len
 end
 
 function rchat.dissector(tvb, pinfo, tree)
