@@ -236,9 +236,18 @@ fn dissector_shows_fingerprints_and_names_from_hello() {
     assert_eq!(seen, expected);
 }
 
-/// Build a pcap holding one TCP connection per entry of `conns`: (client port, server port,
-/// client bytes, server bytes, segment sizes to cut both directions into).
-fn write_resegmented(path: &Path, conns: &[(u16, u16, &[u8], &[u8], &[usize])]) {
+/// One TCP connection to write into a made-up capture.
+struct Conn<'a> {
+    client_port: u16,
+    server_port: u16,
+    client: &'a [u8],
+    server: &'a [u8],
+    /// Segment sizes, used in a cycle, to cut both directions into.
+    sizes: &'a [usize],
+}
+
+/// Build a pcap holding the connections, one after the other.
+fn write_resegmented(path: &Path, conns: &[Conn]) {
     use etherparse::PacketBuilder;
     use pcap_file::pcap::{PcapPacket, PcapWriter};
 
@@ -250,7 +259,9 @@ fn write_resegmented(path: &Path, conns: &[(u16, u16, &[u8], &[u8], &[usize])]) 
     };
     let lo = [127, 0, 0, 1];
     let mac = [0u8; 6];
-    for &(cport, sport, client, server, sizes) in conns {
+    for conn in conns {
+        let (cport, sport, client, server, sizes) =
+            (conn.client_port, conn.server_port, conn.client, conn.server, conn.sizes);
         let (mut cseq, mut sseq) = (1000u32, 5000u32);
         let seg = |src: u16, dst: u16, seq: u32, ack: u32, syn: bool, payload: &[u8]| {
             let mut b =
@@ -320,7 +331,10 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
     let path = dir.join("resegmented.pcap");
     write_resegmented(
         &path,
-        &[(40001, 9999, client, server, &on_port), (40002, 5555, client, server, &other_port)],
+        &[
+            Conn { client_port: 40001, server_port: 9999, client, server, sizes: &on_port },
+            Conn { client_port: 40002, server_port: 5555, client, server, sizes: &other_port },
+        ],
     );
 
     let mut ours = BTreeMap::new();
@@ -369,7 +383,22 @@ fn dissector_survives_malformed_frames() {
     let path = dir.join("malformed.pcap");
     write_resegmented(
         &path,
-        &[(40003, 9999, &client, &server, &[5, 1000]), (40004, 6000, &client, &server, &[64])],
+        &[
+            Conn {
+                client_port: 40003,
+                server_port: 9999,
+                client: &client,
+                server: &server,
+                sizes: &[5, 1000],
+            },
+            Conn {
+                client_port: 40004,
+                server_port: 6000,
+                client: &client,
+                server: &server,
+                sizes: &[64],
+            },
+        ],
     );
     // tshark() itself fails the test on any Lua error.
     let out = tshark(&path, &["-V"]);
