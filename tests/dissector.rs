@@ -333,12 +333,12 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
         &path,
         &[
             Conn { client_port: 40001, server_port: 9999, client, server, sizes: &on_port },
-            Conn { client_port: 40002, server_port: 5555, client, server, sizes: &other_port },
+            Conn { client_port: 40002, server_port: 41001, client, server, sizes: &other_port },
         ],
     );
 
     let mut ours = BTreeMap::new();
-    for (cport, sport) in [(40001u16, 9999u16), (40002, 5555)] {
+    for (cport, sport) in [(40001u16, 9999u16), (40002, 41001)] {
         ours.insert((cport, sport), decode(client));
         ours.insert((sport, cport), decode(server));
     }
@@ -393,7 +393,7 @@ fn dissector_survives_malformed_frames() {
             },
             Conn {
                 client_port: 40004,
-                server_port: 6000,
+                server_port: 41000,
                 client: &client,
                 server: &server,
                 sizes: &[64],
@@ -408,5 +408,9 @@ fn dissector_survives_malformed_frames() {
         assert!(!hits.trim().is_empty(), "no packet flagged {expected}");
     }
     assert!(!out.contains("rchat.internal"), "the dissector hit an internal error:\n{out}");
+    for port in [9999, 41000] {
+        let hits = tshark(&path, &["-Y", &format!("rchat && tcp.port == {port}")]);
+        assert!(!hits.trim().is_empty(), "nothing dissected on port {port}");
+    }
     let _ = fs::remove_dir_all(&dir);
 }
