@@ -19,17 +19,29 @@ fn readme() -> String {
     fs::read_to_string(captures_dir().join("README.md")).expect("captures/README.md")
 }
 
-/// (file, sha256) from the README's table: rows whose first cell is a file name in
-/// backquotes and whose last cell is a 64-digit hex string in backquotes.
-fn listed_files(readme: &str) -> Vec<(String, String)> {
+/// One row of the README's table of captures.
+#[derive(Debug)]
+struct Listed {
+    file: String,
+    link_type: String,
+    sha256: String,
+}
+
+/// The README's table: rows whose first cell is a file name in backquotes, whose second is
+/// the link type and whose last is a 64-digit hex string in backquotes.
+fn listed_files(readme: &str) -> Vec<Listed> {
     let mut out = vec![];
     for line in readme.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
         let (Some(first), Some(last)) = (cells.first(), cells.last()) else { continue };
         let file = first.trim_matches('`');
         let hash = last.trim_matches('`');
-        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            out.push((file.to_string(), hash.to_lowercase()));
+        if cells.len() >= 3 && hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push(Listed {
+                file: file.to_string(),
+                link_type: cells[1].to_string(),
+                sha256: hash.to_lowercase(),
+            });
         }
     }
     out
@@ -75,12 +87,18 @@ fn run_rchat(args: &[String]) -> String {
 fn every_listed_capture_exists_with_its_sha256() {
     let files = listed_files(&readme());
     assert_eq!(files.len(), 4, "expected four captures in the README table: {files:?}");
-    for (file, expected) in files {
+    for Listed { file, link_type, sha256 } in files {
         let bytes = fs::read(captures_dir().join(&file))
             .unwrap_or_else(|e| panic!("captures/{file} is listed but cannot be read: {e}"));
         let actual = hex::encode(Sha256::digest(&bytes));
-        assert_eq!(actual, expected, "sha256 of captures/{file} differs from the README");
+        assert_eq!(actual, sha256, "sha256 of captures/{file} differs from the README");
         assert!(bytes.len() < 32 * 1024, "captures/{file} should stay small");
+
+        let args = ["analyze".to_string(), "--json".into(), file.clone()];
+        let report: serde_json::Value = serde_json::from_str(&run_rchat(&args)).unwrap();
+        let links: Vec<&str> =
+            report["link_types"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(links, [link_type.to_uppercase()], "link type of captures/{file}");
     }
 }
 

@@ -215,12 +215,27 @@ fn dissector_shows_fingerprints_and_names_from_hello() {
     let capture = root().join("captures").join("chat-encrypted.pcapng");
     let out = tshark(
         &capture,
-        &["-Y", "rchat.type == 1", "-T", "fields", "-e", "rchat.name", "-e", "rchat.fingerprint"],
+        &[
+            "-Y",
+            "rchat.type == 1",
+            "-T",
+            "fields",
+            "-e",
+            "rchat.name",
+            "-e",
+            "rchat.fingerprint",
+            "-e",
+            "rchat.key_bits",
+        ],
     );
     let mut seen: Vec<(String, String)> = out
         .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, f)| (n.to_string(), f.to_string()))
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|cols| {
+            assert_eq!(cols.len(), 3, "{cols:?}");
+            assert_eq!(cols[2], "2048", "key size of {}", cols[0]);
+            (cols[0].to_string(), cols[1].to_string())
+        })
         .collect();
     seen.sort();
     let mut expected = vec![];
@@ -234,6 +249,19 @@ fn dissector_shows_fingerprints_and_names_from_hello() {
         expected.push((who.to_string(), fp));
     }
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn dissector_leaves_plaintext_mode_alone() {
+    if !have_tool("tshark") {
+        return;
+    }
+    // Plaintext mode on port 9999 has no frames: the dissector must not claim its lines.
+    let capture = root().join("captures").join("chat-plaintext.pcap");
+    let out = tshark(&capture, &["-Y", "rchat"]);
+    assert!(out.trim().is_empty(), "rchat frames found in plaintext mode:\n{out}");
+    let data = tshark(&capture, &["-Y", "tcp.len > 0"]);
+    assert!(!data.trim().is_empty(), "no data packets in the plaintext capture");
 }
 
 /// One TCP connection to write into a made-up capture.

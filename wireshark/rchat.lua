@@ -46,6 +46,7 @@ local f = {
     key_length = ProtoField.uint16("rchat.key_length", "Public key length", base.DEC),
     key = ProtoField.bytes("rchat.key", "Public key (SubjectPublicKeyInfo, DER)"),
     fingerprint = ProtoField.string("rchat.fingerprint", "Fingerprint"),
+    key_bits = ProtoField.uint16("rchat.key_bits", "RSA modulus size (bits)", base.DEC),
 
     seq = ProtoField.uint64("rchat.seq", "Sequence number", base.DEC),
     block_count = ProtoField.uint16("rchat.block_count", "Block count", base.DEC),
@@ -61,7 +62,7 @@ local f = {
 }
 rchat.fields = {
     f.magic, f.version, f.type, f.length, f.mode, f.name_length, f.name, f.key_length, f.key,
-    f.fingerprint, f.seq, f.block_count, f.block_length, f.blocks, f.block, f.sig_length,
+    f.fingerprint, f.key_bits, f.seq, f.block_count, f.block_length, f.blocks, f.block, f.sig_length,
     f.signature, f.reason_length, f.reason,
 }
 
@@ -206,6 +207,55 @@ local function fingerprint(spki)
 end
 
 ---------------------------------------------------------------------------------------------
+-- The size of an RSA key from its SubjectPublicKeyInfo DER:
+-- SEQUENCE { SEQUENCE { algorithm }, BIT STRING { SEQUENCE { INTEGER n, INTEGER e } } }.
+-- Returns nil for anything that does not have this shape.
+---------------------------------------------------------------------------------------------
+
+-- The content of the DER element with tag `tag` at position `pos` (1-based) of `s`:
+-- its first and one-past-last positions, or nil.
+local function der_element(s, pos, tag)
+    if s:byte(pos) ~= tag then return nil end
+    local first = s:byte(pos + 1)
+    if not first then return nil end
+    local len, start = first, pos + 2
+    if first >= 128 then
+        local n = first - 128
+        if n < 1 or n > 3 then return nil end
+        len = 0
+        for i = 1, n do
+            local b = s:byte(pos + 1 + i)
+            if not b then return nil end
+            len = len * 256 + b
+        end
+        start = pos + 2 + n
+    end
+    if start + len - 1 > #s then return nil end
+    return start, start + len
+end
+
+local function rsa_bits(spki)
+    local outer = der_element(spki, 1, 0x30)
+    if not outer then return nil end
+    local _, alg_end = der_element(spki, outer, 0x30)
+    if not alg_end then return nil end
+    local bitstring = der_element(spki, alg_end, 0x03)
+    if not bitstring then return nil end
+    local key = der_element(spki, bitstring + 1, 0x30) -- after the "unused bits" byte
+    if not key then return nil end
+    local n, n_end = der_element(spki, key, 0x02)
+    if not n then return nil end
+    while n < n_end and spki:byte(n) == 0 do n = n + 1 end
+    if n >= n_end then return nil end
+    local bits, top = (n_end - n) * 8, spki:byte(n)
+    while top < 128 do
+        bits = bits - 1
+        top = top * 2
+    end
+    return bits
+end
+
+---------------------------------------------------------------------------------------------
 -- Frame bodies
 ---------------------------------------------------------------------------------------------
 
@@ -287,8 +337,15 @@ local function dissect_hello(c, tree, summary)
         item:add_proto_expert_info(ex.bad_value, "empty public key")
         return
     end
-    tree:add(f.key, key)
-    local fp = fingerprint(key:raw())
+    local key_item = tree:add(f.key, key)
+    local spki = key:raw()
+    local bits = rsa_bits(spki)
+    if bits then
+        tree:add(f.key_bits, key, bits):set_generated()
+    else
+        key_item:add_proto_expert_info(ex.bad_value, "not an RSA SubjectPublicKeyInfo")
+    end
+    local fp = fingerprint(spki)
     local fp_item = tree:add(f.fingerprint, key, fp)
     fp_item:set_generated()
     summary[#summary + 1] = fp
