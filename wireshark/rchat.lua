@@ -285,6 +285,12 @@ local function cursor(tvb, start, stop, tree)
     return c
 end
 
+-- Text from the wire made safe for the Info column: control characters, quotes and
+-- backslashes become \xNN escapes.
+local function printable(text)
+    return (text:gsub('[%c"\\]', function(ch) return string.format("\\x%02x", ch:byte()) end))
+end
+
 local function check_max(item, value, max, what)
     if value > max then
         item:add_proto_expert_info(ex.bad_value, string.format("%s %d is over %d", what, value, max))
@@ -325,7 +331,7 @@ local function dissect_hello(c, tree, summary)
         tree:add_packet_field(f.name, r, ENC_UTF_8)
         name = r:string(ENC_UTF_8)
     end
-    summary[#summary + 1] = "name=" .. name
+    summary[#summary + 1] = "name=" .. printable(name)
     r = c.take(2, "key length")
     if not r then return end
     local k = r:uint()
@@ -408,7 +414,7 @@ local function dissect_busy(c, tree, summary)
     if not r then return end
     if n > 0 then
         tree:add_packet_field(f.reason, r, ENC_UTF_8)
-        summary[#summary + 1] = string.format("%q", r:string(ENC_UTF_8))
+        summary[#summary + 1] = '"' .. printable(r:string(ENC_UTF_8)) .. '"'
     end
 end
 
