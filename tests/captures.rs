@@ -1,0 +1,183 @@
+//! The shipped captures are what `captures/README.md` says they are: each file listed exists
+//! with the sha256 given, every `rchat analyze` output shown there is still true, and
+//! `rchat analyze --json` gives each stream the verdict the README shows in brackets.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::BIN;
+use rsa::sha2::{Digest, Sha256};
+
+fn captures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
+}
+
+fn readme() -> String {
+    fs::read_to_string(captures_dir().join("README.md")).expect("captures/README.md")
+}
+
+/// One row of the README's table of captures.
+#[derive(Debug)]
+struct Listed {
+    file: String,
+    link_type: String,
+    sha256: String,
+}
+
+/// The README's table: rows whose first cell is a file name in backquotes, whose second is
+/// the link type and whose last is a 64-digit hex string in backquotes.
+fn listed_files(readme: &str) -> Vec<Listed> {
+    let mut out = vec![];
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let (Some(first), Some(last)) = (cells.first(), cells.last()) else { continue };
+        let file = first.trim_matches('`');
+        let hash = last.trim_matches('`');
+        if cells.len() >= 3 && hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push(Listed {
+                file: file.to_string(),
+                link_type: cells[1].to_string(),
+                sha256: hash.to_lowercase(),
+            });
+        }
+    }
+    out
+}
+
+/// Each shown analysis: the arguments after `$ rchat` and the lines shown under it.
+fn shown_analyses(readme: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut out = vec![];
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```text" {
+            continue;
+        }
+        let Some(command) = lines.next() else { break };
+        let Some(args) = command.strip_prefix("$ rchat ") else { continue };
+        let shown: Vec<String> = lines
+            .by_ref()
+            .take_while(|l| l.trim() != "```")
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        out.push((args.split_whitespace().map(String::from).collect(), shown));
+    }
+    out
+}
+
+fn run_rchat(args: &[String]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(captures_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rchat");
+    assert!(
+        out.status.success(),
+        "rchat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn every_listed_capture_exists_with_its_sha256() {
+    let files = listed_files(&readme());
+    assert_eq!(files.len(), 4, "expected four captures in the README table: {files:?}");
+    for Listed { file, link_type, sha256 } in files {
+        let bytes = fs::read(captures_dir().join(&file))
+            .unwrap_or_else(|e| panic!("captures/{file} is listed but cannot be read: {e}"));
+        let actual = hex::encode(Sha256::digest(&bytes));
+        assert_eq!(actual, sha256, "sha256 of captures/{file} differs from the README");
+        assert!(bytes.len() < 32 * 1024, "captures/{file} should stay small");
+
+        let args = ["analyze".to_string(), "--json".into(), file.clone()];
+        let report: serde_json::Value = serde_json::from_str(&run_rchat(&args)).unwrap();
+        let links: Vec<&str> =
+            report["link_types"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(links, [link_type.to_uppercase()], "link type of captures/{file}");
+    }
+}
+
+#[test]
+fn the_keys_of_the_encrypted_capture_are_shipped() {
+    for who in ["alice", "bob"] {
+        let key = captures_dir().join("keys").join(format!("{who}.pem"));
+        let out = run_rchat(&["fingerprint".into(), key.display().to_string()]);
+        let fp = out.split_whitespace().next().unwrap_or_default();
+        assert!(readme().contains(&format!("| {who} | `{fp}` |")), "fingerprint of {who}: {out}");
+    }
+}
+
+#[test]
+fn analyze_says_what_the_readme_shows() {
+    let analyses = shown_analyses(&readme());
+    assert!(analyses.len() >= 5, "expected an analysis per capture, found {}", analyses.len());
+    for (args, shown) in analyses {
+        assert_eq!(args.first().map(String::as_str), Some("analyze"), "{args:?}");
+        let mut full = args.clone();
+        full.extend(["--color".into(), "never".into()]);
+        let real = run_rchat(&full);
+        let real_lines: Vec<&str> = real.lines().map(str::trim).collect();
+        for line in &shown {
+            assert!(
+                real_lines.contains(&line.as_str()),
+                "`rchat {}` no longer prints {line:?}; it prints:\n{real}",
+                args.join(" ")
+            );
+        }
+
+        // The bracketed verdict of each stream line shown, against the JSON report.
+        let claimed: Vec<(u64, String)> = shown
+            .iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("stream ")?;
+                let (id, _) = rest.split_once(':')?;
+                let verdict = l.rsplit_once('[')?.1.strip_suffix(']')?;
+                Some((id.parse().ok()?, verdict.to_string()))
+            })
+            .collect();
+        assert!(!claimed.is_empty(), "no stream line shown for `rchat {}`", args.join(" "));
+        let mut json_args = args.clone();
+        json_args.push("--json".into());
+        let report: serde_json::Value =
+            serde_json::from_str(&run_rchat(&json_args)).expect("one JSON document");
+        let streams = report["streams"].as_array().expect("streams");
+        for (id, verdict) in claimed {
+            let stream = streams
+                .iter()
+                .find(|s| s["id"].as_u64() == Some(id))
+                .unwrap_or_else(|| panic!("no stream {id} in the JSON report"));
+            assert_eq!(stream["verdict"].as_str(), Some(verdict.as_str()), "stream {id}");
+        }
+    }
+}
+
+#[test]
+fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
+    let file = |name: &str| vec!["analyze".to_string(), "--json".into(), name.into()];
+    let verdicts = |name: &str| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(&run_rchat(&file(name))).unwrap();
+        report["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["verdict"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(verdicts("chat-plaintext.pcap"), ["plaintext"]);
+    assert_eq!(verdicts("chat-encrypted.pcapng"), ["ciphertext"]);
+    assert_eq!(verdicts("chat-any-interface.pcap"), ["ciphertext"]);
+
+    // The secret is in the plaintext capture's bytes and not in the encrypted one's.
+    let secret = b"marmalade";
+    let has = |name: &str| {
+        let bytes = fs::read(captures_dir().join(name)).unwrap();
+        bytes.windows(secret.len()).any(|w| w == secret)
+    };
+    assert!(has("chat-plaintext.pcap"));
+    assert!(!has("chat-encrypted.pcapng"));
+}
