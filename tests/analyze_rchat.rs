@@ -262,3 +262,22 @@ fn a_recorded_demo_is_read_by_analyze() {
         }
     }
 }
+
+/// A real tcpdump capture (shipped in captures/, with the keys saved when it was made): bob's
+/// key opens the messages alice sent him.
+#[test]
+fn a_shipped_tcpdump_capture_is_decrypted_with_a_saved_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("captures/chat-encrypted.pcapng");
+    let bob = root.join("captures/keys/bob.pem");
+    let report = analyze_json(&file, &["--key", bob.to_str().unwrap()]);
+    let streams = report["streams"].as_array().unwrap();
+    let decrypted: Vec<String> = streams
+        .iter()
+        .flat_map(|s| ["client_to_server", "server_to_client"].map(|d| &s["directions"][d]))
+        .filter(|d| !d["rchat"].is_null())
+        .flat_map(|d| messages(&d["rchat"]).into_iter().cloned().collect::<Vec<_>>())
+        .filter_map(|m| m["plaintext"].as_str().map(str::to_owned))
+        .collect();
+    assert!(decrypted.iter().any(|t| t.contains("marmalade")), "{decrypted:?}");
+}
