@@ -139,6 +139,17 @@ pub const CHI_SQUARE_MIN_BYTES: u64 = 1280;
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
 
 const LANES: usize = 4;
+/// Interleaved counting tables: consecutive bytes go to different tables, so repeated bytes
+/// (spaces in text) do not wait on each other.
+type Lanes = [[u32; 256]; LANES];
+
+thread_local! {
+    /// Each thread's scratch lanes: always in cache, whichever stream is being counted.
+    static SCRATCH: std::cell::RefCell<Box<Lanes>> =
+        std::cell::RefCell::new(Box::new([[0; 256]; LANES]));
+}
+/// Fold the 32-bit counters before this many bytes were counted in them.
+const FOLD_EVERY: u64 = 1 << 31;
 /// A streaming [`Accumulator`] decodes every byte of its first `STREAM_EXACT_BLOCKS` blocks of
 /// `BLOCK` bytes (64 KiB) for the printable count, then one block in `SAMPLE_EVERY`: decoding
 /// UTF-8 costs more than the histogram, and a systematic 1-in-16 sample of a long stream
@@ -231,7 +242,7 @@ fn is_continuation(b: u8) -> bool {
 /// (Here and in the other scanners, indexing cannot fail: a `u8` indexes 256-entry tables and
 /// `& 15` one of the decoder's 16 rows.)
 #[inline(always)]
-fn scan_lane(data: &[u8], hist: &mut [u64; 256], state: usize, printable: &mut u64) -> usize {
+fn scan_lane(data: &[u8], hist: &mut [u32; 256], state: usize, printable: &mut u64) -> usize {
     let mut st = state;
     let mut count = 0u64;
     for &b in data {
@@ -245,7 +256,7 @@ fn scan_lane(data: &[u8], hist: &mut [u64; 256], state: usize, printable: &mut u
 }
 
 /// Histogram only, four interleaved tables.
-fn count_only(data: &[u8], hist: &mut [[u64; 256]; LANES]) {
+fn count_only(data: &[u8], hist: &mut Lanes) {
     let [h0, h1, h2, h3] = hist;
     let mut words = data.chunks_exact(4);
     for w in &mut words {
@@ -294,7 +305,14 @@ fn lane_boundary(data: &[u8], at: usize) -> usize {
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     bytes: u64,
-    hist: Box<[[u64; 256]; LANES]>,
+    /// 32-bit counters, one table (a kilobyte: with hundreds of streams fed in turn, each
+    /// stream's table is mostly out of cache, so it should be small); folded into `folded`
+    /// before any could overflow. Pieces are first counted in a per-thread scratch table of
+    /// several interleaved lanes that stays in cache, then added here.
+    hist: Box<[u32; 256]>,
+    folded: Box<[u64; 256]>,
+    /// `bytes` when the counters were last folded.
+    folded_at: u64,
     printable: u64,
     /// Bytes decoded for the printable count (all of the first blocks, then 1 block in 16).
     examined: u64,
@@ -310,7 +328,9 @@ impl Default for Accumulator {
     fn default() -> Self {
         Self {
             bytes: 0,
-            hist: Box::new([[0; 256]; LANES]),
+            hist: Box::new([0; 256]),
+            folded: Box::new([0; 256]),
+            folded_at: 0,
             printable: 0,
             examined: 0,
             exact_blocks: STREAM_EXACT_BLOCKS,
@@ -345,6 +365,32 @@ impl Accumulator {
 
     /// Add the next bytes.
     pub fn update(&mut self, data: &[u8]) {
+        // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
+        // last fold; pieces are split below that size.
+        if data.len() as u64 >= FOLD_EVERY {
+            for piece in data.chunks(FOLD_EVERY as usize / 2) {
+                self.update(piece);
+            }
+            return;
+        }
+        if self.bytes - self.folded_at + data.len() as u64 >= FOLD_EVERY {
+            self.fold();
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut lanes) => {
+                self.count(data, &mut lanes);
+                self.merge(&mut lanes);
+            }
+            Err(_) => {
+                let mut lanes = Box::new([[0; 256]; LANES]);
+                self.count(data, &mut lanes);
+                self.merge(&mut lanes);
+            }
+        });
+    }
+
+    /// Count `data` into `lanes` (and the printable count and sample into `self`).
+    fn count(&mut self, data: &[u8], lanes: &mut Lanes) {
         if self.sample.len() < SAMPLE_LIMIT {
             let take = (SAMPLE_LIMIT - self.sample.len()).min(data.len());
             self.sample.extend_from_slice(data.get(..take).unwrap_or_default());
@@ -364,16 +410,16 @@ impl Accumulator {
                 }
                 if self.utf8_state == START as usize && piece.is_ascii() {
                     // All ASCII (most text, and every encoding): no decoder needed.
-                    count_only(piece, &mut self.hist);
+                    count_only(piece, lanes);
                     self.printable += count_printable_ascii(piece);
-                } else if piece.len() < LANES * LANE_MIN || !self.scan_interleaved(piece) {
-                    let [h0, ..] = &mut *self.hist;
+                } else if piece.len() < LANES * LANE_MIN || !self.scan_interleaved(piece, lanes) {
+                    let [h0, ..] = lanes;
                     self.utf8_state = scan_lane(piece, h0, self.utf8_state, &mut self.printable);
                 }
                 self.examined += piece.len() as u64;
                 self.state_offset = offset + piece.len() as u64;
             } else {
-                count_only(piece, &mut self.hist);
+                count_only(piece, lanes);
             }
             self.bytes += piece.len() as u64;
             rest = tail;
@@ -382,7 +428,7 @@ impl Accumulator {
 
     /// Split `data` into four lanes scanned side by side (independent dependency chains and
     /// histogram tables). Returns false, having done nothing, if the split fails.
-    fn scan_interleaved(&mut self, data: &[u8]) -> bool {
+    fn scan_interleaved(&mut self, data: &[u8], lanes: &mut Lanes) -> bool {
         let q = data.len() / LANES;
         let b1 = lane_boundary(data, q);
         let b2 = lane_boundary(data, 2 * q).max(b1);
@@ -401,7 +447,7 @@ impl Accumulator {
         ) else {
             return false;
         };
-        let [h0, h1, h2, h3] = &mut *self.hist;
+        let [h0, h1, h2, h3] = lanes;
         let (mut s0, mut s1, mut s2, mut s3) = (self.utf8_state, 0usize, 0usize, 0usize);
         let (mut c0, mut c1, mut c2, mut c3) = (0u64, 0u64, 0u64, 0u64);
         for (((&x0, &x1), &x2), &x3) in a0.iter().zip(a1).zip(a2).zip(a3) {
@@ -434,13 +480,30 @@ impl Accumulator {
 
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
-        let mut h = [0u64; 256];
-        for lane in self.hist.iter() {
-            for (total, &c) in h.iter_mut().zip(lane.iter()) {
-                *total += c;
-            }
+        let mut h = *self.folded;
+        for (total, &c) in h.iter_mut().zip(self.hist.iter()) {
+            *total += u64::from(c);
         }
         h
+    }
+
+    /// Move the 32-bit counters into the 64-bit totals.
+    fn fold(&mut self) {
+        for (total, c) in self.folded.iter_mut().zip(self.hist.iter_mut()) {
+            *total += u64::from(*c);
+            *c = 0;
+        }
+        self.folded_at = self.bytes;
+    }
+
+    /// Add the scratch lanes into this accumulator's table and clear them.
+    fn merge(&mut self, lanes: &mut Lanes) {
+        let [l0, l1, l2, l3] = lanes;
+        for (i, h) in self.hist.iter_mut().enumerate() {
+            // `i` < 256: every lane has 256 entries.
+            *h += l0[i] + l1[i] + l2[i] + l3[i];
+        }
+        *lanes = [[0; 256]; LANES];
     }
 
     /// The verdict on everything fed so far.
@@ -1341,6 +1404,19 @@ mod tests {
         let c = classify(cut);
         assert_eq!(c.stats.printable_ratio, 1.0);
         assert_eq!(c.verdict, Verdict::Plaintext);
+    }
+
+    #[test]
+    fn folding_the_counters_keeps_the_histogram() {
+        let data = noise(10_000, 3);
+        let mut folded = Accumulator::new();
+        folded.update(&data[..4000]);
+        folded.fold();
+        folded.update(&data[4000..]);
+        let mut plain = Accumulator::new();
+        plain.update(&data);
+        assert_eq!(folded.histogram(), plain.histogram());
+        assert_eq!(folded.finish(), plain.finish());
     }
 
     #[test]
