@@ -439,3 +439,18 @@ fn ctrl_c_says_goodbye() {
     host.close_stdin();
     assert_eq!(host.finish(30), 0, "{:#?}", host.err);
 }
+
+/// A host name works as well as an address (`localhost` may resolve to ::1 first: every
+/// address of the name is tried).
+#[test]
+fn join_by_host_name() {
+    let (mut host, port) = Proc::host(&["--plaintext"]);
+    let target = format!("localhost:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--plaintext"]);
+    join.send(&["by name"]);
+    join.close_stdin();
+    host.close_stdin();
+    assert_eq!(join.finish(30), 0, "{:#?}", join.err);
+    assert_eq!(host.finish(30), 0, "{:#?}", host.err);
+    assert_eq!(host.out, ["by name"]);
+}
