@@ -381,8 +381,8 @@ fn run_chat(host: Option<&Shown>, join: Option<&Shown>, dir: &Path) {
         }
         return;
     }
-    let hcode = h.finish(60);
     assert_eq!(jcode, 0, "{origin}: join failed: {:#?}", j.err);
+    let hcode = h.finish(60);
     assert_eq!(hcode, 0, "{origin}: host failed: {:#?}", h.err);
     assert!(j.out.iter().any(|l| l.contains("hello from the host")), "{origin}: {:#?}", j.out);
     assert!(h.out.iter().any(|l| l.contains("hello from the joiner")), "{origin}: {:#?}", h.out);
