@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Proc, BIN};
+use common::{BIN, Proc};
 
 /// One `rchat` command found in a worksheet.
 #[derive(Debug, Clone)]
@@ -279,7 +279,11 @@ fn run_bounded(args: &[String], dir: &Path, secs: u64) -> (i32, String) {
 
 fn check_status(cmd: &Shown, code: i32, output: &str) {
     if cmd.fails {
-        assert_ne!(code, 0, "{}: rchat {:?} should fail on purpose:\n{output}", cmd.origin, cmd.args);
+        assert_ne!(
+            code, 0,
+            "{}: rchat {:?} should fail on purpose:\n{output}",
+            cmd.origin, cmd.args
+        );
     } else {
         assert_eq!(code, 0, "{}: rchat {:?} failed:\n{output}", cmd.origin, cmd.args);
     }
@@ -331,7 +335,8 @@ fn check_recordings(args: &[String], origin: &str, dir: &Path) {
         if a == "--record" {
             let file = it.next().expect("--record FILE");
             assert!(Path::new(file).exists(), "{origin}: --record wrote no {file}");
-            let (code, out) = run_bounded(&["analyze".into(), "--all-ports".into(), file.clone()], dir, 60);
+            let (code, out) =
+                run_bounded(&["analyze".into(), "--all-ports".into(), file.clone()], dir, 60);
             assert_eq!(code, 0, "{origin}: analyze of the recording failed:\n{out}");
             assert!(!out.contains("No TCP traffic"), "{origin}: empty recording:\n{out}");
         }
@@ -454,7 +459,9 @@ fn every_worksheet_has_commands_and_every_command_runs() {
     let files = worksheets();
     assert!(files.len() >= 7, "expected the index and at least six worksheets: {files:?}");
     let base = std::env::temp_dir().join(format!("rchat-labs-{}", std::process::id()));
-    let mut jobs = vec![];
+    // An answer file runs after its worksheet, in the same directory: it may analyse the
+    // files the worksheet's commands made.
+    let mut jobs: Vec<(PathBuf, Vec<Shown>, PathBuf)> = vec![];
     let mut kinds = std::collections::BTreeSet::new();
     for (n, f) in files.iter().enumerate() {
         let cmds = parse(f);
@@ -466,12 +473,26 @@ fn every_worksheet_has_commands_and_every_command_runs() {
         for c in &cmds {
             kinds.insert(c.args.first().cloned().unwrap_or_default());
         }
+        let sheet = root().join("labs").join(&name);
+        let is_answer = f.parent().is_some_and(|p| p.ends_with("instructor"));
+        if let Some(job) = jobs.iter_mut().find(|j| is_answer && j.0 == sheet) {
+            job.1.extend(cmds);
+            continue;
+        }
         let dir = base.join(format!("{n}-{name}"));
         fs::create_dir_all(&dir).unwrap();
         jobs.push((f.clone(), cmds, dir));
     }
     for k in ["analyze", "fingerprint", "keygen", "host", "join", "demo"] {
         assert!(kinds.contains(k), "no worksheet shows `rchat {k}`");
+    }
+    for (f, cmds, _) in &jobs {
+        let chats = cmds.iter().filter(|c| c.args[0] == "host" || c.args[0] == "join").count();
+        eprintln!(
+            "{}: {} rchat commands ({chats} host or join)",
+            f.strip_prefix(root()).unwrap_or(f).display(),
+            cmds.len()
+        );
     }
     // Two worksheets at a time: the machines that run CI may have two cores.
     let mut failures = vec![];
