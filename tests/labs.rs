@@ -14,6 +14,8 @@
 //!   one line each way; a `host` or `join` shown alone gets a partner in the same mode.
 //! - `demo`: run with `--fast --port 0`.
 //!
+//! - `tshark` lines in ```sh blocks: run on the shipped files when tshark is installed.
+//!
 //! Anything else fails the test, so a new kind of command in a worksheet gets a test too.
 
 mod common;
@@ -37,6 +39,8 @@ struct Shown {
     fails: bool,
     /// Output lines the worksheet quotes (```text blocks only).
     expect: Vec<String>,
+    /// A `tshark` command (args are tshark's), not an `rchat` one.
+    tshark: bool,
 }
 
 fn root() -> PathBuf {
@@ -106,10 +110,15 @@ fn split_comment(line: &str) -> (&str, &str) {
 
 /// The `rchat` commands of one shell line (each segment of a pipeline or list).
 fn commands_in(code: &str) -> Vec<Vec<String>> {
+    program_in(code, "rchat ")
+}
+
+/// The commands of one shell line that start with `program` (a name and a space).
+fn program_in(code: &str, program: &str) -> Vec<Vec<String>> {
     let mut out = vec![];
     for seg in code.split(['|', ';', '&']) {
         let seg = seg.trim();
-        let Some(rest) = seg.strip_prefix("rchat ") else { continue };
+        let Some(rest) = seg.strip_prefix(program) else { continue };
         // Drop redirections: the test feeds its own input and keeps the output.
         let mut args = vec![];
         let mut skip = false;
@@ -168,6 +177,16 @@ fn parse(path: &Path) -> Vec<Shown> {
                         args,
                         fails: comment.contains("fails on purpose"),
                         expect: vec![],
+                        tshark: false,
+                    });
+                }
+                for args in program_in(code.trim(), "tshark ") {
+                    out.push(Shown {
+                        origin: format!("{name}:{}", start + 1),
+                        args,
+                        fails: false,
+                        expect: vec![],
+                        tshark: true,
                     });
                 }
                 i += 1;
@@ -191,6 +210,7 @@ fn parse(path: &Path) -> Vec<Shown> {
                         args,
                         fails: comment.contains("fails on purpose"),
                         expect: expect.clone(),
+                        tshark: false,
                     });
                 }
             } else {
@@ -425,11 +445,40 @@ fn run_demo(cmd: &Shown, dir: &Path) {
     check_recordings(&args, &cmd.origin, dir);
 }
 
+/// A tshark command the worksheet shows, on the shipped files (from the crate root, where
+/// its relative paths point): it must succeed, print something, and load the dissector
+/// without a Lua error. Skipped without tshark unless `RCHAT_REQUIRE_TOOLS=1`.
+fn run_tshark(cmd: &Shown) {
+    if !common::have_tool("tshark") {
+        return;
+    }
+    let out = Command::new("tshark")
+        .args(&cmd.args)
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tshark");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: tshark {:?} failed:\n{stderr}", cmd.origin, cmd.args);
+    assert!(!stdout.trim().is_empty(), "{}: tshark printed nothing", cmd.origin);
+    assert!(
+        !stderr.contains("Lua") && !stderr.to_lowercase().contains("error"),
+        "{}: tshark complained:\n{stderr}",
+        cmd.origin
+    );
+}
+
 /// Run one worksheet's commands in order in its own directory.
 fn run_worksheet(cmds: &[Shown], dir: &Path) {
     let mut i = 0;
     while i < cmds.len() {
         let c = &cmds[i];
+        if c.tshark {
+            run_tshark(c);
+            i += 1;
+            continue;
+        }
         match c.args.first().map(String::as_str) {
             Some("analyze" | "fingerprint" | "keygen") => run_file_command(c, dir),
             Some("demo") => run_demo(c, dir),
@@ -470,7 +519,7 @@ fn every_worksheet_has_commands_and_every_command_runs() {
         if is_sheet && f.parent().is_some_and(|p| p.ends_with("labs")) {
             assert!(!cmds.is_empty(), "{name} shows no rchat command");
         }
-        for c in &cmds {
+        for c in cmds.iter().filter(|c| !c.tshark) {
             kinds.insert(c.args.first().cloned().unwrap_or_default());
         }
         let sheet = root().join("labs").join(&name);
@@ -487,9 +536,12 @@ fn every_worksheet_has_commands_and_every_command_runs() {
         assert!(kinds.contains(k), "no worksheet shows `rchat {k}`");
     }
     for (f, cmds, _) in &jobs {
-        let chats = cmds.iter().filter(|c| c.args[0] == "host" || c.args[0] == "join").count();
+        let chats = cmds
+            .iter()
+            .filter(|c| !c.tshark && (c.args[0] == "host" || c.args[0] == "join"))
+            .count();
         eprintln!(
-            "{}: {} rchat commands ({chats} host or join)",
+            "{}: {} commands ({chats} host or join)",
             f.strip_prefix(root()).unwrap_or(f).display(),
             cmds.len()
         );
@@ -528,6 +580,10 @@ fn the_parser_reads_pipelines_comments_and_continuations() {
     assert_eq!(
         commands_in("rchat join 127.0.0.1 --plaintext < notes.b64 2> err.txt"),
         vec![vec!["join", "127.0.0.1", "--plaintext"]]
+    );
+    assert_eq!(
+        program_in("tshark -r captures/a.pcap -q -z follow,tcp,ascii,0", "tshark "),
+        vec![vec!["-r", "captures/a.pcap", "-q", "-z", "follow,tcp,ascii,0"]]
     );
     assert_eq!(split_comment("rchat demo   # one terminal").0.trim(), "rchat demo");
     assert_eq!(words("rchat host --name 'Ms Smith'"), vec!["rchat", "host", "--name", "Ms Smith"]);
