@@ -399,7 +399,7 @@ fn run_chat(host: Option<&Shown>, join: Option<&Shown>, dir: &Path) {
         }
         if host_fails {
             assert!(
-                h.err.iter().any(|l| l.contains("rejected")) || h.wait_rejected(),
+                host_rejected(&mut h),
                 "{origin}: the host should refuse the peer: {:#?}",
                 h.err
             );
@@ -419,21 +419,16 @@ fn run_chat(host: Option<&Shown>, join: Option<&Shown>, dir: &Path) {
     }
 }
 
-trait Rejected {
-    fn wait_rejected(&mut self) -> bool;
-}
-
-impl Rejected for Proc {
-    fn wait_rejected(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.err_has("rejected") {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(50));
+/// Whether the host logs a refused candidate within a few seconds.
+fn host_rejected(host: &mut Proc) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if host.err_has("rejected") {
+            return true;
         }
-        false
+        thread::sleep(Duration::from_millis(50));
     }
+    false
 }
 
 fn run_demo(cmd: &Shown, dir: &Path) {
