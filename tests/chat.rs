@@ -454,3 +454,17 @@ fn join_by_host_name() {
     assert_eq!(host.finish(30), 0, "{:#?}", host.err);
     assert_eq!(host.out, ["by name"]);
 }
+
+/// A joiner that refuses the host's key leaves after the HELLOs; the host says so (not a
+/// mode mismatch) and keeps waiting.
+#[test]
+fn the_host_says_when_a_joiner_refused_its_key() {
+    let (mut host, port) = Proc::host(&[]);
+    let target = format!("127.0.0.1:{port}");
+    let wrong = "SHA256:iZgY65n7JkkvKp1vFbbMYlDvA050BXJQaVom6PBSzBI";
+    let mut join = Proc::spawn(&["join", &target, "--peer-fingerprint", wrong]);
+    assert_eq!(join.finish(30), 1);
+    let line = host.wait_err(|l| l.contains("rejected a connection"), 30);
+    assert!(line.contains("probably refused our key"), "{line}");
+    assert!(!line.contains("--plaintext"), "{line}");
+}

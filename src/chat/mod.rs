@@ -70,6 +70,11 @@ pub enum ChatError {
         "the peer closed the connection during the handshake: if it runs with --plaintext, run both sides with --plaintext, or neither"
     )]
     HandshakeClosed,
+    /// The peer hung up after its HELLO: it refused our key or our fingerprint.
+    #[error(
+        "the peer closed the connection after the HELLOs: it probably refused our key (a fingerprint it did not expect with --peer-fingerprint, or a key under 2048 bits)"
+    )]
+    HandshakeRefused,
     /// The peer did not complete the handshake in time.
     #[error(
         "no handshake from the peer within {0:.0} s: if it is in plaintext mode (or plain netcat), use --plaintext here too"

@@ -399,8 +399,11 @@ pub fn establish_recorded(
 
     let deadline = Instant::now() + settings.handshake_timeout;
     let secs = settings.handshake_timeout.as_secs_f64();
-    let read = |reader: &mut PeerReader| {
+    // `after_hello`: the peer already sent its HELLO, so it speaks rchat; if it hangs up
+    // now, it most likely refused our key.
+    let read = |reader: &mut PeerReader, after_hello: bool| {
         reader.read_frame(Some(deadline)).map_err(|e| match e {
+            ReadError::Closed if after_hello => ChatError::HandshakeRefused,
             ReadError::Closed => ChatError::HandshakeClosed,
             // The handshake deadline passed; otherwise the frame deadline fired first and
             // keeps its own message.
@@ -420,7 +423,7 @@ pub fn establish_recorded(
             me.public().spki_der.len()
         ));
     }
-    let frame = read(&mut reader)?;
+    let frame = read(&mut reader, false)?;
     let hello = match frame.kind {
         FrameType::Hello => Hello::decode(&frame.body)?,
         FrameType::Busy if role == Role::Joiner => return Err(busy(&frame.body)?),
@@ -446,7 +449,7 @@ pub fn establish_recorded(
     let session = Session::new(me, peer, peer_name.clone(), role, host_hello, joiner_hello);
     let auth = session.auth()?.to_frame().to_bytes();
     write_frame(&stream, tap.as_ref(), &auth)?;
-    let frame = read(&mut reader)?;
+    let frame = read(&mut reader, true)?;
     match frame.kind {
         FrameType::Auth => session.check_auth(&Auth::decode(&frame.body)?)?,
         FrameType::Busy if role == Role::Joiner => return Err(busy(&frame.body)?),
