@@ -94,6 +94,7 @@ fn the_handshake_and_frames_are_shown_without_a_key() {
     assert_eq!(m[0]["block_len"], 256);
     assert_eq!(m[0]["signature_len"], 256);
     assert!(m[0]["plaintext"].is_null());
+    assert_eq!(m[0]["verdict"], "ciphertext");
     assert!(s2c["violations"].as_array().unwrap().is_empty());
 
     let out = rchat(&["analyze", chat.file.to_str().unwrap()]);

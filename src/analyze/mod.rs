@@ -432,6 +432,13 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
             .collect(),
         unlisted_messages: d.unlisted_messages,
         extract: d.extract.map(|p| p.display().to_string()),
-        rchat: d.rchat,
+        rchat: d.rchat.map(|mut r| {
+            // Each frame was also a message of the direction: give it that verdict.
+            for f in &mut r.frames {
+                f.verdict =
+                    d.messages.iter().find(|m| m.offset == f.offset).map(|m| m.class.verdict);
+            }
+            r
+        }),
     }
 }

@@ -54,6 +54,9 @@ pub struct FrameReport {
     pub plaintext: Option<String>,
     /// Why a MESSAGE was not decrypted, when `--key` was given.
     pub not_decrypted: Option<String>,
+    /// What the frame's bytes look like to an eavesdropper (the classifier's verdict on the
+    /// frame as a message of the direction).
+    pub verdict: Option<crate::analyze::classify::Verdict>,
 }
 
 /// What one direction said in rchat's protocol.
@@ -194,6 +197,7 @@ impl FrameLog {
             signature_len: None,
             plaintext: None,
             not_decrypted: None,
+            verdict: None,
         };
         let result = match frame.kind {
             FrameType::Hello => self.hello(&frame.body),

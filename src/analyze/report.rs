@@ -463,6 +463,9 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
             f.block_len.unwrap_or(0),
             f.signature_len.unwrap_or(0)
         );
+        if let Some(v) = f.verdict {
+            line.push_str(&format!(", looks like {}", verdict_word(v)));
+        }
         if let Some(text) = &f.plaintext {
             line.push_str(&format!(": decrypted \"{}\"", escape(text.as_bytes())));
         } else if let Some(why) = &f.not_decrypted {
