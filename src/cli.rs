@@ -181,9 +181,10 @@ pub struct AnalyzeArgs {
     /// Colour the report.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// Decrypt the rchat messages sent to this private key (PEM), e.g. one saved by keygen.
-    #[arg(long, value_name = "FILE.pem")]
-    pub key: Option<PathBuf>,
+    /// Decrypt the rchat messages sent to this private key (PEM), e.g. one saved by keygen;
+    /// repeat for several keys.
+    #[arg(long = "key", value_name = "FILE.pem")]
+    pub keys: Vec<PathBuf>,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use rchat::analyze::{Config, analyze_input};
 
 fn cfg() -> Config {
-    Config { ports: vec![9999], full: false, extract: None, workers: 0, key: None }
+    Config { ports: vec![9999], full: false, extract: None, workers: 0, keys: Vec::new() }
 }
 
 fn stopped(report: &rchat::analyze::report::FileReport) -> bool {
@@ -149,7 +149,7 @@ proptest! {
         ];
         let mut file = headers[which].to_vec();
         file.extend_from_slice(&body);
-        let _ = analyze_input("fuzz".into(), &file[..], &Config { ports: vec![], full: true, extract: None, workers: 2, key: None });
+        let _ = analyze_input("fuzz".into(), &file[..], &Config { ports: vec![], full: true, extract: None, workers: 2, keys: Vec::new() });
     }
 
     #[test]
@@ -163,6 +163,6 @@ proptest! {
             let i = at.index(bytes.len());
             bytes[i] = value;
         }
-        let _ = analyze_input(name.into(), &bytes[..], &Config { ports: vec![], full: false, extract: None, workers: 0, key: None });
+        let _ = analyze_input(name.into(), &bytes[..], &Config { ports: vec![], full: false, extract: None, workers: 0, keys: Vec::new() });
     }
 }

@@ -282,3 +282,16 @@ fn a_shipped_tcpdump_capture_is_decrypted_with_a_saved_key() {
         .collect();
     assert!(decrypted.iter().any(|t| t.contains("marmalade")), "{decrypted:?}");
 }
+
+/// Both sides' keys at once open the whole conversation.
+#[test]
+fn both_keys_open_both_directions() {
+    let chat = encrypted_chat("rchat-twokeys", |_| {});
+    let report = analyze_json(
+        &chat.file,
+        &["--key", chat.host_key.to_str().unwrap(), "--key", chat.guest_key.to_str().unwrap()],
+    );
+    assert_eq!(rchat_dir(&report, "client_to_server")["decrypted"], 2);
+    assert_eq!(rchat_dir(&report, "server_to_client")["decrypted"], 2);
+    assert_eq!(messages(rchat_dir(&report, "client_to_server"))[1]["plaintext"], "thanks!");
+}

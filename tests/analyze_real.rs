@@ -137,7 +137,8 @@ fn worker_threads_give_the_same_report_as_one_thread() {
     for name in CAPTURES {
         let bytes = std::fs::read(data(name)).expect("capture");
         let run = |workers| {
-            let cfg = Config { ports: vec![9999], full: true, extract: None, workers, key: None };
+            let cfg =
+                Config { ports: vec![9999], full: true, extract: None, workers, keys: Vec::new() };
             let r = analyze_input(name.to_string(), &bytes[..], &cfg).expect("report");
             serde_json::to_string(&r).expect("json")
         };

@@ -34,8 +34,8 @@ pub struct Options {
     pub full: bool,
     /// Write each direction to a file in this folder.
     pub extract: Option<PathBuf>,
-    /// A private key to decrypt rchat messages sent to it.
-    pub key: Option<Arc<Identity>>,
+    /// Private keys to decrypt the rchat messages sent to them.
+    pub keys: Vec<Arc<Identity>>,
 }
 
 /// The finished analysis of one direction.
@@ -83,7 +83,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn new(extract: Option<PathBuf>, key: Option<Arc<Identity>>) -> Self {
+    fn new(extract: Option<PathBuf>, keys: Vec<Arc<Identity>>) -> Self {
         Analysis {
             sha: Sha256::new(),
             preview: Vec::new(),
@@ -93,7 +93,7 @@ impl Analysis {
             extract: extract.map(|path| Extract { path, out: None }),
             recent: Recent::default(),
             conflicts: 0,
-            rchat: FrameLog::new(key),
+            rchat: FrameLog::new(keys),
         }
     }
 
@@ -201,8 +201,8 @@ impl Sink for Analyses {
         }
         let path =
             |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
-        let c2s = Analysis::new(path(client, server), self.opts.key.clone());
-        let s2c = Analysis::new(path(server, client), self.opts.key.clone());
+        let c2s = Analysis::new(path(client, server), self.opts.keys.clone());
+        let s2c = Analysis::new(path(server, client), self.opts.keys.clone());
         self.open.insert(stream, Box::new([c2s, s2c]));
     }
 

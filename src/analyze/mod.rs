@@ -99,8 +99,8 @@ pub struct Config {
     /// Threads hashing and classifying the streams of one file; 0 does it on the thread that
     /// reads the file.
     pub workers: usize,
-    /// A private key (`--key`) to decrypt the rchat messages sent to it.
-    pub key: Option<Arc<Identity>>,
+    /// Private keys (`--key`) to decrypt the rchat messages sent to them.
+    pub keys: Vec<Arc<Identity>>,
 }
 
 impl Config {
@@ -118,15 +118,15 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // One file: all cores on it. Several: the files already keep the cores busy.
         let workers = if args.files.len() == 1 && cores > 1 { cores } else { 0 };
-        Config { ports, full: args.full, extract: args.extract.clone(), workers, key: None }
+        Config { ports, full: args.full, extract: args.extract.clone(), workers, keys: Vec::new() }
     }
 }
 
 /// Run `rchat analyze`.
 pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
     let mut cfg = Config::from_args(args);
-    if let Some(path) = &args.key {
-        cfg.key = Some(Arc::new(Identity::load(path)?));
+    for path in &args.keys {
+        cfg.keys.push(Arc::new(Identity::load(path)?));
     }
     let color = match args.color {
         ColorChoice::Always => true,
@@ -271,7 +271,7 @@ fn analyze_reader<R: io::Read>(
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let opts = Options { full: cfg.full, extract: cfg.extract.clone(), key: cfg.key.clone() };
+    let opts = Options { full: cfg.full, extract: cfg.extract.clone(), keys: cfg.keys.clone() };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
     let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {

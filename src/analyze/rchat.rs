@@ -81,7 +81,7 @@ pub struct RchatReport {
 /// Decodes the frames of one direction as its bytes stream in.
 #[derive(Debug)]
 pub struct FrameLog {
-    key: Option<Arc<Identity>>,
+    keys: Vec<Arc<Identity>>,
     /// Bytes of the frame being read (at most one frame).
     buf: Vec<u8>,
     /// Offset of `buf[0]` in the direction.
@@ -97,10 +97,10 @@ pub struct FrameLog {
 }
 
 impl FrameLog {
-    /// A log that decrypts with `key` where it can.
-    pub fn new(key: Option<Arc<Identity>>) -> Self {
+    /// A log that decrypts with `keys` where it can.
+    pub fn new(keys: Vec<Arc<Identity>>) -> Self {
         FrameLog {
-            key,
+            keys,
             buf: Vec::new(),
             buf_offset: 0,
             need: None,
@@ -210,7 +210,7 @@ impl FrameLog {
                 info.block_len = Some(m.block_len);
                 info.signature_len = Some(m.signature.len());
                 self.sequence(m.seq, offset);
-                if self.key.is_some() {
+                if !self.keys.is_empty() {
                     match self.decrypt(&m) {
                         Ok(text) => {
                             self.report.decrypted += 1;
@@ -274,35 +274,45 @@ impl FrameLog {
         self.next_seq = seq.saturating_add(1);
     }
 
+    /// Decrypt with the first given key that opens the message; otherwise say why none did
+    /// (the most telling reason first: sent by a key's owner, then sent to another key, then
+    /// a key of another size).
     fn decrypt(&self, m: &Message) -> Result<String, String> {
-        let Some(key) = &self.key else { return Err("no key given".into()) };
-        let mine = key.public();
-        if let Some(h) = &self.report.hello
-            && h.fingerprint == mine.fingerprint.to_string()
-        {
-            return Err("sent by the owner of the given key: it is encrypted to the peer's key, \
-                        which was not given"
-                .into());
+        let sender = self.report.hello.as_ref().map(|h| h.fingerprint.as_str());
+        let mut reasons: Vec<(u8, String)> = Vec::new();
+        for key in &self.keys {
+            let mine = key.public();
+            if sender == Some(mine.fingerprint.to_string().as_str()) {
+                reasons.push((
+                    0,
+                    "sent by the owner of the given key: it is encrypted to the peer's key, \
+                     which was not given"
+                        .into(),
+                ));
+            } else if usize::from(m.block_len) != mine.size() {
+                reasons.push((
+                    2,
+                    format!(
+                        "encrypted to a {}-bit key; the given key is {} bits",
+                        usize::from(m.block_len) * 8,
+                        mine.bits()
+                    ),
+                ));
+            } else {
+                match open(key, m) {
+                    Ok(text) => return Ok(shown(&text)),
+                    Err(i) => reasons.push((
+                        1,
+                        format!(
+                            "block {i} does not decrypt with the given key: it was sent to \
+                             another key"
+                        ),
+                    )),
+                }
+            }
         }
-        if usize::from(m.block_len) != mine.size() {
-            return Err(format!(
-                "encrypted to a {}-bit key; the given key is {} bits",
-                usize::from(m.block_len) * 8,
-                mine.bits()
-            ));
-        }
-        let mut text = Vec::new();
-        for (i, block) in m.iter_blocks().enumerate() {
-            let plain = key.decrypt_block(block).map_err(|_| {
-                format!("block {i} does not decrypt with the given key: it was sent to another key")
-            })?;
-            text.extend_from_slice(&plain);
-        }
-        let mut shown = String::from_utf8_lossy(&text).into_owned();
-        if shown.len() > MAX_SHOWN {
-            shown = format!("{}…", crate::protocol::wire::truncate_utf8(&shown, MAX_SHOWN));
-        }
-        Ok(shown)
+        reasons.sort_by_key(|(rank, _)| *rank);
+        Err(reasons.into_iter().next().map_or_else(|| "no key given".into(), |(_, why)| why))
     }
 
     /// What the direction said, or `None` when it is not rchat's protocol.
@@ -319,6 +329,25 @@ impl FrameLog {
             ));
         }
         Some(self.report)
+    }
+}
+
+/// Decrypt every block of `m` with `key`; the index of the first block that fails otherwise.
+fn open(key: &Identity, m: &Message) -> Result<Vec<u8>, usize> {
+    let mut text = Vec::new();
+    for (i, block) in m.iter_blocks().enumerate() {
+        text.extend_from_slice(&key.decrypt_block(block).map_err(|_| i)?);
+    }
+    Ok(text)
+}
+
+/// Decrypted bytes as text for the report, at most [`MAX_SHOWN`] bytes of it.
+fn shown(text: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(text);
+    if shown.len() > MAX_SHOWN {
+        format!("{}…", crate::protocol::wire::truncate_utf8(&shown, MAX_SHOWN))
+    } else {
+        shown.into_owned()
     }
 }
 
@@ -355,7 +384,7 @@ mod tests {
     fn frames_are_listed_and_decrypted_with_the_recipients_key() {
         let (host, guest, from_host, _) = conversation();
         for piece in [1, 7, 4096] {
-            let mut log = FrameLog::new(Some(guest.clone()));
+            let mut log = FrameLog::new(vec![guest.clone()]);
             feed(&mut log, &from_host, piece);
             let r = log.finish().unwrap();
             let hello = r.hello.as_ref().unwrap();
@@ -370,14 +399,14 @@ mod tests {
             assert!(r.violations.is_empty(), "{:?}", r.violations);
         }
         // The sender's own key cannot open what it sent.
-        let mut log = FrameLog::new(Some(host.clone()));
+        let mut log = FrameLog::new(vec![host.clone()]);
         feed(&mut log, &from_host, 100);
         let r = log.finish().unwrap();
         assert_eq!(r.decrypted, 0);
         assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("owner of the given key"));
         // Nor can an unrelated one.
         let other = Arc::new(Identity::generate(1024).unwrap());
-        let mut log = FrameLog::new(Some(other));
+        let mut log = FrameLog::new(vec![other]);
         feed(&mut log, &from_host, 100);
         let r = log.finish().unwrap();
         assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("another key"));
@@ -389,12 +418,12 @@ mod tests {
         let hello_len = from_host.len();
         // Replay the first MESSAGE after the BYE: a sequence number seen before.
         let first_msg_start = {
-            let mut log = FrameLog::new(None);
+            let mut log = FrameLog::new(Vec::new());
             feed(&mut log, &from_host, 4096);
             log.finish().unwrap().frames[1].offset as usize
         };
         let end = {
-            let mut log = FrameLog::new(None);
+            let mut log = FrameLog::new(Vec::new());
             feed(&mut log, &from_host, 4096);
             let r = log.finish().unwrap();
             (r.frames[1].offset + r.frames[1].length) as usize
@@ -402,14 +431,14 @@ mod tests {
         let replay = from_host[first_msg_start..end].to_vec();
         from_host.extend(replay);
         from_host.extend_from_slice(b"RCHX garbage");
-        let mut log = FrameLog::new(None);
+        let mut log = FrameLog::new(Vec::new());
         feed(&mut log, &from_host, 13);
         let r = log.finish().unwrap();
         assert!(r.violations.iter().any(|v| v.contains("again")), "{:?}", r.violations);
         assert!(r.violations.iter().any(|v| v.contains("magic")), "{:?}", r.violations);
         assert!(hello_len > 0);
 
-        let mut log = FrameLog::new(None);
+        let mut log = FrameLog::new(Vec::new());
         log.data(0, &from_host[..20]);
         log.gap(20);
         log.data(40, &from_host[40..]);
@@ -419,14 +448,14 @@ mod tests {
 
     #[test]
     fn other_traffic_is_not_rchat() {
-        let mut log = FrameLog::new(None);
+        let mut log = FrameLog::new(Vec::new());
         log.data(0, b"RC");
         log.data(2, b"hello");
         assert!(log.finish().is_none());
-        let mut log = FrameLog::new(None);
+        let mut log = FrameLog::new(Vec::new());
         log.data(0, b"hello\n");
         assert!(log.finish().is_none());
-        let mut log = FrameLog::new(None);
+        let mut log = FrameLog::new(Vec::new());
         log.data(0, b"RC");
         assert!(log.finish().is_none(), "too short to say");
     }
