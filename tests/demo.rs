@@ -2,11 +2,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{BIN, have_tool};
+use common::{BIN, follow, have_tool};
 use rchat::chat::demo::SCRIPT;
 
 fn demo(extra: &[&str]) -> (String, String) {
@@ -42,24 +42,6 @@ fn temp_file(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The bytes of TCP stream 0 in both directions, as tshark's Follow TCP Stream shows them.
-fn followed(path: &Path) -> Vec<u8> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-q", "-z", "follow,tcp,raw,0"])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark cannot read {}", path.display());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| hex::decode(l.trim()).ok())
-        .flatten()
-        .collect()
-}
-
 #[test]
 fn encrypted_demo_shows_fingerprints_and_every_line() {
     let (stdout, _) = demo(&[]);
@@ -87,12 +69,12 @@ fn recorded_demo_opens_in_tshark() {
     if !have_tool("tshark") {
         return;
     }
-    let bytes = followed(&plain);
+    let bytes = follow(&plain).bytes.concat();
     for (_, text) in SCRIPT {
         let line = format!("{text}\n");
         assert!(bytes.windows(line.len()).any(|w| w == line.as_bytes()), "{text} not on the wire");
     }
-    let bytes = followed(&enc);
+    let bytes = follow(&enc).bytes.concat();
     assert!(bytes.starts_with(b"RCHT"), "the encrypted stream starts with a frame");
     let secret = b"4719";
     assert!(!bytes.windows(secret.len()).any(|w| w == secret), "no plaintext when encrypted");

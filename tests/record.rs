@@ -8,53 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Proc, have_tool};
+use common::{BIN, Follow, Proc, follow, have_tool};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rchat-record-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// What tshark's Follow TCP Stream (raw) shows for stream 0.
-#[derive(Debug, PartialEq, Eq)]
-struct Follow {
-    /// The side that sent the first packet (the client), and the other.
-    nodes: [String; 2],
-    /// The bytes each node sent.
-    bytes: [Vec<u8>; 2],
-}
-
-fn follow(path: &Path) -> Follow {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-q", "-z", "follow,tcp,raw,0"])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark failed on {}", path.display());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut nodes = [String::new(), String::new()];
-    let mut bytes = [Vec::new(), Vec::new()];
-    for line in text.lines() {
-        if let Some(n) = line.strip_prefix("Node 0: ") {
-            nodes[0] = n.to_string();
-        } else if let Some(n) = line.strip_prefix("Node 1: ") {
-            nodes[1] = n.to_string();
-        } else if line.starts_with("===") || line.contains(':') || line.trim().is_empty() {
-            continue;
-        } else {
-            let (node, hex) = match line.strip_prefix('\t') {
-                Some(rest) => (1, rest),
-                None => (0, line),
-            };
-            bytes[node].extend(hex::decode(hex.trim()).expect("hex in follow output"));
-        }
-    }
-    assert!(!nodes[0].is_empty(), "no stream in {}: {text}", path.display());
-    Follow { nodes, bytes }
 }
 
 /// Packets tshark flags: bad checksums, malformed packets, expert warnings or errors.

@@ -191,6 +191,46 @@ pub fn converse(
     (host, join, port)
 }
 
+/// What tshark's Follow TCP Stream (raw) shows for stream 0.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Follow {
+    /// The side that sent the first packet (the client), and the other.
+    pub nodes: [String; 2],
+    /// The bytes each node sent.
+    pub bytes: [Vec<u8>; 2],
+}
+
+pub fn follow(path: &std::path::Path) -> Follow {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-q", "-z", "follow,tcp,raw,0"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark failed on {}", path.display());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut nodes = [String::new(), String::new()];
+    let mut bytes = [Vec::new(), Vec::new()];
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Node 0: ") {
+            nodes[0] = n.to_string();
+        } else if let Some(n) = line.strip_prefix("Node 1: ") {
+            nodes[1] = n.to_string();
+        } else if line.starts_with("===") || line.contains(':') || line.trim().is_empty() {
+            continue;
+        } else {
+            let (node, hex) = match line.strip_prefix('\t') {
+                Some(rest) => (1, rest),
+                None => (0, line),
+            };
+            bytes[node].extend(hex::decode(hex.trim()).expect("hex in follow output"));
+        }
+    }
+    assert!(!nodes[0].is_empty(), "no stream in {}: {text}", path.display());
+    Follow { nodes, bytes }
+}
+
 /// Whether an external tool may be used: true when present; when absent, false with a
 /// message, or a panic when `RCHAT_REQUIRE_TOOLS=1`.
 pub fn have_tool(name: &str) -> bool {
