@@ -435,8 +435,13 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
         rchat: d.rchat.map(|mut r| {
             // Each frame was also a message of the direction: give it that verdict.
             for f in &mut r.frames {
-                f.verdict =
-                    d.messages.iter().find(|m| m.offset == f.offset).map(|m| m.class.verdict);
+                // Messages are listed in stream order: find the frame's by its offset.
+                f.verdict = d
+                    .messages
+                    .binary_search_by_key(&f.offset, |m| m.offset)
+                    .ok()
+                    .and_then(|i| d.messages.get(i))
+                    .map(|m| m.class.verdict);
             }
             r
         }),
