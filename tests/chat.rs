@@ -383,6 +383,9 @@ fn bad_usage_exits_2() {
         &["join", "127.0.0.1", "--peer-fingerprint", "SHA256:short"],
         &["join", "127.0.0.1", "--plaintext", "--peer-fingerprint", "x"],
         &["host", "--port", "70000"],
+        &["join", "127.0.0.1", "--name", ""],
+        &["join", "127.0.0.1", "--name", "bad\u{1b}[2Jname"],
+        &["join", "127.0.0.1", "--bits", "1024"],
         &["frobnicate"],
     ] {
         let out = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
@@ -467,4 +470,36 @@ fn the_host_says_when_a_joiner_refused_its_key() {
     let line = host.wait_err(|l| l.contains("rejected a connection"), 30);
     assert!(line.contains("probably refused our key"), "{line}");
     assert!(!line.contains("--plaintext"), "{line}");
+}
+
+/// Keys of different sizes chat (each side encrypts to the other's modulus), and a saved
+/// key under 2048 bits is refused for our own use unless --allow-weak-keys is given.
+#[test]
+fn key_sizes_mix_and_weak_key_files_are_refused() {
+    let (mut host, port) = Proc::host(&["--bits", "3072"]);
+    assert!(host.err_has("3072-bit RSA"), "{:#?}", host.err);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target, "--explain"]);
+    join.send(&["from a 2048-bit key to a 3072-bit one"]);
+    host.send(&["and back"]);
+    join.close_stdin();
+    host.close_stdin();
+    assert_eq!(join.finish(60), 0, "{:#?}", join.err);
+    assert_eq!(host.finish(60), 0, "{:#?}", host.err);
+    assert_eq!(host.out, ["from a 2048-bit key to a 3072-bit one"]);
+    assert_eq!(join.out, ["and back"]);
+    assert!(join.err_has("RSA-OAEP block(s) of 384 bytes"), "{:#?}", join.err);
+
+    let dir = temp_dir("weakfile");
+    let weak = dir.join("weak.pem");
+    let weak = weak.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["keygen", "--out", weak, "--bits", "1024", "--allow-weak-keys"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut refused = Proc::spawn(&["join", &target, "--key", weak]);
+    assert_eq!(refused.finish(30), 1);
+    assert!(refused.err_has("--allow-weak-keys"), "{:#?}", refused.err);
+    assert!(refused.err_has("1024 bits"), "{:#?}", refused.err);
 }
