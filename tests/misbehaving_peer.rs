@@ -193,6 +193,14 @@ impl Peer {
         self.send(&bytes);
     }
 
+    /// Send a MESSAGE as rchat itself does, in two writes: header and blocks first, the
+    /// signature after a pause, so the binary decrypts before the signature has arrived.
+    fn send_message_split(&mut self, msg: &Message) {
+        self.send(&msg.frame_head(msg.signature.len()));
+        thread::sleep(Duration::from_millis(100));
+        self.send(&msg.frame_tail());
+    }
+
     fn sign(&self, msg: &Message) -> Vec<u8> {
         self.me.sign(&message_input(&self.transcript(), self.role, msg)).expect("sign")
     }
@@ -546,6 +554,10 @@ enum Attack {
     Reflect,
     FlipCiphertext,
     BadSignature,
+    /// Blocks that do not decrypt, sent ahead of a signature that does not match.
+    ForgedSplit,
+    /// The first message again, its signature arriving after the blocks.
+    ReplaySplit,
     Unsigned,
     Oversized,
     Truncated,
@@ -593,9 +605,9 @@ fn attack_running_chat_with(victim: Victim, attack: Attack, needle: &str, strong
     let theirs = expect_frame(&mut peer.stream, FrameType::Message);
     let text = opener.open(&Message::decode(&theirs.body).unwrap()).unwrap();
     assert_eq!(text, "from the binary");
-    // One good message gets through first.
+    // One good message gets through first, its signature sent after its blocks.
     let first = sealer.seal("good one").unwrap();
-    peer.send_message(&first);
+    peer.send_message_split(&first);
     bin.wait_out_lines(1, WAIT);
 
     let started = Instant::now();
@@ -619,6 +631,13 @@ fn attack_running_chat_with(victim: Victim, attack: Attack, needle: &str, strong
             msg.signature[7] ^= 0x80;
             peer.send_message(&msg);
         }
+        Attack::ForgedSplit => {
+            let mut msg = sealer.seal("secret forged").unwrap();
+            msg.blocks[3] ^= 0x01;
+            msg.signature[7] ^= 0x80;
+            peer.send_message_split(&msg);
+        }
+        Attack::ReplaySplit => peer.send_message_split(&first),
         Attack::Unsigned => {
             let mut msg = sealer.seal("secret unsigned").unwrap();
             msg.signature.clear();
@@ -739,6 +758,30 @@ fn chat_host_rejects_a_flipped_ciphertext_byte_real_2048_bit_keys() {
 #[test]
 fn chat_joiner_rejects_a_replayed_message() {
     attack_running_chat(Victim::Joiner, Attack::Replay, "was replayed");
+}
+
+#[test]
+fn chat_host_decrypting_ahead_still_reports_a_forgery_as_a_bad_signature() {
+    // The blocks arrive first and fail to decrypt; that must not be what the peer is told.
+    attack_running_chat(
+        Victim::Host,
+        Attack::ForgedSplit,
+        "a message signature does not match: the frame was altered or forged",
+    );
+}
+
+#[test]
+fn chat_joiner_decrypting_ahead_still_reports_a_forgery_real_2048_bit_keys() {
+    attack_running_chat_with(Victim::Joiner, Attack::ForgedSplit, "signature does not match", true);
+}
+
+#[test]
+fn chat_host_decrypting_ahead_still_rejects_a_replay() {
+    attack_running_chat(
+        Victim::Host,
+        Attack::ReplaySplit,
+        "message 0 was replayed (expected message 1)",
+    );
 }
 
 #[test]

@@ -138,6 +138,15 @@ fn encrypted_recordings_hold_the_frames_each_way() {
         let secret = b"locker code is 4719";
         assert!(!bytes.windows(secret.len()).any(|w| w == secret), "no plaintext on the wire");
     }
+    // Each message's signature leaves in a write of its own, after the blocks: 2 bytes of
+    // length and a 256-byte RSA-2048 signature, for each of the 7 messages a side sends.
+    // (What a side received is recorded as its reads returned it, so only its own writes
+    // are counted.)
+    let port = s.port;
+    for (file, sent_by) in [(&s.host_file, "srcport"), (&s.join_file, "dstport")] {
+        let filter = format!("tcp.{sent_by}=={port} && tcp.len==258");
+        assert_eq!(count(file, &filter), 7, "signature segments in {}", file.display());
+    }
 }
 
 fn is_root() -> bool {

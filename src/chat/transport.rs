@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::record::Tap;
-use crate::protocol::wire::{Frame, FrameHeader, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError};
+use crate::protocol::wire::{
+    Frame, FrameHeader, FrameType, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError,
+};
 
 /// Why reading from the peer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,18 @@ impl PeerReader {
     /// Read one whole frame. Nothing may take past `deadline` (no limit when `None`), and
     /// once a frame's first byte arrived, the rest must arrive within the frame timeout.
     pub fn read_frame(&mut self, deadline: Option<Instant>) -> Result<Frame, ReadError> {
+        self.read_frame_with(deadline, |_, _| {})
+    }
+
+    /// Like [`PeerReader::read_frame`], and each time part of a frame's body has arrived
+    /// but not all of it, show `early` the frame type and the body so far before waiting
+    /// for more: work on the first bytes can overlap the wait for the last. The time
+    /// `early` takes does not count against the frame timeout.
+    pub fn read_frame_with(
+        &mut self,
+        deadline: Option<Instant>,
+        mut early: impl FnMut(FrameType, &[u8]),
+    ) -> Result<Frame, ReadError> {
         let started = !self.available().is_empty();
         let mut body_deadline = started.then(|| Instant::now() + self.frame_timeout);
         loop {
@@ -158,6 +172,10 @@ impl PeerReader {
                     self.start += need;
                     return Ok(Frame { kind: header.kind, body });
                 }
+                let began = Instant::now();
+                early(header.kind, &have[HEADER_LEN..]);
+                let spent = began.elapsed();
+                body_deadline = body_deadline.map(|d| d + spent);
             }
             let empty = have.is_empty();
             // Inside a frame both limits hold: the frame's own and the caller's.
@@ -273,6 +291,45 @@ mod tests {
         assert_eq!(r.read_frame(None).unwrap().kind, FrameType::Busy);
         drop(w);
         assert!(matches!(r.read_frame(None), Err(ReadError::Closed)));
+    }
+
+    #[test]
+    fn the_start_of_a_frame_is_shown_early_and_that_work_is_not_counted_as_waiting() {
+        let (mut w, mut r) = pair();
+        let f = Busy { reason: "x".repeat(200) }.to_frame().to_bytes();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        // The writer holds back the frame's last byte until the reader has seen the rest.
+        let head = f[..f.len() - 1].to_vec();
+        let last = f[f.len() - 1..].to_vec();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&head).unwrap();
+            let shown: usize = seen_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            w.write_all(&last).unwrap();
+            shown
+        });
+        let mut calls = Vec::new();
+        let frame = r
+            .read_frame_with(None, |kind, body| {
+                calls.push((kind, body.len()));
+                if body.len() == f.len() - HEADER_LEN - 1 {
+                    // Work longer than the 300 ms frame timeout: it must not count.
+                    std::thread::sleep(Duration::from_millis(400));
+                    seen_tx.send(body.len()).unwrap();
+                }
+            })
+            .unwrap();
+        assert_eq!(frame.to_bytes(), f);
+        assert_eq!(writer.join().unwrap(), f.len() - HEADER_LEN - 1);
+        assert!(calls.iter().all(|&(kind, _)| kind == FrameType::Busy), "{calls:?}");
+    }
+
+    #[test]
+    fn a_frame_that_arrived_whole_is_not_shown_early() {
+        let (mut w, mut r) = pair();
+        let f = Busy { reason: "busy".into() }.to_frame().to_bytes();
+        w.write_all(&f).unwrap();
+        let frame = r.read_frame_with(None, |_, body| panic!("shown early: {body:?}")).unwrap();
+        assert_eq!(frame.to_bytes(), f);
     }
 
     #[test]

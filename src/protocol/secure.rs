@@ -3,7 +3,10 @@
 //!
 //! Owns the order of checks on a received message (signature, then sequence number, then
 //! decryption), so that a replayed, reordered, reflected, altered or unsigned message is told
-//! apart and refused. It sees decoded frames and keys, never sockets.
+//! apart and refused. A message's blocks may be decrypted as soon as they arrive, while the
+//! sender is still signing ([`Opener::decrypt_early`]), but nothing of that work is used or
+//! shown, not even whether it failed, before the signature and sequence number pass. It sees
+//! decoded frames and keys, never sockets.
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use rsa::sha2::{Digest, Sha256};
 use crate::crypto::{Fingerprint, Identity, KeyError, PeerKey, check_strength};
 use crate::protocol::wire::{
     Auth, Bye, Frame, Hello, MAX_BLOCKS, MAX_MESSAGE_LEN, MODE_RSA_OAEP_PSS_SHA256, Message,
+    MessageBlocks,
 };
 
 /// Which end of the connection a party is; part of everything it signs.
@@ -274,18 +278,49 @@ pub struct Sealer {
 impl Sealer {
     /// Encrypt and sign one message. The text must be at most 64 KiB.
     pub fn seal(&mut self, text: &str) -> Result<Message, SecurityError> {
+        let mut msg = self.encrypt(text)?;
+        self.sign(&mut msg)?;
+        Ok(msg)
+    }
+
+    /// The first half of [`Sealer::seal`]: encrypt `text` to the peer and number it, leaving
+    /// the signature empty. The blocks can be sent while [`Sealer::sign`] runs.
+    pub fn encrypt(&self, text: &str) -> Result<Message, SecurityError> {
         if text.len() > MAX_MESSAGE_LEN {
             return Err(SecurityError::TooLong(text.len()));
         }
         let local = |e: rsa::Error| SecurityError::Local(e.to_string());
         let blocks = self.s.peer.encrypt_blocks(text.as_bytes()).map_err(local)?;
         let block_len = u16::try_from(self.s.peer.size()).map_err(|_| SecurityError::KeySize(0))?;
-        let mut msg =
-            Message { seq: self.next_seq, block_len, blocks: blocks.concat(), signature: vec![] };
-        msg.signature =
-            self.s.me.sign(&message_input(&self.s.transcript, self.s.role, &msg)).map_err(local)?;
+        Ok(Message { seq: self.next_seq, block_len, blocks: blocks.concat(), signature: vec![] })
+    }
+
+    /// The second half of [`Sealer::seal`]: sign a message from [`Sealer::encrypt`] and
+    /// move on to the next sequence number.
+    pub fn sign(&mut self, msg: &mut Message) -> Result<(), SecurityError> {
+        if msg.seq != self.next_seq {
+            return Err(SecurityError::Local(format!(
+                "message {} signed out of turn (next is {})",
+                msg.seq, self.next_seq
+            )));
+        }
+        let input = message_input(&self.s.transcript, self.s.role, msg);
+        let signature = self.s.me.sign(&input).map_err(|e| SecurityError::Local(e.to_string()))?;
+        if signature.len() != self.signature_len() {
+            return Err(SecurityError::Local(format!(
+                "a {}-byte signature from a {}-byte key",
+                signature.len(),
+                self.signature_len()
+            )));
+        }
+        msg.signature = signature;
         self.next_seq += 1;
-        Ok(msg)
+        Ok(())
+    }
+
+    /// The length of our signatures: the size of our modulus in bytes.
+    pub fn signature_len(&self) -> usize {
+        self.s.me.public().size()
     }
 
     /// Sign a goodbye.
@@ -303,6 +338,21 @@ impl Sealer {
     /// The session this half belongs to.
     pub fn session(&self) -> &Session {
         &self.s
+    }
+}
+
+/// A message's blocks decrypted ahead of its signature by [`Opener::decrypt_early`]:
+/// unchecked, so it stays opaque until [`Opener::open_with`] has checked the message.
+pub struct Early {
+    block_len: u16,
+    blocks: Vec<u8>,
+    plain: Vec<Result<Vec<u8>, rsa::Error>>,
+}
+
+impl std::fmt::Debug for Early {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print what was decrypted before it was checked.
+        write!(f, "Early({} blocks)", self.plain.len())
     }
 }
 
@@ -326,8 +376,40 @@ impl Opener {
         Ok(())
     }
 
+    /// Decrypt a MESSAGE's blocks before its signature has arrived, so that the decryption
+    /// overlaps the sender's signing. `None` when the blocks are not for our key or too many:
+    /// [`Opener::open_with`] then refuses the message in its usual order.
+    pub fn decrypt_early(&self, blocks: MessageBlocks<'_>) -> Option<Early> {
+        let me = self.s.me.public();
+        let count = blocks.blocks.len() / usize::from(blocks.block_len).max(1);
+        if usize::from(blocks.block_len) != me.size() || count > self.max_blocks() {
+            return None;
+        }
+        Some(Early {
+            block_len: blocks.block_len,
+            blocks: blocks.blocks.to_vec(),
+            plain: self.s.me.decrypt_blocks(blocks.blocks, usize::from(blocks.block_len)),
+        })
+    }
+
+    /// Most blocks a message to our key needs.
+    fn max_blocks(&self) -> usize {
+        let cap = self.s.me.public().block_capacity().max(1);
+        MAX_MESSAGE_LEN.div_ceil(cap).clamp(1, MAX_BLOCKS)
+    }
+
     /// Check and decrypt a MESSAGE from the peer.
     pub fn open(&mut self, msg: &Message) -> Result<String, SecurityError> {
+        self.open_with(msg, None)
+    }
+
+    /// Like [`Opener::open`], using the blocks [`Opener::decrypt_early`] already decrypted
+    /// when they are the message's own. The checks and their order are the same.
+    pub fn open_with(
+        &mut self,
+        msg: &Message,
+        early: Option<Early>,
+    ) -> Result<String, SecurityError> {
         let s = &self.s;
         if msg.signature.is_empty() {
             return Err(SecurityError::Unsigned("message"));
@@ -343,15 +425,17 @@ impl Opener {
         if usize::from(msg.block_len) != want {
             return Err(SecurityError::BlockSize { got: usize::from(msg.block_len), want });
         }
-        let cap = self.s.me.public().block_capacity().max(1);
         let count = msg.block_count();
-        if count > MAX_MESSAGE_LEN.div_ceil(cap).max(1) || count > MAX_BLOCKS {
+        if count > self.max_blocks() {
             return Err(SecurityError::TooManyBlocks(count));
         }
-        let mut text = Vec::with_capacity(count * cap);
-        for (i, block) in msg.iter_blocks().enumerate() {
-            let plain = self.s.me.decrypt_block(block).map_err(|_| SecurityError::Decrypt(i))?;
-            text.extend_from_slice(&plain);
+        let pieces = match early {
+            Some(e) if e.block_len == msg.block_len && e.blocks == msg.blocks => e.plain,
+            _ => self.s.me.decrypt_blocks(&msg.blocks, usize::from(msg.block_len)),
+        };
+        let mut text = Vec::with_capacity(count * self.s.me.public().block_capacity());
+        for (i, piece) in pieces.into_iter().enumerate() {
+            text.extend_from_slice(&piece.map_err(|_| SecurityError::Decrypt(i))?);
         }
         if text.len() > MAX_MESSAGE_LEN {
             return Err(SecurityError::TooLong(text.len()));
@@ -399,6 +483,67 @@ mod tests {
         let (hseal, hopen) = hs.split();
         let (jseal, jopen) = js.split();
         (hseal, hopen, jseal, jopen)
+    }
+
+    /// What the recipient of `msg` decrypts early from its first bytes on the wire.
+    fn early(opener: &Opener, msg: &Message, sig_len: usize) -> Option<Early> {
+        let head = msg.frame_head(sig_len);
+        opener.decrypt_early(MessageBlocks::peek(&head[crate::protocol::wire::HEADER_LEN..])?)
+    }
+
+    #[test]
+    fn early_decryption_changes_nothing_but_the_timing() {
+        let (mut hseal, _, _, mut jopen) = pair();
+        let sig_len = hseal.signature_len();
+        // Sent in two halves, as the chat does: encrypt, (send), sign, (send).
+        let mut msg = hseal.encrypt("first").unwrap();
+        let ahead = early(&jopen, &msg, sig_len);
+        assert!(ahead.is_some(), "blocks for our key are decrypted early");
+        hseal.sign(&mut msg).unwrap();
+        assert_eq!(msg.signature.len(), sig_len);
+        assert_eq!(jopen.open_with(&msg, ahead).unwrap(), "first");
+
+        // A forged message whose blocks do not decrypt is still refused for its signature:
+        // the failed early decryption is never what the peer learns.
+        let mut forged = hseal.seal("second").unwrap();
+        forged.blocks[3] ^= 1;
+        forged.signature[5] ^= 1;
+        let ahead = early(&jopen, &forged, sig_len);
+        assert_eq!(jopen.open_with(&forged, ahead), Err(SecurityError::BadSignature("message")));
+
+        // A replay is a replay, decrypted early or not.
+        let replay = msg.clone();
+        let ahead = early(&jopen, &replay, sig_len);
+        assert!(matches!(
+            jopen.open_with(&replay, ahead),
+            Err(SecurityError::Replayed { got: 0, expected: 1 })
+        ));
+    }
+
+    #[test]
+    fn early_work_on_other_blocks_is_not_used() {
+        let (mut hseal, _, _, mut jopen) = pair();
+        let sig_len = hseal.signature_len();
+        let decoy = hseal.encrypt("decoy").unwrap();
+        let ahead = early(&jopen, &decoy, sig_len);
+        let real = hseal.seal("real").unwrap();
+        assert_eq!(jopen.open_with(&real, ahead).unwrap(), "real");
+        // Blocks sized for another key are not decrypted early at all.
+        let mut wrong = hseal.seal("x").unwrap();
+        wrong.block_len = 100;
+        wrong.blocks = vec![7; 300];
+        assert!(early(&jopen, &wrong, sig_len).is_none());
+    }
+
+    #[test]
+    fn signing_out_of_turn_is_refused() {
+        let (mut hseal, ..) = pair();
+        let mut first = hseal.encrypt("one").unwrap();
+        let mut second = hseal.encrypt("two").unwrap();
+        second.seq += 1;
+        assert!(matches!(hseal.sign(&mut second), Err(SecurityError::Local(_))));
+        hseal.sign(&mut first).unwrap();
+        assert_eq!(first.seq, 0);
     }
 
     #[test]

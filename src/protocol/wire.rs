@@ -271,6 +271,39 @@ impl<'a> Reader<'a> {
 /// The only mode a HELLO may announce: RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures.
 pub const MODE_RSA_OAEP_PSS_SHA256: u8 = 1;
 
+/// The start of a MESSAGE body once all its ciphertext blocks have arrived, before the
+/// signature: what a recipient may decrypt early (see [`Message::frame_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageBlocks<'a> {
+    /// The sender's sequence number, not yet checked.
+    pub seq: u64,
+    /// Length of every block.
+    pub block_len: u16,
+    /// The ciphertext blocks, concatenated.
+    pub blocks: &'a [u8],
+}
+
+impl<'a> MessageBlocks<'a> {
+    /// Read the fields before the signature from the first bytes of a MESSAGE body.
+    /// `None` while the blocks are incomplete or when the fields are out of range (the
+    /// whole frame's decoder then says what is wrong).
+    pub fn peek(body: &'a [u8]) -> Option<Self> {
+        let (seq, rest) = body.split_first_chunk::<8>()?;
+        let (count, rest) = rest.split_first_chunk::<2>()?;
+        let (block_len, rest) = rest.split_first_chunk::<2>()?;
+        let count = usize::from(u16::from_be_bytes(*count));
+        let block_len = u16::from_be_bytes(*block_len);
+        if count == 0 || count > MAX_BLOCKS || block_len == 0 {
+            return None;
+        }
+        if usize::from(block_len) > MAX_BLOCK_LEN {
+            return None;
+        }
+        let blocks = rest.get(..count * usize::from(block_len))?;
+        Some(MessageBlocks { seq: u64::from_be_bytes(*seq), block_len, blocks })
+    }
+}
+
 /// HELLO body: `mode u8 | name_len u8 | name | spki_len u16 | spki`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -374,6 +407,29 @@ impl Message {
         let mut body = self.signed_fields();
         push_u16_bytes(&mut body, &self.signature);
         Frame { kind: FrameType::Message, body }
+    }
+
+    /// The frame's first bytes, up to the end of the ciphertext blocks, before the
+    /// signature exists: the header (whose length already counts a signature of `sig_len`
+    /// bytes) and the signed fields. Followed by [`Message::frame_tail`], they are exactly
+    /// [`Message::to_frame`]'s bytes. Sending the head first lets the recipient decrypt
+    /// while the sender is still signing.
+    pub fn frame_head(&self, sig_len: usize) -> Vec<u8> {
+        let fields = self.signed_fields();
+        let body_len = fields.len() + 2 + sig_len;
+        // Bodies are bounded by MAX_CIPHERTEXT and MAX_SIGNATURE_LEN, far under u32::MAX.
+        let len = u32::try_from(body_len).unwrap_or(u32::MAX);
+        let mut out = Vec::with_capacity(HEADER_LEN + fields.len());
+        out.extend_from_slice(&FrameHeader { kind: FrameType::Message, len }.encode());
+        out.extend_from_slice(&fields);
+        out
+    }
+
+    /// The frame's last bytes: the signature's length and the signature.
+    pub fn frame_tail(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.signature.len());
+        push_u16_bytes(&mut out, &self.signature);
+        out
     }
 
     /// Decode a MESSAGE body.
@@ -532,6 +588,25 @@ mod tests {
             out.push(c);
         }
         out
+    }
+
+    #[test]
+    fn message_head_and_tail_make_the_whole_frame() {
+        let msg =
+            Message { seq: 7, block_len: 4, blocks: b"abcdefgh".to_vec(), signature: vec![9; 5] };
+        let mut bytes = msg.frame_head(5);
+        let head_len = bytes.len();
+        bytes.extend_from_slice(&msg.frame_tail());
+        assert_eq!(bytes, msg.to_frame().to_bytes());
+        // The head alone holds everything an early decryption needs, and no less will do.
+        let body = &bytes[HEADER_LEN..head_len];
+        let early = MessageBlocks::peek(body).unwrap();
+        assert_eq!((early.seq, early.block_len, early.blocks), (7, 4, &b"abcdefgh"[..]));
+        assert_eq!(MessageBlocks::peek(&body[..body.len() - 1]), None);
+        // Out-of-range fields are left to the full decoder.
+        let mut zero = body.to_vec();
+        zero[8..10].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(MessageBlocks::peek(&zero), None);
     }
 
     #[test]
