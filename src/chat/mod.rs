@@ -288,3 +288,29 @@ pub fn join(mut args: JoinArgs) -> crate::Result<ExitCode> {
     let recording = open_recording(record.as_deref())?;
     session::run_join(&host, port, settings, recording)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a joiner is told for each way a connection can fail. Loopback can show only
+    /// "refused" (tests/chat.rs does); the others need a network, so their wording is
+    /// checked here.
+    #[test]
+    fn every_connect_failure_says_what_to_check() {
+        let said = |kind: io::ErrorKind| {
+            ChatError::Connect { target: "192.0.2.7:9999".into(), source: io::Error::from(kind) }
+                .to_string()
+        };
+        for kind in [io::ErrorKind::HostUnreachable, io::ErrorKind::NetworkUnreachable] {
+            assert_eq!(
+                said(kind),
+                "192.0.2.7:9999 is unreachable: check the address and that both machines share a network"
+            );
+        }
+        assert!(said(io::ErrorKind::TimedOut).contains("did not answer within"));
+        assert!(said(io::ErrorKind::ConnectionRefused).contains("is `rchat host` running there"));
+        let other = said(io::ErrorKind::PermissionDenied);
+        assert!(other.starts_with("cannot connect to 192.0.2.7:9999: "), "{other}");
+    }
+}
