@@ -1,8 +1,8 @@
 //! The Wireshark dissector (`wireshark/rchat.lua`) run by tshark must see the same frames as
 //! rchat's own decoder: for each direction of each TCP connection, the same number of frames,
 //! the same types and the same sequence numbers, with no Lua error. Checked on the shipped
-//! encrypted captures and on a capture built here whose TCP segments split frames and pack
-//! several frames together.
+//! encrypted captures, on a session recorded by the rchat under test, and on a capture built
+//! here whose TCP segments split frames and pack several frames together.
 
 mod common;
 
@@ -205,6 +205,29 @@ fn dissector_agrees_with_rchat_on_the_shipped_captures() {
         compare(&capture, &ours);
         let _ = fs::remove_dir_all(&dir);
     }
+}
+
+/// A session recorded now, by the rchat under test: each MESSAGE leaves in two writes
+/// (blocks, then signature), so the dissector must join them.
+#[test]
+fn dissector_agrees_with_rchat_on_a_fresh_recording() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let dir = scratch("fresh");
+    let capture = dir.join("demo.pcap");
+    // An ephemeral port: the dissector finds the frames by its heuristic.
+    let out = Command::new(BIN)
+        .args(["demo", "--fast", "--port", "0", "--record"])
+        .arg(&capture)
+        .output()
+        .expect("run rchat demo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = decoded(&extracted(&capture, &dir.join("extract")));
+    let messages = ours.values().flatten().filter(|(kind, _)| *kind == FrameType::Message as u8);
+    assert!(messages.count() >= 2, "the demo sent messages: {ours:?}");
+    compare(&capture, &ours);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
