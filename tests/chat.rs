@@ -411,6 +411,7 @@ fn explain_shows_what_crossed_the_wire() {
     assert_eq!(host.finish(60), 0);
     assert!(join.err_has("wire: sent HELLO"));
     assert!(join.err_has("wire: sent MESSAGE #0"));
+    assert!(join.err_has("sent as 278 + 258 bytes: the blocks at once"), "{:#?}", join.err);
     assert!(host.err_has("wire: received MESSAGE #0"));
     assert!(host.err_has("RSA-OAEP block(s) of 256 bytes"));
 

@@ -498,7 +498,12 @@ fn send_text(
             sealer.sign(&mut msg)?;
             let tail = msg.frame_tail();
             write_frame(stream, tap, &tail)?;
-            Ok(explain_message("sent", &msg, head.len() + tail.len()))
+            let explained = explain_message("sent", &msg, head.len() + tail.len());
+            Ok(format!(
+                "{explained}; sent as {} + {} bytes: the blocks at once, the signature once computed",
+                head.len(),
+                tail.len()
+            ))
         }
         None => {
             let mut bytes = text.as_bytes().to_vec();
@@ -563,8 +568,10 @@ fn chat(
         (Some(s), Some(me)) => {
             let peer = s.session().peer();
             ui.status(format!("connected to {peer_name} ({peer_addr}), {}-bit key", peer.bits()));
-            ui.status(format!("  your fingerprint:   {}", me.public().fingerprint));
-            ui.status(format!("  {peer_name}'s fingerprint: {}", peer.fingerprint));
+            let theirs = format!("{peer_name}'s fingerprint:");
+            let width = theirs.chars().count().max("your fingerprint:".len());
+            ui.status(format!("  {:<width$} {}", "your fingerprint:", me.public().fingerprint));
+            ui.status(format!("  {theirs:<width$} {}", peer.fingerprint));
             ui.status(
                 "  compare them aloud with your peer: if they differ, someone is in the middle",
             );
