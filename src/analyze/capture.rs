@@ -4,18 +4,66 @@
 //! nanosecond timestamps, pcapng with several sections and interfaces), the conversion of every
 //! timestamp to nanoseconds (honouring pcapng's `if_tsresol` and `if_tsoffset`), and the point
 //! where a damaged file stops being readable. It hands out each record's link type, timestamp,
-//! captured bytes and original length. It never looks inside a packet, never allocates more
-//! than [`MAX_RECORD`] for one record whatever a header claims, and never panics: every length
-//! is checked before it is used. A file cut off mid-record ends the stream of records with a
-//! [`Stop`] saying at which byte offset reading stopped.
+//! captured bytes and original length, inside a shared [`Block`]: a window of the file mapped
+//! into memory (a regular file, when the system allows it) or a buffer filled by `read` calls
+//! (pipes, or when mapping fails). It never looks inside a packet, never maps or allocates more
+//! than a bounded window whatever a header claims ([`MAX_RECORD`] for one record), and never
+//! panics: every length is checked before it is used. A file cut off mid-record ends the stream
+//! of records with a [`Stop`] saying at which byte offset reading stopped.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Deref;
 use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
 
 /// The largest record (pcap) or block (pcapng) accepted; a header claiming more is damage.
 pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 /// Bytes read from the file at a time (and the size of a shared block).
 const CHUNK: usize = 256 * 1024;
+/// Bytes of the file mapped at a time. The windows still referenced by the analysis threads
+/// stay resident, so this bounds the memory the mapping adds.
+const MAP_WINDOW: usize = 8 * 1024 * 1024;
+
+/// Bytes of the capture shared between the reader and the threads that analyse them: a
+/// window of the file mapped into memory, or a buffer the file was read into.
+#[derive(Debug)]
+pub struct Block(Bytes);
+
+#[derive(Debug)]
+enum Bytes {
+    Heap(Vec<u8>),
+    Map(Mmap),
+}
+
+impl Block {
+    fn heap(len: usize) -> Self {
+        Block(Bytes::Heap(vec![0; len]))
+    }
+
+    fn is_heap(&self) -> bool {
+        matches!(self.0, Bytes::Heap(_))
+    }
+
+    fn vec_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.0 {
+            Bytes::Heap(v) => Some(v),
+            Bytes::Map(_) => None,
+        }
+    }
+}
+
+impl Deref for Block {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Bytes::Heap(v) => v,
+            Bytes::Map(m) => m,
+        }
+    }
+}
 
 /// The container format of a capture file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +128,7 @@ pub struct Record<'a> {
     /// The length the packet had on the wire.
     pub orig_len: u32,
     /// The shared block `data` lies in (see [`Reader::block`]).
-    pub block: &'a Arc<Vec<u8>>,
+    pub block: &'a Arc<Block>,
 }
 
 /// Why reading stopped before the natural end of the file.
@@ -109,17 +157,32 @@ impl From<io::Error> for OpenError {
     }
 }
 
+/// Where a [`Window`] gets its bytes.
+enum Input<R> {
+    /// `read` calls on any reader, into heap blocks.
+    Stream(R),
+    /// `read` calls on a file whose mapping failed, from where the mapping stopped.
+    File(File),
+    /// Windows of a regular file mapped into memory.
+    Mapped {
+        file: File,
+        /// The file's length when last looked at (a file still being written grows).
+        size: u64,
+    },
+}
+
 /// A refillable window over a reader, with the file offset of its first byte.
 ///
 /// The bytes live in a shared block ([`Reader::block`]) so that a consumer on another thread
-/// can keep a reference to a packet's bytes instead of copying them. A block still shared when
-/// more bytes are needed is left to its holders: the unread rest moves to a fresh (or
-/// recycled) block.
+/// can keep a reference to a packet's bytes instead of copying them. A heap block still shared
+/// when more bytes are needed is left to its holders: the unread rest moves to a fresh (or
+/// recycled) block. A mapped block is never written: the next window is mapped from the first
+/// unread byte on, and the old one is unmapped when its last holder lets go.
 struct Window<R> {
-    inner: R,
-    buf: Arc<Vec<u8>>,
-    /// Blocks handed out earlier, reused once nobody else holds them.
-    spare: Vec<Arc<Vec<u8>>>,
+    input: Input<R>,
+    buf: Arc<Block>,
+    /// Heap blocks handed out earlier, reused once nobody else holds them.
+    spare: Vec<Arc<Block>>,
     start: usize,
     end: usize,
     /// File offset of `buf[start]`.
@@ -131,10 +194,14 @@ struct Window<R> {
 const SPARE_BLOCKS: usize = 32;
 
 impl<R: Read> Window<R> {
-    fn new(inner: R) -> Self {
+    fn new(input: Input<R>) -> Self {
+        let first = match input {
+            Input::Mapped { .. } => 0,
+            _ => CHUNK,
+        };
         Window {
-            inner,
-            buf: Arc::new(vec![0; CHUNK]),
+            input,
+            buf: Arc::new(Block::heap(first)),
             spare: Vec::new(),
             start: 0,
             end: 0,
@@ -147,12 +214,12 @@ impl<R: Read> Window<R> {
         self.buf.get(self.start..self.end).unwrap_or(&[])
     }
 
-    /// A block of at least `size` bytes that nobody else holds.
-    fn fresh_block(&mut self, size: usize) -> Arc<Vec<u8>> {
+    /// A heap block of at least `size` bytes that nobody else holds.
+    fn fresh_block(&mut self, size: usize) -> Arc<Block> {
         let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1 && b.len() >= size);
         match free {
             Some(i) => self.spare.swap_remove(i),
-            None => Arc::new(vec![0; size.max(CHUNK)]),
+            None => Arc::new(Block::heap(size.max(CHUNK))),
         }
     }
 
@@ -161,16 +228,23 @@ impl<R: Read> Window<R> {
         if self.end - self.start >= need {
             return Ok(true);
         }
+        if matches!(self.input, Input::Mapped { .. }) {
+            self.map_next(need)?;
+            if matches!(self.input, Input::Mapped { .. }) {
+                return Ok(self.end - self.start >= need);
+            }
+            // Mapping failed: go on with `read` calls.
+        }
         let len = self.end - self.start;
         let room = self.buf.len() - self.start;
         // `need` was checked against MAX_RECORD by the caller.
         let size = need.max(CHUNK);
-        let unique = Arc::get_mut(&mut self.buf).is_some();
+        let unique = Arc::get_mut(&mut self.buf).is_some_and(|b| b.vec_mut().is_some());
         if !unique || need > self.buf.len() || need > room {
             // Move the unread rest to the front of a block nobody else reads.
             let mut block =
                 if unique && need <= self.buf.len() { None } else { Some(self.fresh_block(size)) };
-            match block.as_mut().and_then(Arc::get_mut) {
+            match block.as_mut().and_then(Arc::get_mut).and_then(Block::vec_mut) {
                 Some(dst) => {
                     if dst.len() < size {
                         dst.resize(size, 0);
@@ -182,14 +256,14 @@ impl<R: Read> Window<R> {
                     }
                 }
                 None => {
-                    if let Some(b) = Arc::get_mut(&mut self.buf) {
+                    if let Some(b) = Arc::get_mut(&mut self.buf).and_then(Block::vec_mut) {
                         b.copy_within(self.start..self.end, 0);
                     }
                 }
             }
             if let Some(block) = block {
                 let old = std::mem::replace(&mut self.buf, block);
-                if self.spare.len() < SPARE_BLOCKS {
+                if self.spare.len() < SPARE_BLOCKS && old.is_heap() {
                     self.spare.push(old);
                 }
             }
@@ -197,12 +271,17 @@ impl<R: Read> Window<R> {
             self.end = len;
         }
         while self.end - self.start < need && !self.eof {
-            let Some(buf) = Arc::get_mut(&mut self.buf) else { break };
+            let Some(buf) = Arc::get_mut(&mut self.buf).and_then(Block::vec_mut) else { break };
             let Some(spare) = buf.get_mut(self.end..) else { break };
             if spare.is_empty() {
                 break;
             }
-            match self.inner.read(spare) {
+            let got = match &mut self.input {
+                Input::Stream(r) => r.read(spare),
+                Input::File(f) => f.read(spare),
+                Input::Mapped { .. } => Ok(0),
+            };
+            match got {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -210,6 +289,58 @@ impl<R: Read> Window<R> {
             }
         }
         Ok(self.end - self.start >= need)
+    }
+
+    /// Map the file from the first unread byte on, at least `need` bytes of it if the file has
+    /// them. If the mapping fails, switch to `read` calls from the same point.
+    fn map_next(&mut self, need: usize) -> io::Result<()> {
+        let Input::Mapped { file, size } = &mut self.input else { return Ok(()) };
+        if self.eof {
+            return Ok(());
+        }
+        let have = (self.end - self.start) as u64;
+        if self.offset + have >= *size {
+            // Everything known is mapped: see whether the file grew since.
+            *size = file.metadata()?.len();
+            if self.offset + have >= *size {
+                self.eof = true;
+                return Ok(());
+            }
+        }
+        let left = *size - self.offset;
+        let len = usize::try_from(left).unwrap_or(usize::MAX).min(need.max(MAP_WINDOW));
+        // SAFETY: the map is read-only and only ever read as bytes, every one of which this
+        // module treats as untrusted: every length read from it is checked before it is used,
+        // so bytes changed by another process while the map is alive can only make the
+        // analysis wrong, not make it read outside the map. A file that grows is fine: only
+        // the length seen at the time is mapped, and more is mapped later if the file grew. A
+        // file truncated by another process while mapped is the one hazard: on most systems
+        // touching a page past its new end raises a bus error that ends the process (no wrong
+        // bytes are read). Captures are normally finished files; one still being written only
+        // grows.
+        let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).populate().map(&*file) };
+        match mapped {
+            Ok(map) => {
+                self.buf = Arc::new(Block(Bytes::Map(map)));
+                self.start = 0;
+                self.end = self.buf.len();
+            }
+            Err(_) => {
+                // Read the rest instead, starting after the bytes already available.
+                let mut file = file.try_clone()?;
+                file.seek(SeekFrom::Start(self.offset + have))?;
+                let rest = self.available().to_vec();
+                let mut block = Block::heap(need.max(CHUNK));
+                if let Some(to) = block.vec_mut().and_then(|v| v.get_mut(..rest.len())) {
+                    to.copy_from_slice(&rest);
+                }
+                self.buf = Arc::new(block);
+                self.start = 0;
+                self.end = rest.len();
+                self.input = Input::File(file);
+            }
+        }
+        Ok(())
     }
 
     fn consume(&mut self, n: usize) {
@@ -312,10 +443,25 @@ struct Pending {
     data_len: usize,
 }
 
+impl Reader<File> {
+    /// Open a capture file: a regular file is mapped into memory a window at a time (read
+    /// with `read` calls if the system refuses), anything else is read with `read` calls.
+    pub fn open_file(file: File) -> Result<Self, OpenError> {
+        let input = match file.metadata() {
+            Ok(m) if m.is_file() => Input::Mapped { file, size: m.len() },
+            _ => Input::File(file),
+        };
+        Self::start(Window::new(input))
+    }
+}
+
 impl<R: Read> Reader<R> {
     /// Open a capture: read and check the file header.
     pub fn open(inner: R) -> Result<Self, OpenError> {
-        let mut win = Window::new(inner);
+        Self::start(Window::new(Input::Stream(inner)))
+    }
+
+    fn start(mut win: Window<R>) -> Result<Self, OpenError> {
         win.fill(24)?;
         let head = win.available();
         let magic = sniff(head);
@@ -386,7 +532,7 @@ impl<R: Read> Reader<R> {
 
     /// The shared block holding the bytes of the record last returned (and maybe the next
     /// ones): a consumer may keep it instead of copying the record's bytes.
-    pub fn block(&self) -> &Arc<Vec<u8>> {
+    pub fn block(&self) -> &Arc<Block> {
         &self.win.buf
     }
 

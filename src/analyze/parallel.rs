@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
+use super::capture::Block;
 use super::direction::{Analyses, DirectionResult, Options};
 use super::reassembly::{Dir, Sink};
 
@@ -36,12 +37,12 @@ enum Event {
         len: usize,
         new_run: bool,
     },
-    /// Bytes still in the reader's block: shared, not copied.
+    /// Bytes still in one of the reader's blocks (`Batch::blocks[block]`): shared, not copied.
     Shared {
         stream: usize,
         dir: Dir,
         offset: u64,
-        block: Arc<Vec<u8>>,
+        block: usize,
         start: usize,
         len: usize,
         new_run: bool,
@@ -69,6 +70,9 @@ enum Event {
 struct Batch {
     events: Vec<Event>,
     bytes: Vec<u8>,
+    /// The reader's blocks that `Shared` events point into (each held once per batch, so
+    /// the reference count is not touched per event).
+    blocks: Vec<Arc<Block>>,
     /// Bytes referenced in shared blocks.
     shared: usize,
 }
@@ -85,7 +89,7 @@ struct Worker {
 pub struct Sharded {
     workers: Vec<Worker>,
     /// The reader's current block (see [`Sink::backing`]).
-    block: Option<Arc<Vec<u8>>>,
+    block: Option<Arc<Block>>,
     /// Set when a worker could not be reached (it panicked or never started).
     failed: bool,
 }
@@ -101,7 +105,11 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
                     sink.data(stream, dir, offset, bytes, new_run);
                 }
                 Event::Shared { stream, dir, offset, block, start, len, new_run } => {
-                    let bytes = block.get(start..start + len).unwrap_or(&[]);
+                    let bytes = batch
+                        .blocks
+                        .get(block)
+                        .and_then(|b| b.get(start..start + len))
+                        .unwrap_or(&[]);
                     sink.data(stream, dir, offset, bytes, new_run);
                 }
                 Event::Gap { stream, dir, offset, len, snaplen } => {
@@ -115,6 +123,7 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
             }
         }
         batch.bytes.clear();
+        batch.blocks.clear();
         batch.shared = 0;
         // The reader may be gone already: then the batch is simply dropped.
         let _ = back.send(batch);
@@ -213,8 +222,15 @@ impl Sink for Sharded {
             let base = block.as_ptr() as usize;
             let at = bytes.as_ptr() as usize;
             if at >= base && at + bytes.len() <= base + block.len() {
-                let (block, start, len) = (Arc::clone(block), at - base, bytes.len());
-                self.worker(stream).batch.shared += len;
+                let (start, len) = (at - base, bytes.len());
+                let n = self.workers.len();
+                let Some(w) = self.workers.get_mut(stream % n) else { return };
+                let batch = &mut w.batch;
+                batch.shared += len;
+                if !batch.blocks.last().is_some_and(|b| Arc::ptr_eq(b, block)) {
+                    batch.blocks.push(Arc::clone(block));
+                }
+                let block = batch.blocks.len() - 1;
                 let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
                 self.push(stream, ev);
                 return;
@@ -241,7 +257,7 @@ impl Sink for Sharded {
         self.push(stream, Event::Close { stream });
     }
 
-    fn backing(&mut self, block: &Arc<Vec<u8>>) {
+    fn backing(&mut self, block: &Arc<Block>) {
         if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
             self.block = Some(Arc::clone(block));
         }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::capture::Block;
 use super::decode::{Segment, flags};
 
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
@@ -57,7 +58,7 @@ pub trait Sink {
     fn close(&mut self, stream: usize);
     /// The shared block the bytes of the next segments come from. A sink that hands bytes to
     /// another thread may keep a reference to it instead of copying them; others ignore it.
-    fn backing(&mut self, _block: &Arc<Vec<u8>>) {}
+    fn backing(&mut self, _block: &Arc<Block>) {}
 }
 
 /// A range of bytes missing from a direction.
