@@ -148,6 +148,22 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Box<Lanes>> =
         std::cell::RefCell::new(Box::new([[0; 256]; LANES]));
 }
+/// Counting tables lent to an accumulator for several pieces in a row, so that their counts
+/// are added to the accumulator's own table once (see [`Accumulator::update_lent`]) instead
+/// of once per piece.
+#[derive(Debug)]
+pub struct Scratch {
+    lanes: Box<Lanes>,
+    /// Bytes counted in `lanes` and not yet added to their accumulator.
+    pending: u64,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { lanes: Box::new([[0; 256]; LANES]), pending: 0 }
+    }
+}
+
 /// Fold the 32-bit counters before this many bytes were counted in them.
 const FOLD_EVERY: u64 = 1 << 31;
 /// A streaming [`Accumulator`] decodes every byte of its first `STREAM_EXACT_BLOCKS` blocks of
@@ -387,6 +403,40 @@ impl Accumulator {
                 self.merge(&mut lanes);
             }
         });
+    }
+
+    /// Add the next bytes, counting them in `scratch` and leaving the counts there: call
+    /// [`Accumulator::settle`] with the same scratch before using it for another accumulator
+    /// or asking this one anything. Every other method gives the same results as [`update`]
+    /// once settled.
+    ///
+    /// [`update`]: Accumulator::update
+    pub fn update_lent(&mut self, data: &[u8], scratch: &mut Scratch) {
+        // The lanes' counters and the table's stay below 2^31 (see `update`).
+        if data.len() as u64 >= FOLD_EVERY / 2 {
+            for piece in data.chunks(FOLD_EVERY as usize / 4) {
+                self.update_lent(piece, scratch);
+            }
+            return;
+        }
+        if scratch.pending + data.len() as u64 >= FOLD_EVERY / 2 {
+            self.settle(scratch);
+        }
+        if self.bytes - self.folded_at + data.len() as u64 >= FOLD_EVERY {
+            self.settle(scratch);
+            self.fold();
+        }
+        self.count(data, &mut scratch.lanes);
+        scratch.pending += data.len() as u64;
+    }
+
+    /// Add the counts left in `scratch` by [`Accumulator::update_lent`] to this accumulator,
+    /// and clear it.
+    pub fn settle(&mut self, scratch: &mut Scratch) {
+        if scratch.pending > 0 {
+            self.merge(&mut scratch.lanes);
+            scratch.pending = 0;
+        }
     }
 
     /// Count `data` into `lanes` (and the printable count and sample into `self`).

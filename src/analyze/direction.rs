@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use rsa::sha2::{Digest, Sha256};
 
 use super::classify::{self, Classification};
-use super::messages::{Message, Mode, Splitter};
+use super::messages::{Message, Mode, Splitter, Tallies};
 use super::rchat::{FrameLog, RchatReport};
-use super::reassembly::{Dir, Recent, Sink};
+use super::reassembly::{Delivered, Dir, Recent, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
 
@@ -171,12 +171,20 @@ pub struct Analyses {
     results: Vec<Option<[DirectionResult; 2]>>,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
+    /// Counting tables lent to each direction's splitter in turn.
+    tallies: Option<Box<Tallies>>,
 }
 
 impl Analyses {
     /// Consumers configured by `opts`.
     pub fn new(opts: Options) -> Self {
-        Analyses { opts, open: HashMap::new(), results: Vec::new(), errors: Vec::new() }
+        Analyses {
+            opts,
+            open: HashMap::new(),
+            results: Vec::new(),
+            errors: Vec::new(),
+            tallies: Some(Box::default()),
+        }
     }
 
     /// Create the folder for `--extract` files.
@@ -207,21 +215,37 @@ impl Sink for Analyses {
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
+        self.data_run(stream, dir, &[Delivered { offset, bytes, new_run }]);
+    }
+
+    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
         let full = self.opts.full;
         let mut errors = Vec::new();
-        if let Some(a) = self.get(stream, dir) {
-            a.sha.update(bytes);
-            let room = if full { usize::MAX } else { PREVIEW.saturating_sub(a.preview.len()) };
-            let take = room.min(bytes.len());
-            a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
-            if take < bytes.len() {
-                a.preview_truncated = true;
+        let mut tallies = self.tallies.take();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
+            if let Some(t) = tallies.take() {
+                a.splitter.lend(t);
             }
-            a.splitter.data(offset, bytes, new_run);
-            a.rchat.data(offset, bytes);
-            a.recent.remember(offset, bytes);
-            a.write(bytes, &mut errors);
+            for &Delivered { offset, bytes, new_run } in pieces {
+                a.sha.update(bytes);
+                if full || a.preview.len() < PREVIEW {
+                    let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
+                    let take = room.min(bytes.len());
+                    a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+                    if take < bytes.len() {
+                        a.preview_truncated = true;
+                    }
+                } else if !bytes.is_empty() {
+                    a.preview_truncated = true;
+                }
+                a.splitter.data(offset, bytes, new_run);
+                a.rchat.data(offset, bytes);
+                a.write(bytes, &mut errors);
+            }
+            a.recent.remember_all(pieces);
+            tallies = a.splitter.give_back();
         }
+        self.tallies = tallies.or_else(|| Some(Box::default()));
         self.errors.append(&mut errors);
     }
 

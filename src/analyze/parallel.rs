@@ -14,14 +14,14 @@ use std::thread::JoinHandle;
 
 use super::capture::Block;
 use super::direction::{Analyses, DirectionResult, Options};
-use super::reassembly::{Dir, Sink};
+use super::reassembly::{Delivered, Dir, Sink};
 
 /// Bytes gathered for one worker before the batch is handed over.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Events gathered before the batch is handed over, whatever their size.
-const BATCH_EVENTS: usize = 4096;
+const BATCH_EVENTS: usize = 16384;
 /// Batches waiting per worker.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
 
 enum Event {
     Open {
@@ -94,34 +94,83 @@ pub struct Sharded {
     failed: bool,
 }
 
+impl Event {
+    fn stream(&self) -> usize {
+        match *self {
+            Event::Open { stream, .. }
+            | Event::Data { stream, .. }
+            | Event::Shared { stream, .. }
+            | Event::Gap { stream, .. }
+            | Event::Retransmit { stream, .. }
+            | Event::Close { stream } => stream,
+        }
+    }
+}
+
+/// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
+fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
+    let (stream, dir, offset, bytes, new_run) = match *ev {
+        Event::Data { stream, dir, offset, start, len, new_run } => {
+            (stream, dir, offset, batch.bytes.get(start..start + len), new_run)
+        }
+        Event::Shared { stream, dir, offset, block, start, len, new_run } => {
+            let bytes = batch.blocks.get(block).and_then(|b| b.get(start..start + len));
+            (stream, dir, offset, bytes, new_run)
+        }
+        _ => return None,
+    };
+    Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run }))
+}
+
+/// Run one batch through `sink`. Streams are independent, so the events are taken stream by
+/// stream (each stream's in their order), and each run of one direction's pieces is handed
+/// over at once: the stream's state is looked up and its counts added up once per run.
+fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<u32>) {
+    order.clear();
+    order.extend(0..batch.events.len() as u32);
+    // A stable sort: each stream's events keep their order.
+    order.sort_by_key(|&i| batch.events.get(i as usize).map_or(0, Event::stream));
+    let mut run: Vec<Delivered<'_>> = Vec::new();
+    let mut run_of: Option<(usize, Dir)> = None;
+    for ev in order.iter().filter_map(|&i| batch.events.get(i as usize)) {
+        let piece = delivered(batch, ev);
+        let key = piece.as_ref().map(|&(s, d, _)| (s, d));
+        if let Some((stream, dir)) = run_of
+            && key != run_of
+        {
+            sink.data_run(stream, dir, &run);
+            run.clear();
+            run_of = None;
+        }
+        if let Some((stream, dir, p)) = piece {
+            run_of = Some((stream, dir));
+            run.push(p);
+            continue;
+        }
+        match *ev {
+            Event::Open { stream, client, server } => sink.open(stream, client, server),
+            Event::Gap { stream, dir, offset, len, snaplen } => {
+                sink.gap(stream, dir, offset, len, snaplen)
+            }
+            Event::Retransmit { stream, dir, offset, start, len } => {
+                let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+                sink.retransmit(stream, dir, offset, bytes);
+            }
+            Event::Close { stream } => sink.close(stream),
+            Event::Data { .. } | Event::Shared { .. } => {}
+        }
+    }
+    if let Some((stream, dir)) = run_of {
+        sink.data_run(stream, dir, &run);
+    }
+}
+
 fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
     let mut sink = Analyses::new(opts);
+    let mut order = Vec::new();
     while let Ok(mut batch) = rx.recv() {
-        for ev in batch.events.drain(..) {
-            match ev {
-                Event::Open { stream, client, server } => sink.open(stream, client, server),
-                Event::Data { stream, dir, offset, start, len, new_run } => {
-                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                    sink.data(stream, dir, offset, bytes, new_run);
-                }
-                Event::Shared { stream, dir, offset, block, start, len, new_run } => {
-                    let bytes = batch
-                        .blocks
-                        .get(block)
-                        .and_then(|b| b.get(start..start + len))
-                        .unwrap_or(&[]);
-                    sink.data(stream, dir, offset, bytes, new_run);
-                }
-                Event::Gap { stream, dir, offset, len, snaplen } => {
-                    sink.gap(stream, dir, offset, len, snaplen)
-                }
-                Event::Retransmit { stream, dir, offset, start, len } => {
-                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                    sink.retransmit(stream, dir, offset, bytes);
-                }
-                Event::Close { stream } => sink.close(stream),
-            }
-        }
+        run_batch(&mut sink, &batch, &mut order);
+        batch.events.clear();
         batch.bytes.clear();
         batch.blocks.clear();
         batch.shared = 0;

@@ -40,6 +40,17 @@ impl Dir {
     }
 }
 
+/// In-order bytes of one direction, as [`Sink::data`] gets them.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    /// Stream offset of the first byte.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// See [`Sink::data`].
+    pub new_run: bool,
+}
+
 /// Where reassembled bytes go.
 pub trait Sink {
     /// A new stream begins.
@@ -48,6 +59,13 @@ pub trait Sink {
     /// when the other direction sent data since this direction last did (or this is the
     /// direction's first data).
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
+    /// Several pieces of one direction in a row, each as [`Sink::data`] would get it (a sink
+    /// may handle them together).
+    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
+        for p in pieces {
+            self.data(stream, dir, p.offset, p.bytes, p.new_run);
+        }
+    }
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
@@ -124,6 +142,29 @@ impl Recent {
             dst.copy_from_slice(b);
         }
         self.end = offset + bytes.len() as u64;
+    }
+
+    /// Remember several pieces delivered one after the other: the same as
+    /// [`Recent::remember`] on each in turn, but the bytes of those that the later ones push
+    /// out of the last [`RECENT`] are not copied.
+    pub fn remember_all(&mut self, pieces: &[Delivered<'_>]) {
+        // The first piece, from the end, that still reaches into the last RECENT bytes.
+        let mut kept = 0usize;
+        let mut from = pieces.len();
+        while from > 0 && kept < RECENT {
+            from -= 1;
+            kept += pieces.get(from).map_or(0, |p| p.bytes.len());
+        }
+        for (i, &Delivered { offset, bytes, .. }) in pieces.iter().enumerate() {
+            if i < from {
+                if offset != self.end {
+                    self.valid_from = offset;
+                }
+                self.end = offset + bytes.len() as u64;
+            } else {
+                self.remember(offset, bytes);
+            }
+        }
     }
 
     /// Whether `bytes` at `offset` differ from what was remembered there (false when those
