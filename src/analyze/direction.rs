@@ -167,7 +167,7 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
 pub struct Analyses {
     opts: Options,
     /// Streams still open, by id (closed ones leave no trace here).
-    open: HashMap<usize, Box<[Analysis; 2]>>,
+    open: HashMap<usize, Box<[Analysis; 2]>, foldhash::fast::RandomState>,
     results: Vec<Option<[DirectionResult; 2]>>,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
@@ -180,7 +180,7 @@ impl Analyses {
     pub fn new(opts: Options) -> Self {
         Analyses {
             opts,
-            open: HashMap::new(),
+            open: HashMap::default(),
             results: Vec::new(),
             errors: Vec::new(),
             tallies: Some(Box::default()),

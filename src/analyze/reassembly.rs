@@ -274,7 +274,9 @@ fn key_of(a: (IpAddr, u16), b: (IpAddr, u16)) -> Key {
 pub struct Reassembler {
     /// Ports analysed; empty means every port.
     ports: Vec<u16>,
-    conns: HashMap<Key, usize>,
+    /// foldhash, seeded at random per process: much faster than the default SipHash, and a
+    /// capture cannot choose its collisions without knowing the seed.
+    conns: HashMap<Key, usize, foldhash::fast::RandomState>,
     streams: Vec<Stream>,
     ooo_cap: usize,
 }
@@ -287,7 +289,7 @@ impl Reassembler {
 
     /// As [`Reassembler::new`] with a different out-of-order cap (for tests).
     pub fn with_cap(ports: Vec<u16>, ooo_cap: usize) -> Self {
-        Reassembler { ports, conns: HashMap::new(), streams: Vec::new(), ooo_cap }
+        Reassembler { ports, conns: HashMap::default(), streams: Vec::new(), ooo_cap }
     }
 
     fn wanted(&self, port: u16) -> bool {
