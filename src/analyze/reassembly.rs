@@ -174,10 +174,11 @@ impl Recent {
         if self.ring.is_empty() || offset < oldest || offset + bytes.len() as u64 > self.end {
             return false;
         }
-        bytes.iter().enumerate().any(|(i, b)| {
-            let at = ((offset + i as u64) % RECENT as u64) as usize;
-            self.ring.get(at).is_some_and(|r| r != b)
-        })
+        // At most RECENT bytes (checked above): in at most two pieces of the ring.
+        let at = (offset % RECENT as u64) as usize;
+        let (a, b) = bytes.split_at(bytes.len().min(RECENT - at));
+        let differ = |ring: Option<&[u8]>, piece: &[u8]| ring.is_some_and(|r| r != piece);
+        differ(self.ring.get(at..at + a.len()), a) || differ(self.ring.get(..b.len()), b)
     }
 }
 
