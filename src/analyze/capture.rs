@@ -24,12 +24,16 @@ pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 const CHUNK: usize = 256 * 1024;
 /// Bytes of the file mapped at a time. The windows still referenced by the analysis threads
 /// stay resident, so this bounds the memory the mapping adds.
-const MAP_WINDOW: usize = 8 * 1024 * 1024;
+const MAP_WINDOW: usize = 4 * 1024 * 1024;
 
 /// Bytes of the capture shared between the reader and the threads that analyse them: a
 /// window of the file mapped into memory, or a buffer the file was read into.
 #[derive(Debug)]
-pub struct Block(Bytes);
+pub struct Block {
+    bytes: Bytes,
+    /// Position in the file of the first byte, for a mapped window.
+    file_at: Option<u64>,
+}
 
 #[derive(Debug)]
 enum Bytes {
@@ -39,15 +43,21 @@ enum Bytes {
 
 impl Block {
     fn heap(len: usize) -> Self {
-        Block(Bytes::Heap(vec![0; len]))
+        Block { bytes: Bytes::Heap(vec![0; len]), file_at: None }
+    }
+
+    /// Where the block's first byte is in the capture file, when the block is a window of
+    /// the file mapped into memory (those bytes can be read back from the file later).
+    pub fn file_at(&self) -> Option<u64> {
+        self.file_at
     }
 
     fn is_heap(&self) -> bool {
-        matches!(self.0, Bytes::Heap(_))
+        matches!(self.bytes, Bytes::Heap(_))
     }
 
     fn vec_mut(&mut self) -> Option<&mut Vec<u8>> {
-        match &mut self.0 {
+        match &mut self.bytes {
             Bytes::Heap(v) => Some(v),
             Bytes::Map(_) => None,
         }
@@ -58,7 +68,7 @@ impl Deref for Block {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        match &self.0 {
+        match &self.bytes {
             Bytes::Heap(v) => v,
             Bytes::Map(m) => m,
         }
@@ -165,7 +175,7 @@ enum Input<R> {
     File(File),
     /// Windows of a regular file mapped into memory.
     Mapped {
-        file: File,
+        file: Arc<File>,
         /// The file's length when last looked at (a file still being written grows).
         size: u64,
     },
@@ -321,7 +331,7 @@ impl<R: Read> Window<R> {
         let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).populate().map(&*file) };
         match mapped {
             Ok(map) => {
-                self.buf = Arc::new(Block(Bytes::Map(map)));
+                self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
                 self.start = 0;
                 self.end = self.buf.len();
             }
@@ -448,7 +458,7 @@ impl Reader<File> {
     /// with `read` calls if the system refuses), anything else is read with `read` calls.
     pub fn open_file(file: File) -> Result<Self, OpenError> {
         let input = match file.metadata() {
-            Ok(m) if m.is_file() => Input::Mapped { file, size: m.len() },
+            Ok(m) if m.is_file() => Input::Mapped { file: Arc::new(file), size: m.len() },
             _ => Input::File(file),
         };
         Self::start(Window::new(input))
@@ -523,6 +533,14 @@ impl<R: Read> Reader<R> {
             }
         }
         Ok(reader)
+    }
+
+    /// The capture file, while it is read through mapped windows (see [`Block::file_at`]).
+    pub fn mapped_file(&self) -> Option<&Arc<File>> {
+        match &self.win.input {
+            Input::Mapped { file, .. } => Some(file),
+            _ => None,
+        }
     }
 
     /// The container format.

@@ -36,6 +36,9 @@ pub struct Options {
     pub extract: Option<PathBuf>,
     /// Private keys to decrypt the rchat messages sent to them.
     pub keys: Vec<Arc<Identity>>,
+    /// The capture file, to read back delivered bytes that said where they are in it
+    /// ([`Delivered::file_at`]) when a retransmission must be compared with them.
+    pub file: Option<Arc<File>>,
 }
 
 /// The finished analysis of one direction.
@@ -215,7 +218,7 @@ impl Sink for Analyses {
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
-        self.data_run(stream, dir, &[Delivered { offset, bytes, new_run }]);
+        self.data_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
     }
 
     fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
@@ -226,7 +229,7 @@ impl Sink for Analyses {
             if let Some(t) = tallies.take() {
                 a.splitter.lend(t);
             }
-            for &Delivered { offset, bytes, new_run } in pieces {
+            for &Delivered { offset, bytes, new_run, .. } in pieces {
                 a.sha.update(bytes);
                 if full || a.preview.len() < PREVIEW {
                     let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
@@ -268,8 +271,9 @@ impl Sink for Analyses {
     }
 
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
-        if let Some(a) = self.get(stream, dir)
-            && a.recent.differs(offset, bytes)
+        let file = self.opts.file.as_deref();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+            && a.recent.differs(offset, bytes, file)
         {
             a.conflicts += 1;
         }

@@ -284,7 +284,12 @@ fn analyze_reader<R: io::Read>(
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let opts = Options { full: cfg.full, extract: cfg.extract.clone(), keys: cfg.keys.clone() };
+    let opts = Options {
+        full: cfg.full,
+        extract: cfg.extract.clone(),
+        keys: cfg.keys.clone(),
+        file: reader.mapped_file().cloned(),
+    };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
     let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {

@@ -109,17 +109,19 @@ impl Event {
 
 /// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
 fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
-    let (stream, dir, offset, bytes, new_run) = match *ev {
+    let (stream, dir, offset, bytes, new_run, file_at) = match *ev {
         Event::Data { stream, dir, offset, start, len, new_run } => {
-            (stream, dir, offset, batch.bytes.get(start..start + len), new_run)
+            (stream, dir, offset, batch.bytes.get(start..start + len), new_run, None)
         }
         Event::Shared { stream, dir, offset, block, start, len, new_run } => {
-            let bytes = batch.blocks.get(block).and_then(|b| b.get(start..start + len));
-            (stream, dir, offset, bytes, new_run)
+            let block = batch.blocks.get(block);
+            let bytes = block.and_then(|b| b.get(start..start + len));
+            let file_at = block.and_then(|b| b.file_at()).map(|at| at + start as u64);
+            (stream, dir, offset, bytes, new_run, file_at)
         }
         _ => return None,
     };
-    Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run }))
+    Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run, file_at }))
 }
 
 /// Run one batch through `sink`. Streams are independent, so the events are taken stream by
