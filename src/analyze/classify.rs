@@ -271,17 +271,22 @@ fn scan_lane(data: &[u8], hist: &mut [u32; 256], state: usize, printable: &mut u
     st
 }
 
-/// Histogram only, four interleaved tables.
+/// Histogram only, four interleaved tables. Eight bytes are loaded at once and taken apart
+/// with shifts: half the loads of one byte at a time.
 fn count_only(data: &[u8], hist: &mut Lanes) {
     let [h0, h1, h2, h3] = hist;
-    let mut words = data.chunks_exact(4);
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        if let [a, b, c, d] = *w {
-            h0[a as usize] += 1;
-            h1[b as usize] += 1;
-            h2[c as usize] += 1;
-            h3[d as usize] += 1;
-        }
+        let Ok(w) = <[u8; 8]>::try_from(w) else { continue };
+        let v = u64::from_le_bytes(w);
+        h0[(v & 0xff) as usize] += 1;
+        h1[((v >> 8) & 0xff) as usize] += 1;
+        h2[((v >> 16) & 0xff) as usize] += 1;
+        h3[((v >> 24) & 0xff) as usize] += 1;
+        h0[((v >> 32) & 0xff) as usize] += 1;
+        h1[((v >> 40) & 0xff) as usize] += 1;
+        h2[((v >> 48) & 0xff) as usize] += 1;
+        h3[(v >> 56) as usize] += 1;
     }
     for &b in words.remainder() {
         h0[b as usize] += 1;
