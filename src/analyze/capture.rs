@@ -328,7 +328,8 @@ impl<R: Read> Window<R> {
         // touching a page past its new end raises a bus error that ends the process (no wrong
         // bytes are read). Captures are normally finished files; one still being written only
         // grows.
-        let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).populate().map(&*file) };
+        let mapped =
+            unsafe { MmapOptions::new().offset(self.offset).len(len).populate().map(&*file) };
         match mapped {
             Ok(map) => {
                 self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
