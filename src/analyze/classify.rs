@@ -17,7 +17,8 @@
 //!    length would give (a dispersion test valid at every length, plus Shannon entropy
 //!    against its exact expectation for that length), otherwise `binary`.
 //!
-//! Memory is a 256-bin histogram (four interleaved copies for speed), a UTF-8 decoder state
+//! Memory is a 256-bin histogram (bytes are counted in four interleaved scratch tables, the
+//! thread's own or ones lent for a run of pieces, then added to it), a UTF-8 decoder state
 //! carried across pieces, and the first 64 KiB as a sample for encoding detection. The
 //! printable count of a stream decodes every byte of the first 64 KiB and one 64 KiB block in
 //! 16 after it, which keeps `update` at histogram speed on long streams; a single message

@@ -2,10 +2,12 @@
 //!
 //! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
 //! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
-//! only with `--full`), and the `--extract` file writer. It implements the reassembly
-//! [`Sink`] and turns each finished direction into a [`DirectionResult`]. It never keeps a
-//! whole stream unless `--full` asks for it, and never decides what the bytes are itself: the
-//! verdicts come from `classify`.
+//! only with `--full`), the `--extract` file writer, and the last 16 KiB that retransmissions
+//! are compared with ([`Recent`]: copied, or, for bytes that came straight from the capture
+//! file, read back from it when needed). It implements the reassembly [`Sink`], taking a run
+//! of one direction's pieces at once when given one, and turns each finished direction into a
+//! [`DirectionResult`]. It never keeps a whole stream unless `--full` asks for it, and never
+//! decides what the bytes are itself: the verdicts come from `classify`.
 
 use std::collections::HashMap;
 use std::fs::File;
