@@ -2,10 +2,14 @@
 //!
 //! Reassembly is sequential (packets arrive in file order), but what happens to the
 //! reassembled bytes (SHA-256, the classifier, messages, extract files) is independent per
-//! stream. This module owns a [`Sink`] that copies each event into a batch for the worker
-//! thread that owns the stream (stream id modulo the number of workers), and the workers, each
-//! running its own [`Analyses`]. Bytes still in the capture reader's block are shared with the
-//! worker, not copied. Channels are bounded, so memory stays bounded whatever the capture size. It never reorders the events of one stream and never looks at the bytes.
+//! stream. This module owns a [`Sink`] that puts each event into a batch for the worker thread
+//! that owns the stream (stream id modulo the number of workers), and the workers, each
+//! running its own [`Analyses`]. Bytes still in one of the capture reader's blocks (a mapped
+//! window of the file, or a read buffer) are shared with the worker, not copied; only bytes
+//! reassembled from out-of-order segments are. A worker takes each batch stream by stream and
+//! hands each run of one direction's pieces over at once. Channels are bounded, so memory
+//! stays bounded whatever the capture size. It never reorders the events of one stream and
+//! never looks at the bytes.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,8 +20,12 @@ use super::capture::Block;
 use super::direction::{Analyses, DirectionResult, Options};
 use super::reassembly::{Delivered, Dir, Sink};
 
-/// Bytes gathered for one worker before the batch is handed over.
+/// Bytes gathered for one worker before the batch is handed over (a stream then has several
+/// pieces in most batches).
 const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// The first batch of each worker is this small, and each next one twice the size up to
+/// [`BATCH_BYTES`], so that the workers start early.
+const FIRST_BATCH_BYTES: usize = 128 * 1024;
 /// Events gathered before the batch is handed over, whatever their size.
 const BATCH_EVENTS: usize = 16384;
 /// Batches waiting per worker.
@@ -82,6 +90,8 @@ struct Worker {
     /// Emptied batches coming back, to be filled again without new allocations.
     spare: Receiver<Batch>,
     batch: Batch,
+    /// Bytes that make the current batch full.
+    limit: usize,
     handle: Option<JoinHandle<Analyses>>,
 }
 
@@ -194,7 +204,8 @@ impl Sharded {
                     .name("rchat-analyze".into())
                     .spawn(move || work(rx, back, o))
                     .ok();
-                Worker { tx: Some(tx), spare, batch: Batch::default(), handle }
+                let limit = FIRST_BATCH_BYTES;
+                Worker { tx: Some(tx), spare, batch: Batch::default(), limit, handle }
             })
             .collect();
         Sharded { workers, block: None, failed: false }
@@ -210,7 +221,8 @@ impl Sharded {
         let w = self.worker(stream);
         w.batch.events.push(ev);
         let size = w.batch.bytes.len() + w.batch.shared;
-        if size >= BATCH_BYTES || w.batch.events.len() >= BATCH_EVENTS {
+        if size >= w.limit || w.batch.events.len() >= BATCH_EVENTS {
+            w.limit = (w.limit * 2).min(BATCH_BYTES);
             let fresh = w.spare.try_recv().unwrap_or_default();
             let full = std::mem::replace(&mut w.batch, fresh);
             let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
