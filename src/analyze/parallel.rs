@@ -137,14 +137,14 @@ fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<
 /// Run one batch through `sink`. Streams are independent, so the events are taken stream by
 /// stream (each stream's in their order), and each run of one direction's pieces is handed
 /// over at once: the stream's state is looked up and its counts added up once per run.
-fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<u32>) {
+fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>) {
     order.clear();
-    order.extend(0..batch.events.len() as u32);
-    // A stable sort: each stream's events keep their order.
-    order.sort_by_key(|&i| batch.events.get(i as usize).map_or(0, Event::stream));
+    order.extend(batch.events.iter().enumerate().map(|(i, ev)| (ev.stream(), i)));
+    // By stream, then by position in the batch: each stream's events keep their order.
+    order.sort_unstable();
     let mut run: Vec<Delivered<'_>> = Vec::new();
     let mut run_of: Option<(usize, Dir)> = None;
-    for ev in order.iter().filter_map(|&i| batch.events.get(i as usize)) {
+    for ev in order.iter().filter_map(|&(_, i)| batch.events.get(i)) {
         let piece = delivered(batch, ev);
         let key = piece.as_ref().map(|&(s, d, _)| (s, d));
         if let Some((stream, dir)) = run_of
