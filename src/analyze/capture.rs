@@ -329,7 +329,7 @@ impl<R: Read> Window<R> {
         // bytes are read). Captures are normally finished files; one still being written only
         // grows.
         let mapped =
-            unsafe { MmapOptions::new().offset(self.offset).len(len).populate().map(&*file) };
+            unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
         match mapped {
             Ok(map) => {
                 self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
