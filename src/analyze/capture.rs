@@ -328,8 +328,7 @@ impl<R: Read> Window<R> {
         // touching a page past its new end raises a bus error that ends the process (no wrong
         // bytes are read). Captures are normally finished files; one still being written only
         // grows.
-        let mapped =
-            unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
+        let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
         match mapped {
             Ok(map) => {
                 self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
@@ -929,6 +928,80 @@ mod tests {
         for (block, at, len, i) in held {
             assert_eq!(&block[at..at + len], &records[i][..], "record {i} changed under us");
         }
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("rchat-{name}-{}.pcap", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn pcap_records(f: &mut Vec<u8>, from: u32, sizes: impl Iterator<Item = usize>) {
+        for (i, n) in sizes.enumerate() {
+            let i = from + i as u32;
+            for x in [i, 0, n as u32, n as u32] {
+                f.extend_from_slice(&x.to_le_bytes());
+            }
+            f.extend(std::iter::repeat_n((i % 251) as u8, n));
+        }
+    }
+
+    #[test]
+    fn a_mapped_file_gives_the_same_records_across_windows() {
+        // Records of many sizes, some larger than a read block, across several mapped windows,
+        // and a last record cut off.
+        let mut f = pcap_header(false, false, 101);
+        let sizes = (0..2600usize).map(|i| if i % 500 == 7 { 300_000 } else { 1 + i * 37 % 9000 });
+        pcap_records(&mut f, 0, sizes);
+        assert!(f.len() > 2 * MAP_WINDOW);
+        f.truncate(f.len() - 100);
+        let path = temp_file("mapped", &f);
+        let mut mapped = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
+        assert!(mapped.mapped_file().is_some());
+        let mut read = Reader::open(&f[..]).map_err(|_| "open").unwrap();
+        let mut n = 0;
+        loop {
+            let a = mapped.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            let b = read.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            assert_eq!(a, b, "record {n}");
+            if a.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        assert_eq!(n, 2599);
+        assert!(mapped.stop().is_some());
+        assert_eq!(mapped.stop(), read.stop());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_mapped_file_that_grows_is_read_to_its_new_end() {
+        let mut f = pcap_header(false, false, 101);
+        pcap_records(&mut f, 0, [100, 200, 300].into_iter());
+        let path = temp_file("growing", &f);
+        let mut r = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
+        assert_eq!(r.next_record().unwrap().map(|r| r.data.len()), Some(100));
+        let mut more = Vec::new();
+        pcap_records(&mut more, 3, [400, 500].into_iter());
+        let mut w = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut w, &more).unwrap();
+        drop(w);
+        let mut lens = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            lens.push(rec.data.len());
+        }
+        assert_eq!(lens, [200, 300, 400, 500]);
+        assert!(r.stop().is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_empty_file_is_empty_when_mapped_too() {
+        let path = temp_file("empty", &[]);
+        let r = Reader::open_file(File::open(&path).unwrap());
+        assert!(matches!(r, Err(OpenError::NotCapture(Magic::Empty))));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
