@@ -30,6 +30,10 @@ const FIRST_BATCH_BYTES: usize = 128 * 1024;
 const BATCH_EVENTS: usize = 16384;
 /// Batches waiting per worker.
 const QUEUE: usize = 2;
+/// Reader's blocks one batch may hold on to. A worker whose streams carry little keeps its
+/// batch open for long: without this bound it could keep every window of the file it spans
+/// mapped. With it, at most `workers * (QUEUE + 2) * MAX_BATCH_BLOCKS` blocks are held.
+const MAX_BATCH_BLOCKS: usize = 2;
 
 enum Event {
     Open {
@@ -222,13 +226,19 @@ impl Sharded {
         w.batch.events.push(ev);
         let size = w.batch.bytes.len() + w.batch.shared;
         if size >= w.limit || w.batch.events.len() >= BATCH_EVENTS {
-            w.limit = (w.limit * 2).min(BATCH_BYTES);
-            let fresh = w.spare.try_recv().unwrap_or_default();
-            let full = std::mem::replace(&mut w.batch, fresh);
-            let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
-            if !sent {
-                self.failed = true;
-            }
+            self.hand_over(stream);
+        }
+    }
+
+    /// Send the batch of the worker that owns `stream` and start a new one.
+    fn hand_over(&mut self, stream: usize) {
+        let w = self.worker(stream);
+        w.limit = (w.limit * 2).min(BATCH_BYTES);
+        let fresh = w.spare.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut w.batch, fresh);
+        let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+        if !sent {
+            self.failed = true;
         }
     }
 
@@ -281,23 +291,30 @@ impl Sink for Sharded {
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
         // Bytes inside the reader's block are shared; others (reassembled from out-of-order
         // segments) are copied.
-        if let Some(block) = &self.block {
+        let inside = self.block.as_ref().and_then(|block| {
             let base = block.as_ptr() as usize;
             let at = bytes.as_ptr() as usize;
-            if at >= base && at + bytes.len() <= base + block.len() {
-                let (start, len) = (at - base, bytes.len());
-                let n = self.workers.len();
-                let Some(w) = self.workers.get_mut(stream % n) else { return };
-                let batch = &mut w.batch;
-                batch.shared += len;
-                if !batch.blocks.last().is_some_and(|b| Arc::ptr_eq(b, block)) {
-                    batch.blocks.push(Arc::clone(block));
-                }
-                let block = batch.blocks.len() - 1;
-                let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
-                self.push(stream, ev);
-                return;
+            (at >= base && at + bytes.len() <= base + block.len())
+                .then(|| (Arc::as_ptr(block), at - base))
+        });
+        if let Some((key, start)) = inside {
+            let len = bytes.len();
+            let wi = stream % self.workers.len().max(1);
+            let held = self.workers.get(wi).map(|w| &w.batch.blocks);
+            let new_block = held.and_then(|b| b.last()).is_none_or(|b| Arc::as_ptr(b) != key);
+            if new_block && held.is_some_and(|b| b.len() >= MAX_BATCH_BLOCKS) {
+                self.hand_over(stream);
             }
+            let (Some(block), Some(w)) = (&self.block, self.workers.get_mut(wi)) else { return };
+            let batch = &mut w.batch;
+            batch.shared += len;
+            if new_block {
+                batch.blocks.push(Arc::clone(block));
+            }
+            let block = batch.blocks.len().saturating_sub(1);
+            let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
+            self.push(stream, ev);
+            return;
         }
         let w = self.worker(stream);
         let start = w.batch.bytes.len();
