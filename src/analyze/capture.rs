@@ -171,7 +171,8 @@ impl From<io::Error> for OpenError {
 enum Input<R> {
     /// `read` calls on any reader, into heap blocks.
     Stream(R),
-    /// `read` calls on a file whose mapping failed, from where the mapping stopped.
+    /// `read` calls on a file that is not a regular file (a pipe, a device), or whose
+    /// mapping failed (then from where the mapping stopped).
     File(File),
     /// Windows of a regular file mapped into memory.
     Mapped {
@@ -326,8 +327,8 @@ impl<R: Read> Window<R> {
         // the length seen at the time is mapped, and more is mapped later if the file grew. A
         // file truncated by another process while mapped is the one hazard: on most systems
         // touching a page past its new end raises a bus error that ends the process (no wrong
-        // bytes are read). Captures are normally finished files; one still being written only
-        // grows.
+        // bytes are read; Windows refuses to truncate a mapped file instead). Captures are
+        // normally finished files, and one still being written only grows.
         let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
         match mapped {
             Ok(map) => {
