@@ -180,6 +180,33 @@ fn retransmissions_first_copy_wins_and_conflicts_are_counted() {
 }
 
 #[test]
+fn retransmissions_of_long_segments_are_compared_with_the_first_copy() {
+    // Long segments are remembered by their place in the file and read back when compared.
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 1000, 5000);
+    conv.handshake();
+    let base = conv.cseq;
+    let seg = |i: u32| -> Vec<u8> { (0..1200u32).map(|j| (i * 31 + j * 7) as u8).collect() };
+    for i in 0..20 {
+        conv.c(&seg(i));
+    }
+    conv.c_at(base + 15 * 1200, &seg(15)); // the same bytes again
+    let mut forged = seg(16);
+    forged[600] ^= 0xff;
+    conv.c_at(base + 16 * 1200, &forged); // one byte changed
+    conv.c_at(base + 2 * 1200, &forged); // changed, but long forgotten: not compared
+    conv.close();
+    let (file, r) = run_case("retrans-long", &conv.packets, &[]);
+    let d = dir(&r, 0, "client_to_server");
+    assert_eq!(d["bytes"], 20 * 1200);
+    assert_eq!(d["retransmitted_bytes"], 3 * 1200);
+    assert_eq!(d["conflicting_retransmissions"], 1);
+    let all: Vec<u8> = (0..20).flat_map(seg).collect();
+    assert_dir(&r, 0, "client_to_server", &all);
+    assert_extract_matches_tshark(&file, &[]);
+}
+
+#[test]
 fn sequence_numbers_wrap_around() {
     let (c, s) = v4();
     let mut conv = Conv::new(c, s, u32::MAX - 5, u32::MAX);

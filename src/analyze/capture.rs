@@ -4,18 +4,76 @@
 //! nanosecond timestamps, pcapng with several sections and interfaces), the conversion of every
 //! timestamp to nanoseconds (honouring pcapng's `if_tsresol` and `if_tsoffset`), and the point
 //! where a damaged file stops being readable. It hands out each record's link type, timestamp,
-//! captured bytes and original length. It never looks inside a packet, never allocates more
-//! than [`MAX_RECORD`] for one record whatever a header claims, and never panics: every length
-//! is checked before it is used. A file cut off mid-record ends the stream of records with a
-//! [`Stop`] saying at which byte offset reading stopped.
+//! captured bytes and original length, inside a shared [`Block`]: a window of the file mapped
+//! into memory (a regular file, when the system allows it) or a buffer filled by `read` calls
+//! (pipes, or when mapping fails). It never looks inside a packet, never maps or allocates more
+//! than a bounded window whatever a header claims ([`MAX_RECORD`] for one record), and never
+//! panics: every length is checked before it is used. A file cut off mid-record ends the stream
+//! of records with a [`Stop`] saying at which byte offset reading stopped.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Deref;
 use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
 
 /// The largest record (pcap) or block (pcapng) accepted; a header claiming more is damage.
 pub const MAX_RECORD: usize = 16 * 1024 * 1024;
 /// Bytes read from the file at a time (and the size of a shared block).
 const CHUNK: usize = 256 * 1024;
+/// Bytes of the file mapped at a time. The windows still referenced by the analysis threads
+/// stay resident, so this bounds the memory the mapping adds.
+const MAP_WINDOW: usize = 4 * 1024 * 1024;
+
+/// Bytes of the capture shared between the reader and the threads that analyse them: a
+/// window of the file mapped into memory, or a buffer the file was read into.
+#[derive(Debug)]
+pub struct Block {
+    bytes: Bytes,
+    /// Position in the file of the first byte, for a mapped window.
+    file_at: Option<u64>,
+}
+
+#[derive(Debug)]
+enum Bytes {
+    Heap(Vec<u8>),
+    Map(Mmap),
+}
+
+impl Block {
+    fn heap(len: usize) -> Self {
+        Block { bytes: Bytes::Heap(vec![0; len]), file_at: None }
+    }
+
+    /// Where the block's first byte is in the capture file, when the block is a window of
+    /// the file mapped into memory (those bytes can be read back from the file later).
+    pub fn file_at(&self) -> Option<u64> {
+        self.file_at
+    }
+
+    fn is_heap(&self) -> bool {
+        matches!(self.bytes, Bytes::Heap(_))
+    }
+
+    fn vec_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.bytes {
+            Bytes::Heap(v) => Some(v),
+            Bytes::Map(_) => None,
+        }
+    }
+}
+
+impl Deref for Block {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Heap(v) => v,
+            Bytes::Map(m) => m,
+        }
+    }
+}
 
 /// The container format of a capture file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +138,7 @@ pub struct Record<'a> {
     /// The length the packet had on the wire.
     pub orig_len: u32,
     /// The shared block `data` lies in (see [`Reader::block`]).
-    pub block: &'a Arc<Vec<u8>>,
+    pub block: &'a Arc<Block>,
 }
 
 /// Why reading stopped before the natural end of the file.
@@ -109,17 +167,33 @@ impl From<io::Error> for OpenError {
     }
 }
 
+/// Where a [`Window`] gets its bytes.
+enum Input<R> {
+    /// `read` calls on any reader, into heap blocks.
+    Stream(R),
+    /// `read` calls on a file that is not a regular file (a pipe, a device), or whose
+    /// mapping failed (then from where the mapping stopped).
+    File(File),
+    /// Windows of a regular file mapped into memory.
+    Mapped {
+        file: Arc<File>,
+        /// The file's length when last looked at (a file still being written grows).
+        size: u64,
+    },
+}
+
 /// A refillable window over a reader, with the file offset of its first byte.
 ///
 /// The bytes live in a shared block ([`Reader::block`]) so that a consumer on another thread
-/// can keep a reference to a packet's bytes instead of copying them. A block still shared when
-/// more bytes are needed is left to its holders: the unread rest moves to a fresh (or
-/// recycled) block.
+/// can keep a reference to a packet's bytes instead of copying them. A heap block still shared
+/// when more bytes are needed is left to its holders: the unread rest moves to a fresh (or
+/// recycled) block. A mapped block is never written: the next window is mapped from the first
+/// unread byte on, and the old one is unmapped when its last holder lets go.
 struct Window<R> {
-    inner: R,
-    buf: Arc<Vec<u8>>,
-    /// Blocks handed out earlier, reused once nobody else holds them.
-    spare: Vec<Arc<Vec<u8>>>,
+    input: Input<R>,
+    buf: Arc<Block>,
+    /// Heap blocks handed out earlier, reused once nobody else holds them.
+    spare: Vec<Arc<Block>>,
     start: usize,
     end: usize,
     /// File offset of `buf[start]`.
@@ -131,10 +205,14 @@ struct Window<R> {
 const SPARE_BLOCKS: usize = 32;
 
 impl<R: Read> Window<R> {
-    fn new(inner: R) -> Self {
+    fn new(input: Input<R>) -> Self {
+        let first = match input {
+            Input::Mapped { .. } => 0,
+            _ => CHUNK,
+        };
         Window {
-            inner,
-            buf: Arc::new(vec![0; CHUNK]),
+            input,
+            buf: Arc::new(Block::heap(first)),
             spare: Vec::new(),
             start: 0,
             end: 0,
@@ -147,12 +225,12 @@ impl<R: Read> Window<R> {
         self.buf.get(self.start..self.end).unwrap_or(&[])
     }
 
-    /// A block of at least `size` bytes that nobody else holds.
-    fn fresh_block(&mut self, size: usize) -> Arc<Vec<u8>> {
+    /// A heap block of at least `size` bytes that nobody else holds.
+    fn fresh_block(&mut self, size: usize) -> Arc<Block> {
         let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1 && b.len() >= size);
         match free {
             Some(i) => self.spare.swap_remove(i),
-            None => Arc::new(vec![0; size.max(CHUNK)]),
+            None => Arc::new(Block::heap(size.max(CHUNK))),
         }
     }
 
@@ -161,16 +239,23 @@ impl<R: Read> Window<R> {
         if self.end - self.start >= need {
             return Ok(true);
         }
+        if matches!(self.input, Input::Mapped { .. }) {
+            self.map_next(need)?;
+            if matches!(self.input, Input::Mapped { .. }) {
+                return Ok(self.end - self.start >= need);
+            }
+            // Mapping failed: go on with `read` calls.
+        }
         let len = self.end - self.start;
         let room = self.buf.len() - self.start;
         // `need` was checked against MAX_RECORD by the caller.
         let size = need.max(CHUNK);
-        let unique = Arc::get_mut(&mut self.buf).is_some();
+        let unique = Arc::get_mut(&mut self.buf).is_some_and(|b| b.vec_mut().is_some());
         if !unique || need > self.buf.len() || need > room {
             // Move the unread rest to the front of a block nobody else reads.
             let mut block =
                 if unique && need <= self.buf.len() { None } else { Some(self.fresh_block(size)) };
-            match block.as_mut().and_then(Arc::get_mut) {
+            match block.as_mut().and_then(Arc::get_mut).and_then(Block::vec_mut) {
                 Some(dst) => {
                     if dst.len() < size {
                         dst.resize(size, 0);
@@ -182,14 +267,14 @@ impl<R: Read> Window<R> {
                     }
                 }
                 None => {
-                    if let Some(b) = Arc::get_mut(&mut self.buf) {
+                    if let Some(b) = Arc::get_mut(&mut self.buf).and_then(Block::vec_mut) {
                         b.copy_within(self.start..self.end, 0);
                     }
                 }
             }
             if let Some(block) = block {
                 let old = std::mem::replace(&mut self.buf, block);
-                if self.spare.len() < SPARE_BLOCKS {
+                if self.spare.len() < SPARE_BLOCKS && old.is_heap() {
                     self.spare.push(old);
                 }
             }
@@ -197,12 +282,17 @@ impl<R: Read> Window<R> {
             self.end = len;
         }
         while self.end - self.start < need && !self.eof {
-            let Some(buf) = Arc::get_mut(&mut self.buf) else { break };
+            let Some(buf) = Arc::get_mut(&mut self.buf).and_then(Block::vec_mut) else { break };
             let Some(spare) = buf.get_mut(self.end..) else { break };
             if spare.is_empty() {
                 break;
             }
-            match self.inner.read(spare) {
+            let got = match &mut self.input {
+                Input::Stream(r) => r.read(spare),
+                Input::File(f) => f.read(spare),
+                Input::Mapped { .. } => Ok(0),
+            };
+            match got {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -210,6 +300,58 @@ impl<R: Read> Window<R> {
             }
         }
         Ok(self.end - self.start >= need)
+    }
+
+    /// Map the file from the first unread byte on, at least `need` bytes of it if the file has
+    /// them. If the mapping fails, switch to `read` calls from the same point.
+    fn map_next(&mut self, need: usize) -> io::Result<()> {
+        let Input::Mapped { file, size } = &mut self.input else { return Ok(()) };
+        if self.eof {
+            return Ok(());
+        }
+        let have = (self.end - self.start) as u64;
+        if self.offset + have >= *size {
+            // Everything known is mapped: see whether the file grew since.
+            *size = file.metadata()?.len();
+            if self.offset + have >= *size {
+                self.eof = true;
+                return Ok(());
+            }
+        }
+        let left = *size - self.offset;
+        let len = usize::try_from(left).unwrap_or(usize::MAX).min(need.max(MAP_WINDOW));
+        // SAFETY: the map is read-only and only ever read as bytes, every one of which this
+        // module treats as untrusted: every length read from it is checked before it is used,
+        // so bytes changed by another process while the map is alive can only make the
+        // analysis wrong, not make it read outside the map. A file that grows is fine: only
+        // the length seen at the time is mapped, and more is mapped later if the file grew. A
+        // file truncated by another process while mapped is the one hazard: on most systems
+        // touching a page past its new end raises a bus error that ends the process (no wrong
+        // bytes are read; Windows refuses to truncate a mapped file instead). Captures are
+        // normally finished files, and one still being written only grows.
+        let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
+        match mapped {
+            Ok(map) => {
+                self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
+                self.start = 0;
+                self.end = self.buf.len();
+            }
+            Err(_) => {
+                // Read the rest instead, starting after the bytes already available.
+                let mut file = file.try_clone()?;
+                file.seek(SeekFrom::Start(self.offset + have))?;
+                let rest = self.available().to_vec();
+                let mut block = Block::heap(need.max(CHUNK));
+                if let Some(to) = block.vec_mut().and_then(|v| v.get_mut(..rest.len())) {
+                    to.copy_from_slice(&rest);
+                }
+                self.buf = Arc::new(block);
+                self.start = 0;
+                self.end = rest.len();
+                self.input = Input::File(file);
+            }
+        }
+        Ok(())
     }
 
     fn consume(&mut self, n: usize) {
@@ -312,10 +454,25 @@ struct Pending {
     data_len: usize,
 }
 
+impl Reader<File> {
+    /// Open a capture file: a regular file is mapped into memory a window at a time (read
+    /// with `read` calls if the system refuses), anything else is read with `read` calls.
+    pub fn open_file(file: File) -> Result<Self, OpenError> {
+        let input = match file.metadata() {
+            Ok(m) if m.is_file() => Input::Mapped { file: Arc::new(file), size: m.len() },
+            _ => Input::File(file),
+        };
+        Self::start(Window::new(input))
+    }
+}
+
 impl<R: Read> Reader<R> {
     /// Open a capture: read and check the file header.
     pub fn open(inner: R) -> Result<Self, OpenError> {
-        let mut win = Window::new(inner);
+        Self::start(Window::new(Input::Stream(inner)))
+    }
+
+    fn start(mut win: Window<R>) -> Result<Self, OpenError> {
         win.fill(24)?;
         let head = win.available();
         let magic = sniff(head);
@@ -379,6 +536,14 @@ impl<R: Read> Reader<R> {
         Ok(reader)
     }
 
+    /// The capture file, while it is read through mapped windows (see [`Block::file_at`]).
+    pub fn mapped_file(&self) -> Option<&Arc<File>> {
+        match &self.win.input {
+            Input::Mapped { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
     /// The container format.
     pub fn format(&self) -> Format {
         self.format
@@ -386,7 +551,7 @@ impl<R: Read> Reader<R> {
 
     /// The shared block holding the bytes of the record last returned (and maybe the next
     /// ones): a consumer may keep it instead of copying the record's bytes.
-    pub fn block(&self) -> &Arc<Vec<u8>> {
+    pub fn block(&self) -> &Arc<Block> {
         &self.win.buf
     }
 
@@ -764,6 +929,80 @@ mod tests {
         for (block, at, len, i) in held {
             assert_eq!(&block[at..at + len], &records[i][..], "record {i} changed under us");
         }
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("rchat-{name}-{}.pcap", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn pcap_records(f: &mut Vec<u8>, from: u32, sizes: impl Iterator<Item = usize>) {
+        for (i, n) in sizes.enumerate() {
+            let i = from + i as u32;
+            for x in [i, 0, n as u32, n as u32] {
+                f.extend_from_slice(&x.to_le_bytes());
+            }
+            f.extend(std::iter::repeat_n((i % 251) as u8, n));
+        }
+    }
+
+    #[test]
+    fn a_mapped_file_gives_the_same_records_across_windows() {
+        // Records of many sizes, some larger than a read block, across several mapped windows,
+        // and a last record cut off.
+        let mut f = pcap_header(false, false, 101);
+        let sizes = (0..2600usize).map(|i| if i % 500 == 7 { 300_000 } else { 1 + i * 37 % 9000 });
+        pcap_records(&mut f, 0, sizes);
+        assert!(f.len() > 2 * MAP_WINDOW);
+        f.truncate(f.len() - 100);
+        let path = temp_file("mapped", &f);
+        let mut mapped = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
+        assert!(mapped.mapped_file().is_some());
+        let mut read = Reader::open(&f[..]).map_err(|_| "open").unwrap();
+        let mut n = 0;
+        loop {
+            let a = mapped.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            let b = read.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            assert_eq!(a, b, "record {n}");
+            if a.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        assert_eq!(n, 2599);
+        assert!(mapped.stop().is_some());
+        assert_eq!(mapped.stop(), read.stop());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_mapped_file_that_grows_is_read_to_its_new_end() {
+        let mut f = pcap_header(false, false, 101);
+        pcap_records(&mut f, 0, [100, 200, 300].into_iter());
+        let path = temp_file("growing", &f);
+        let mut r = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
+        assert_eq!(r.next_record().unwrap().map(|r| r.data.len()), Some(100));
+        let mut more = Vec::new();
+        pcap_records(&mut more, 3, [400, 500].into_iter());
+        let mut w = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut w, &more).unwrap();
+        drop(w);
+        let mut lens = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            lens.push(rec.data.len());
+        }
+        assert_eq!(lens, [200, 300, 400, 500]);
+        assert!(r.stop().is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_empty_file_is_empty_when_mapped_too() {
+        let path = temp_file("empty", &[]);
+        let r = Reader::open_file(File::open(&path).unwrap());
+        assert!(matches!(r, Err(OpenError::NotCapture(Magic::Empty))));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

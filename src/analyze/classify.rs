@@ -17,7 +17,8 @@
 //!    length would give (a dispersion test valid at every length, plus Shannon entropy
 //!    against its exact expectation for that length), otherwise `binary`.
 //!
-//! Memory is a 256-bin histogram (four interleaved copies for speed), a UTF-8 decoder state
+//! Memory is a 256-bin histogram (bytes are counted in four interleaved scratch tables, the
+//! thread's own or ones lent for a run of pieces, then added to it), a UTF-8 decoder state
 //! carried across pieces, and the first 64 KiB as a sample for encoding detection. The
 //! printable count of a stream decodes every byte of the first 64 KiB and one 64 KiB block in
 //! 16 after it, which keeps `update` at histogram speed on long streams; a single message
@@ -148,6 +149,22 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Box<Lanes>> =
         std::cell::RefCell::new(Box::new([[0; 256]; LANES]));
 }
+/// Counting tables lent to an accumulator for several pieces in a row, so that their counts
+/// are added to the accumulator's own table once (see [`Accumulator::update_lent`]) instead
+/// of once per piece.
+#[derive(Debug)]
+pub struct Scratch {
+    lanes: Box<Lanes>,
+    /// Bytes counted in `lanes` and not yet added to their accumulator.
+    pending: u64,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { lanes: Box::new([[0; 256]; LANES]), pending: 0 }
+    }
+}
+
 /// Fold the 32-bit counters before this many bytes were counted in them.
 const FOLD_EVERY: u64 = 1 << 31;
 /// A streaming [`Accumulator`] decodes every byte of its first `STREAM_EXACT_BLOCKS` blocks of
@@ -255,17 +272,22 @@ fn scan_lane(data: &[u8], hist: &mut [u32; 256], state: usize, printable: &mut u
     st
 }
 
-/// Histogram only, four interleaved tables.
+/// Histogram only, four interleaved tables. Eight bytes are loaded at once and taken apart
+/// with shifts: half the loads of one byte at a time.
 fn count_only(data: &[u8], hist: &mut Lanes) {
     let [h0, h1, h2, h3] = hist;
-    let mut words = data.chunks_exact(4);
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        if let [a, b, c, d] = *w {
-            h0[a as usize] += 1;
-            h1[b as usize] += 1;
-            h2[c as usize] += 1;
-            h3[d as usize] += 1;
-        }
+        let Ok(w) = <[u8; 8]>::try_from(w) else { continue };
+        let v = u64::from_le_bytes(w);
+        h0[(v & 0xff) as usize] += 1;
+        h1[((v >> 8) & 0xff) as usize] += 1;
+        h2[((v >> 16) & 0xff) as usize] += 1;
+        h3[((v >> 24) & 0xff) as usize] += 1;
+        h0[((v >> 32) & 0xff) as usize] += 1;
+        h1[((v >> 40) & 0xff) as usize] += 1;
+        h2[((v >> 48) & 0xff) as usize] += 1;
+        h3[(v >> 56) as usize] += 1;
     }
     for &b in words.remainder() {
         h0[b as usize] += 1;
@@ -387,6 +409,40 @@ impl Accumulator {
                 self.merge(&mut lanes);
             }
         });
+    }
+
+    /// Add the next bytes, counting them in `scratch` and leaving the counts there: call
+    /// [`Accumulator::settle`] with the same scratch before using it for another accumulator
+    /// or asking this one anything. Every other method gives the same results as [`update`]
+    /// once settled.
+    ///
+    /// [`update`]: Accumulator::update
+    pub fn update_lent(&mut self, data: &[u8], scratch: &mut Scratch) {
+        // The lanes' counters and the table's stay below 2^31 (see `update`).
+        if data.len() as u64 >= FOLD_EVERY / 2 {
+            for piece in data.chunks(FOLD_EVERY as usize / 4) {
+                self.update_lent(piece, scratch);
+            }
+            return;
+        }
+        if scratch.pending + data.len() as u64 >= FOLD_EVERY / 2 {
+            self.settle(scratch);
+        }
+        if self.bytes - self.folded_at + data.len() as u64 >= FOLD_EVERY {
+            self.settle(scratch);
+            self.fold();
+        }
+        self.count(data, &mut scratch.lanes);
+        scratch.pending += data.len() as u64;
+    }
+
+    /// Add the counts left in `scratch` by [`Accumulator::update_lent`] to this accumulator,
+    /// and clear it.
+    pub fn settle(&mut self, scratch: &mut Scratch) {
+        if scratch.pending > 0 {
+            self.merge(&mut scratch.lanes);
+            scratch.pending = 0;
+        }
     }
 
     /// Count `data` into `lanes` (and the printable count and sample into `self`).

@@ -2,10 +2,12 @@
 //!
 //! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
 //! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
-//! only with `--full`), and the `--extract` file writer. It implements the reassembly
-//! [`Sink`] and turns each finished direction into a [`DirectionResult`]. It never keeps a
-//! whole stream unless `--full` asks for it, and never decides what the bytes are itself: the
-//! verdicts come from `classify`.
+//! only with `--full`), the `--extract` file writer, and the last 16 KiB that retransmissions
+//! are compared with ([`Recent`]: copied, or, for bytes that came straight from the capture
+//! file, read back from it when needed). It implements the reassembly [`Sink`], taking a run
+//! of one direction's pieces at once when given one, and turns each finished direction into a
+//! [`DirectionResult`]. It never keeps a whole stream unless `--full` asks for it, and never
+//! decides what the bytes are itself: the verdicts come from `classify`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,9 +18,9 @@ use std::path::{Path, PathBuf};
 use rsa::sha2::{Digest, Sha256};
 
 use super::classify::{self, Classification};
-use super::messages::{Message, Mode, Splitter};
+use super::messages::{Message, Mode, Splitter, Tallies};
 use super::rchat::{FrameLog, RchatReport};
-use super::reassembly::{Dir, Recent, Sink};
+use super::reassembly::{Delivered, Dir, Recent, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
 
@@ -36,6 +38,9 @@ pub struct Options {
     pub extract: Option<PathBuf>,
     /// Private keys to decrypt the rchat messages sent to them.
     pub keys: Vec<Arc<Identity>>,
+    /// The capture file, to read back delivered bytes that said where they are in it
+    /// ([`Delivered::file_at`]) when a retransmission must be compared with them.
+    pub file: Option<Arc<File>>,
 }
 
 /// The finished analysis of one direction.
@@ -167,16 +172,24 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
 pub struct Analyses {
     opts: Options,
     /// Streams still open, by id (closed ones leave no trace here).
-    open: HashMap<usize, Box<[Analysis; 2]>>,
+    open: HashMap<usize, Box<[Analysis; 2]>, foldhash::fast::RandomState>,
     results: Vec<Option<[DirectionResult; 2]>>,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
+    /// Counting tables lent to each direction's splitter in turn.
+    tallies: Option<Box<Tallies>>,
 }
 
 impl Analyses {
     /// Consumers configured by `opts`.
     pub fn new(opts: Options) -> Self {
-        Analyses { opts, open: HashMap::new(), results: Vec::new(), errors: Vec::new() }
+        Analyses {
+            opts,
+            open: HashMap::default(),
+            results: Vec::new(),
+            errors: Vec::new(),
+            tallies: Some(Box::default()),
+        }
     }
 
     /// Create the folder for `--extract` files.
@@ -207,21 +220,37 @@ impl Sink for Analyses {
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
+        self.data_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
+    }
+
+    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
         let full = self.opts.full;
         let mut errors = Vec::new();
-        if let Some(a) = self.get(stream, dir) {
-            a.sha.update(bytes);
-            let room = if full { usize::MAX } else { PREVIEW.saturating_sub(a.preview.len()) };
-            let take = room.min(bytes.len());
-            a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
-            if take < bytes.len() {
-                a.preview_truncated = true;
+        let mut tallies = self.tallies.take();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
+            if let Some(t) = tallies.take() {
+                a.splitter.lend(t);
             }
-            a.splitter.data(offset, bytes, new_run);
-            a.rchat.data(offset, bytes);
-            a.recent.remember(offset, bytes);
-            a.write(bytes, &mut errors);
+            for &Delivered { offset, bytes, new_run, .. } in pieces {
+                a.sha.update(bytes);
+                if full || a.preview.len() < PREVIEW {
+                    let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
+                    let take = room.min(bytes.len());
+                    a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+                    if take < bytes.len() {
+                        a.preview_truncated = true;
+                    }
+                } else if !bytes.is_empty() {
+                    a.preview_truncated = true;
+                }
+                a.splitter.data(offset, bytes, new_run);
+                a.rchat.data(offset, bytes);
+                a.write(bytes, &mut errors);
+            }
+            a.recent.remember_all(pieces);
+            tallies = a.splitter.give_back();
         }
+        self.tallies = tallies.or_else(|| Some(Box::default()));
         self.errors.append(&mut errors);
     }
 
@@ -244,8 +273,9 @@ impl Sink for Analyses {
     }
 
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
-        if let Some(a) = self.get(stream, dir)
-            && a.recent.differs(offset, bytes)
+        let file = self.opts.file.as_deref();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+            && a.recent.differs(offset, bytes, file)
         {
             a.conflicts += 1;
         }

@@ -5,12 +5,14 @@
 //! other side's replies), the checked decoding of rchat frame headers, and the verdict on each
 //! message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
 //! messages, and never holds a whole message in memory: each is classified as it streams.
+//! Counting tables may be lent to it for a run of pieces ([`Splitter::lend`]), so that its
+//! accumulators add their counts once per run instead of once per piece.
 //! Frame headers are decoded by the protocol's own checked decoder
 //! ([`crate::protocol::wire::FrameHeader`]).
 
 use serde::Serialize;
 
-use super::classify::{Accumulator, Classification};
+use super::classify::{Accumulator, Classification, Scratch};
 use crate::protocol::wire::{self as frame, FrameHeader};
 
 /// Bytes examined before deciding how to cut the stream.
@@ -56,6 +58,14 @@ enum FrameState {
     Body { left: u64 },
 }
 
+/// Counting tables lent to a [`Splitter`]: one for the whole direction, one for the open
+/// message.
+#[derive(Debug, Default)]
+pub struct Tallies {
+    overall: Scratch,
+    message: Scratch,
+}
+
 /// What a [`Splitter`] found.
 #[derive(Debug)]
 pub struct Finished {
@@ -87,6 +97,8 @@ pub struct Splitter {
     overall: Accumulator,
     /// Whether a message has been opened yet.
     started: bool,
+    /// Counting tables lent for a run of pieces, holding counts not yet settled.
+    tallies: Option<Box<Tallies>>,
 }
 
 impl Default for Splitter {
@@ -109,12 +121,36 @@ impl Splitter {
             unlisted: 0,
             overall: Accumulator::new(),
             started: false,
+            tallies: None,
         }
     }
 
     /// The way the stream is being cut (decided after the first bytes).
     pub fn mode(&self) -> Option<Mode> {
         self.mode
+    }
+
+    /// Lend counting tables for the next calls; [`Splitter::give_back`] returns them. Nothing
+    /// else changes: results are the same with or without them.
+    pub fn lend(&mut self, tallies: Box<Tallies>) {
+        self.settle();
+        self.tallies = Some(tallies);
+    }
+
+    /// Settle every count and return the tables lent by [`Splitter::lend`].
+    pub fn give_back(&mut self) -> Option<Box<Tallies>> {
+        self.settle();
+        self.tallies.take()
+    }
+
+    /// Add the counts waiting in the lent tables to their accumulators.
+    fn settle(&mut self) {
+        if let Some(t) = &mut self.tallies {
+            self.overall.settle(&mut t.overall);
+            if let Some(acc) = self.open.as_mut().and_then(|o| o.acc.as_mut()) {
+                acc.settle(&mut t.message);
+            }
+        }
     }
 
     /// Bytes at `offset`; `new_run` when the sender starts a new run of segments.
@@ -158,6 +194,7 @@ impl Splitter {
             self.decide();
         }
         self.end_message();
+        self.settle();
         Finished {
             overall: self.overall.finish(),
             mode: self.mode,
@@ -274,7 +311,10 @@ impl Splitter {
             return;
         }
         // Every byte passes here exactly once, in order, whatever the mode.
-        self.overall.update(bytes);
+        match &mut self.tallies {
+            Some(t) => self.overall.update_lent(bytes, &mut t.overall),
+            None => self.overall.update(bytes),
+        }
         let listed = self.done.len() < MAX_MESSAGES;
         let first = !self.started;
         self.started = true;
@@ -285,11 +325,16 @@ impl Splitter {
         });
         open.length += bytes.len() as u64;
         if let Some(acc) = &mut open.acc {
-            acc.update(bytes);
+            match &mut self.tallies {
+                Some(t) => acc.update_lent(bytes, &mut t.message),
+                None => acc.update(bytes),
+            }
         }
     }
 
     fn end_message(&mut self) {
+        // Every count in, before any verdict (and the message table free for the next one).
+        self.settle();
         let Some(open) = self.open.take() else { return };
         if self.done.len() < MAX_MESSAGES {
             let class = match &open.acc {

@@ -217,12 +217,13 @@ pub fn analyze_files(
         .collect()
 }
 
-/// Analyse one capture file.
+/// Analyse one capture file (mapped into memory when it is a regular file).
 pub fn analyze_file(path: &Path, cfg: &Config) -> Result<FileReport, AnalyzeError> {
     let name = path.display().to_string();
     let file =
         File::open(path).map_err(|source| AnalyzeError::Read { path: name.clone(), source })?;
-    analyze_input(name, file, cfg)
+    let reader = Reader::open_file(file).map_err(|e| open_error(&name, e))?;
+    analyze_opened(name, reader, cfg)
 }
 
 /// Analyse a capture read from `input`; `name` is how reports and errors call it.
@@ -231,19 +232,31 @@ pub fn analyze_input(
     input: impl io::Read,
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
-    let reader = Reader::open(input).map_err(|e| match e {
-        OpenError::Io(source) => AnalyzeError::Read { path: name.clone(), source },
-        OpenError::NotCapture(Magic::Empty) => AnalyzeError::Empty { path: name.clone() },
-        OpenError::NotCapture(Magic::Gzip) => AnalyzeError::Gzip { path: name.clone() },
-        OpenError::NotCapture(Magic::Other(b, n)) => AnalyzeError::NotCapture {
-            path: name.clone(),
-            start: b.get(..n).map(hex_bytes).unwrap_or_default(),
-        },
-        OpenError::NotCapture(Magic::Capture(_)) => {
-            AnalyzeError::BadHeader { path: name.clone(), what: "unreadable header".into() }
+    let reader = Reader::open(input).map_err(|e| open_error(&name, e))?;
+    analyze_opened(name, reader, cfg)
+}
+
+fn open_error(name: &str, e: OpenError) -> AnalyzeError {
+    let path = name.to_string();
+    match e {
+        OpenError::Io(source) => AnalyzeError::Read { path, source },
+        OpenError::NotCapture(Magic::Empty) => AnalyzeError::Empty { path },
+        OpenError::NotCapture(Magic::Gzip) => AnalyzeError::Gzip { path },
+        OpenError::NotCapture(Magic::Other(b, n)) => {
+            AnalyzeError::NotCapture { path, start: b.get(..n).map(hex_bytes).unwrap_or_default() }
         }
-        OpenError::BadHeader(what) => AnalyzeError::BadHeader { path: name.clone(), what },
-    })?;
+        OpenError::NotCapture(Magic::Capture(_)) => {
+            AnalyzeError::BadHeader { path, what: "unreadable header".into() }
+        }
+        OpenError::BadHeader(what) => AnalyzeError::BadHeader { path, what },
+    }
+}
+
+fn analyze_opened<R: io::Read>(
+    name: String,
+    reader: Reader<R>,
+    cfg: &Config,
+) -> Result<FileReport, AnalyzeError> {
     if let Some(dir) = &cfg.extract {
         Analyses::prepare(dir).map_err(|source| AnalyzeError::ExtractDir {
             path: dir.display().to_string(),
@@ -271,7 +284,12 @@ fn analyze_reader<R: io::Read>(
     cfg: &Config,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let opts = Options { full: cfg.full, extract: cfg.extract.clone(), keys: cfg.keys.clone() };
+    let opts = Options {
+        full: cfg.full,
+        extract: cfg.extract.clone(),
+        keys: cfg.keys.clone(),
+        file: reader.mapped_file().cloned(),
+    };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
     let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {

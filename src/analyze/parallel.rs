@@ -2,25 +2,38 @@
 //!
 //! Reassembly is sequential (packets arrive in file order), but what happens to the
 //! reassembled bytes (SHA-256, the classifier, messages, extract files) is independent per
-//! stream. This module owns a [`Sink`] that copies each event into a batch for the worker
-//! thread that owns the stream (stream id modulo the number of workers), and the workers, each
-//! running its own [`Analyses`]. Bytes still in the capture reader's block are shared with the
-//! worker, not copied. Channels are bounded, so memory stays bounded whatever the capture size. It never reorders the events of one stream and never looks at the bytes.
+//! stream. This module owns a [`Sink`] that puts each event into a batch for the worker thread
+//! that owns the stream (stream id modulo the number of workers), and the workers, each
+//! running its own [`Analyses`]. Bytes still in one of the capture reader's blocks (a mapped
+//! window of the file, or a read buffer) are shared with the worker, not copied; only bytes
+//! reassembled from out-of-order segments are. A worker takes each batch stream by stream and
+//! hands each run of one direction's pieces over at once. Channels are bounded, so memory
+//! stays bounded whatever the capture size. It never reorders the events of one stream and
+//! never looks at the bytes.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
+use super::capture::Block;
 use super::direction::{Analyses, DirectionResult, Options};
-use super::reassembly::{Dir, Sink};
+use super::reassembly::{Delivered, Dir, Sink};
 
-/// Bytes gathered for one worker before the batch is handed over.
-const BATCH_BYTES: usize = 256 * 1024;
+/// Bytes gathered for one worker before the batch is handed over (a stream then has several
+/// pieces in most batches).
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// The first batch of each worker is this small, and each next one twice the size up to
+/// [`BATCH_BYTES`], so that the workers start early.
+const FIRST_BATCH_BYTES: usize = 128 * 1024;
 /// Events gathered before the batch is handed over, whatever their size.
-const BATCH_EVENTS: usize = 4096;
+const BATCH_EVENTS: usize = 16384;
 /// Batches waiting per worker.
-const QUEUE: usize = 4;
+const QUEUE: usize = 2;
+/// Reader's blocks one batch may hold on to. A worker whose streams carry little keeps its
+/// batch open for long: without this bound it could keep every window of the file it spans
+/// mapped. With it, at most `workers * (QUEUE + 2) * MAX_BATCH_BLOCKS` blocks are held.
+const MAX_BATCH_BLOCKS: usize = 2;
 
 enum Event {
     Open {
@@ -36,12 +49,12 @@ enum Event {
         len: usize,
         new_run: bool,
     },
-    /// Bytes still in the reader's block: shared, not copied.
+    /// Bytes still in one of the reader's blocks (`Batch::blocks[block]`): shared, not copied.
     Shared {
         stream: usize,
         dir: Dir,
         offset: u64,
-        block: Arc<Vec<u8>>,
+        block: usize,
         start: usize,
         len: usize,
         new_run: bool,
@@ -69,6 +82,9 @@ enum Event {
 struct Batch {
     events: Vec<Event>,
     bytes: Vec<u8>,
+    /// The reader's blocks that `Shared` events point into (each held once per batch, so
+    /// the reference count is not touched per event).
+    blocks: Vec<Arc<Block>>,
     /// Bytes referenced in shared blocks.
     shared: usize,
 }
@@ -78,6 +94,8 @@ struct Worker {
     /// Emptied batches coming back, to be filled again without new allocations.
     spare: Receiver<Batch>,
     batch: Batch,
+    /// Bytes that make the current batch full.
+    limit: usize,
     handle: Option<JoinHandle<Analyses>>,
 }
 
@@ -85,36 +103,92 @@ struct Worker {
 pub struct Sharded {
     workers: Vec<Worker>,
     /// The reader's current block (see [`Sink::backing`]).
-    block: Option<Arc<Vec<u8>>>,
+    block: Option<Arc<Block>>,
     /// Set when a worker could not be reached (it panicked or never started).
     failed: bool,
 }
 
+impl Event {
+    fn stream(&self) -> usize {
+        match *self {
+            Event::Open { stream, .. }
+            | Event::Data { stream, .. }
+            | Event::Shared { stream, .. }
+            | Event::Gap { stream, .. }
+            | Event::Retransmit { stream, .. }
+            | Event::Close { stream } => stream,
+        }
+    }
+}
+
+/// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
+fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
+    let (stream, dir, offset, bytes, new_run, file_at) = match *ev {
+        Event::Data { stream, dir, offset, start, len, new_run } => {
+            (stream, dir, offset, batch.bytes.get(start..start + len), new_run, None)
+        }
+        Event::Shared { stream, dir, offset, block, start, len, new_run } => {
+            let block = batch.blocks.get(block);
+            let bytes = block.and_then(|b| b.get(start..start + len));
+            let file_at = block.and_then(|b| b.file_at()).map(|at| at + start as u64);
+            (stream, dir, offset, bytes, new_run, file_at)
+        }
+        _ => return None,
+    };
+    Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run, file_at }))
+}
+
+/// Run one batch through `sink`. Streams are independent, so the events are taken stream by
+/// stream (each stream's in their order), and each run of one direction's pieces is handed
+/// over at once: the stream's state is looked up and its counts added up once per run.
+fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>) {
+    order.clear();
+    order.extend(batch.events.iter().enumerate().map(|(i, ev)| (ev.stream(), i)));
+    // By stream, then by position in the batch: each stream's events keep their order.
+    order.sort_unstable();
+    let mut run: Vec<Delivered<'_>> = Vec::new();
+    let mut run_of: Option<(usize, Dir)> = None;
+    for ev in order.iter().filter_map(|&(_, i)| batch.events.get(i)) {
+        let piece = delivered(batch, ev);
+        let key = piece.as_ref().map(|&(s, d, _)| (s, d));
+        if let Some((stream, dir)) = run_of
+            && key != run_of
+        {
+            sink.data_run(stream, dir, &run);
+            run.clear();
+            run_of = None;
+        }
+        if let Some((stream, dir, p)) = piece {
+            run_of = Some((stream, dir));
+            run.push(p);
+            continue;
+        }
+        match *ev {
+            Event::Open { stream, client, server } => sink.open(stream, client, server),
+            Event::Gap { stream, dir, offset, len, snaplen } => {
+                sink.gap(stream, dir, offset, len, snaplen)
+            }
+            Event::Retransmit { stream, dir, offset, start, len } => {
+                let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+                sink.retransmit(stream, dir, offset, bytes);
+            }
+            Event::Close { stream } => sink.close(stream),
+            Event::Data { .. } | Event::Shared { .. } => {}
+        }
+    }
+    if let Some((stream, dir)) = run_of {
+        sink.data_run(stream, dir, &run);
+    }
+}
+
 fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
     let mut sink = Analyses::new(opts);
+    let mut order = Vec::new();
     while let Ok(mut batch) = rx.recv() {
-        for ev in batch.events.drain(..) {
-            match ev {
-                Event::Open { stream, client, server } => sink.open(stream, client, server),
-                Event::Data { stream, dir, offset, start, len, new_run } => {
-                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                    sink.data(stream, dir, offset, bytes, new_run);
-                }
-                Event::Shared { stream, dir, offset, block, start, len, new_run } => {
-                    let bytes = block.get(start..start + len).unwrap_or(&[]);
-                    sink.data(stream, dir, offset, bytes, new_run);
-                }
-                Event::Gap { stream, dir, offset, len, snaplen } => {
-                    sink.gap(stream, dir, offset, len, snaplen)
-                }
-                Event::Retransmit { stream, dir, offset, start, len } => {
-                    let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                    sink.retransmit(stream, dir, offset, bytes);
-                }
-                Event::Close { stream } => sink.close(stream),
-            }
-        }
+        run_batch(&mut sink, &batch, &mut order);
+        batch.events.clear();
         batch.bytes.clear();
+        batch.blocks.clear();
         batch.shared = 0;
         // The reader may be gone already: then the batch is simply dropped.
         let _ = back.send(batch);
@@ -134,7 +208,8 @@ impl Sharded {
                     .name("rchat-analyze".into())
                     .spawn(move || work(rx, back, o))
                     .ok();
-                Worker { tx: Some(tx), spare, batch: Batch::default(), handle }
+                let limit = FIRST_BATCH_BYTES;
+                Worker { tx: Some(tx), spare, batch: Batch::default(), limit, handle }
             })
             .collect();
         Sharded { workers, block: None, failed: false }
@@ -150,13 +225,20 @@ impl Sharded {
         let w = self.worker(stream);
         w.batch.events.push(ev);
         let size = w.batch.bytes.len() + w.batch.shared;
-        if size >= BATCH_BYTES || w.batch.events.len() >= BATCH_EVENTS {
-            let fresh = w.spare.try_recv().unwrap_or_default();
-            let full = std::mem::replace(&mut w.batch, fresh);
-            let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
-            if !sent {
-                self.failed = true;
-            }
+        if size >= w.limit || w.batch.events.len() >= BATCH_EVENTS {
+            self.hand_over(stream);
+        }
+    }
+
+    /// Send the batch of the worker that owns `stream` and start a new one.
+    fn hand_over(&mut self, stream: usize) {
+        let w = self.worker(stream);
+        w.limit = (w.limit * 2).min(BATCH_BYTES);
+        let fresh = w.spare.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut w.batch, fresh);
+        let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+        if !sent {
+            self.failed = true;
         }
     }
 
@@ -209,16 +291,30 @@ impl Sink for Sharded {
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
         // Bytes inside the reader's block are shared; others (reassembled from out-of-order
         // segments) are copied.
-        if let Some(block) = &self.block {
+        let inside = self.block.as_ref().and_then(|block| {
             let base = block.as_ptr() as usize;
             let at = bytes.as_ptr() as usize;
-            if at >= base && at + bytes.len() <= base + block.len() {
-                let (block, start, len) = (Arc::clone(block), at - base, bytes.len());
-                self.worker(stream).batch.shared += len;
-                let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
-                self.push(stream, ev);
-                return;
+            (at >= base && at + bytes.len() <= base + block.len())
+                .then(|| (Arc::as_ptr(block), at - base))
+        });
+        if let Some((key, start)) = inside {
+            let len = bytes.len();
+            let wi = stream % self.workers.len().max(1);
+            let held = self.workers.get(wi).map(|w| &w.batch.blocks);
+            let new_block = held.and_then(|b| b.last()).is_none_or(|b| Arc::as_ptr(b) != key);
+            if new_block && held.is_some_and(|b| b.len() >= MAX_BATCH_BLOCKS) {
+                self.hand_over(stream);
             }
+            let (Some(block), Some(w)) = (&self.block, self.workers.get_mut(wi)) else { return };
+            let batch = &mut w.batch;
+            batch.shared += len;
+            if new_block {
+                batch.blocks.push(Arc::clone(block));
+            }
+            let block = batch.blocks.len().saturating_sub(1);
+            let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
+            self.push(stream, ev);
+            return;
         }
         let w = self.worker(stream);
         let start = w.batch.bytes.len();
@@ -241,7 +337,7 @@ impl Sink for Sharded {
         self.push(stream, Event::Close { stream });
     }
 
-    fn backing(&mut self, block: &Arc<Vec<u8>>) {
+    fn backing(&mut self, block: &Arc<Block>) {
         if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
             self.block = Some(Arc::clone(block));
         }

@@ -10,10 +10,12 @@
 //! number of live connections and the out-of-order cap, never on the size of the capture. It
 //! never looks at what the bytes mean and never checks checksums (offload makes them wrong).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::capture::Block;
 use super::decode::{Segment, flags};
 
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
@@ -39,6 +41,20 @@ impl Dir {
     }
 }
 
+/// In-order bytes of one direction, as [`Sink::data`] gets them.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivered<'a> {
+    /// Stream offset of the first byte.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// See [`Sink::data`].
+    pub new_run: bool,
+    /// Where the bytes are in the capture file, when they are read straight from it (a
+    /// mapped window): the sink may read them back later instead of keeping a copy.
+    pub file_at: Option<u64>,
+}
+
 /// Where reassembled bytes go.
 pub trait Sink {
     /// A new stream begins.
@@ -47,6 +63,13 @@ pub trait Sink {
     /// when the other direction sent data since this direction last did (or this is the
     /// direction's first data).
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
+    /// Several pieces of one direction in a row, each as [`Sink::data`] would get it (a sink
+    /// may handle them together).
+    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
+        for p in pieces {
+            self.data(stream, dir, p.offset, p.bytes, p.new_run);
+        }
+    }
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
@@ -57,7 +80,7 @@ pub trait Sink {
     fn close(&mut self, stream: usize);
     /// The shared block the bytes of the next segments come from. A sink that hands bytes to
     /// another thread may keep a reference to it instead of copying them; others ignore it.
-    fn backing(&mut self, _block: &Arc<Vec<u8>>) {}
+    fn backing(&mut self, _block: &Arc<Block>) {}
 }
 
 /// A range of bytes missing from a direction.
@@ -92,6 +115,10 @@ pub struct HalfStats {
 }
 
 /// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
+///
+/// Bytes are copied into a ring, except pieces that still sit in the capture file
+/// ([`Delivered::file_at`]): of those only the position is noted, and the few that a
+/// retransmission needs are read back from the file.
 #[derive(Debug, Default)]
 pub struct Recent {
     ring: Vec<u8>,
@@ -99,16 +126,70 @@ pub struct Recent {
     end: u64,
     /// No byte before this offset is remembered (a gap came before it).
     valid_from: u64,
+    /// Empty while every remembered byte is in the ring; otherwise where each remembered byte
+    /// is, oldest first. Pieces shorter than [`FILE_SPAN_MIN`] go to the ring, so there are at
+    /// most a few dozen spans.
+    spans: VecDeque<Span>,
+}
+
+/// Pieces at least this long are read back from the file instead of copied.
+const FILE_SPAN_MIN: usize = 512;
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Stream offset of the first byte.
+    start: u64,
+    len: u64,
+    /// Position of the first byte in the capture file, or `None`: in the ring.
+    file_at: Option<u64>,
 }
 
 impl Recent {
     /// Remember bytes delivered at `offset`.
     pub fn remember(&mut self, offset: u64, bytes: &[u8]) {
-        if self.ring.is_empty() {
-            self.ring = vec![0; RECENT];
-        }
+        self.remember_piece(offset, bytes, None);
+    }
+
+    fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
         if offset != self.end {
             self.valid_from = offset;
+            self.spans.clear();
+        }
+        let len = bytes.len() as u64;
+        match file_at.filter(|_| bytes.len() >= FILE_SPAN_MIN) {
+            Some(at) => {
+                if self.spans.is_empty() && offset > self.oldest() {
+                    // Until now everything was in the ring.
+                    let start = self.oldest();
+                    self.spans.push_back(Span { start, len: offset - start, file_at: None });
+                }
+                self.spans.push_back(Span { start: offset, len, file_at: Some(at) });
+            }
+            None => {
+                self.copy_to_ring(offset, bytes);
+                if !self.spans.is_empty() {
+                    match self.spans.back_mut() {
+                        Some(s) if s.file_at.is_none() && s.start + s.len == offset => s.len += len,
+                        _ => self.spans.push_back(Span { start: offset, len, file_at: None }),
+                    }
+                }
+            }
+        }
+        self.end = offset + len;
+        let oldest = self.oldest();
+        while self.spans.front().is_some_and(|s| s.start + s.len <= oldest) {
+            self.spans.pop_front();
+        }
+    }
+
+    /// The first byte still remembered.
+    fn oldest(&self) -> u64 {
+        self.valid_from.max(self.end.saturating_sub(RECENT as u64))
+    }
+
+    fn copy_to_ring(&mut self, offset: u64, bytes: &[u8]) {
+        if self.ring.is_empty() {
+            self.ring = vec![0; RECENT];
         }
         // Only the last RECENT bytes matter; copy them in at most two pieces.
         let skip = bytes.len().saturating_sub(RECENT);
@@ -122,20 +203,106 @@ impl Recent {
         if let Some(dst) = self.ring.get_mut(..b.len()) {
             dst.copy_from_slice(b);
         }
-        self.end = offset + bytes.len() as u64;
+    }
+
+    /// Remember several pieces delivered one after the other: the same as
+    /// [`Recent::remember`] on each in turn (reading back from the file where a piece says
+    /// it is in it), but the bytes of those that the later ones push out of the last
+    /// [`RECENT`] are not copied.
+    pub fn remember_all(&mut self, pieces: &[Delivered<'_>]) {
+        // The first piece, from the end, that still reaches into the last RECENT bytes.
+        let mut kept = 0usize;
+        let mut from = pieces.len();
+        while from > 0 && kept < RECENT {
+            from -= 1;
+            kept += pieces.get(from).map_or(0, |p| p.bytes.len());
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            if i < from {
+                if p.offset != self.end {
+                    self.valid_from = p.offset;
+                    self.spans.clear();
+                }
+                self.end = p.offset + p.bytes.len() as u64;
+            } else {
+                self.remember_piece(p.offset, p.bytes, p.file_at);
+            }
+        }
     }
 
     /// Whether `bytes` at `offset` differ from what was remembered there (false when those
-    /// bytes are no longer, or never were, remembered).
-    pub fn differs(&self, offset: u64, bytes: &[u8]) -> bool {
-        let oldest = self.valid_from.max(self.end.saturating_sub(RECENT as u64));
-        if self.ring.is_empty() || offset < oldest || offset + bytes.len() as u64 > self.end {
+    /// bytes are no longer, or never were, remembered, or cannot be read back from `file`).
+    pub fn differs(&self, offset: u64, bytes: &[u8], file: Option<&File>) -> bool {
+        let len = bytes.len() as u64;
+        if offset < self.oldest() || offset + len > self.end || bytes.is_empty() {
             return false;
         }
-        bytes.iter().enumerate().any(|(i, b)| {
-            let at = ((offset + i as u64) % RECENT as u64) as usize;
-            self.ring.get(at).is_some_and(|r| r != b)
-        })
+        if self.spans.is_empty() {
+            return self.ring_differs(offset, bytes);
+        }
+        let mut back = Vec::new();
+        for s in &self.spans {
+            let from = s.start.max(offset);
+            let to = (s.start + s.len).min(offset + len);
+            if from >= to {
+                continue;
+            }
+            let Some(piece) = bytes.get((from - offset) as usize..(to - offset) as usize) else {
+                return false;
+            };
+            let differ = match s.file_at {
+                None => self.ring_differs(from, piece),
+                Some(at) => {
+                    back.resize(piece.len(), 0);
+                    match file {
+                        Some(f) if read_back(f, at + (from - s.start), &mut back) => back != piece,
+                        _ => return false,
+                    }
+                }
+            };
+            if differ {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn ring_differs(&self, offset: u64, bytes: &[u8]) -> bool {
+        if self.ring.is_empty() {
+            return false;
+        }
+        // At most RECENT bytes (checked by the caller): in at most two pieces of the ring.
+        let at = (offset % RECENT as u64) as usize;
+        let (a, b) = bytes.split_at(bytes.len().min(RECENT - at));
+        let differ = |ring: Option<&[u8]>, piece: &[u8]| ring.is_some_and(|r| r != piece);
+        differ(self.ring.get(at..at + a.len()), a) || differ(self.ring.get(..b.len()), b)
+    }
+}
+
+/// Read `buf.len()` bytes of `file` at position `at`, without moving a shared file position;
+/// false if that fails (or the system has no such read).
+fn read_back(file: &File, at: u64, buf: &mut [u8]) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, at).is_ok()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            match file.seek_read(rest, at + done as u64) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => done += n,
+            }
+        }
+        true
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, at, buf);
+        false
     }
 }
 
@@ -232,7 +399,9 @@ fn key_of(a: (IpAddr, u16), b: (IpAddr, u16)) -> Key {
 pub struct Reassembler {
     /// Ports analysed; empty means every port.
     ports: Vec<u16>,
-    conns: HashMap<Key, usize>,
+    /// foldhash, seeded at random per process: much faster than the default SipHash, and a
+    /// capture cannot choose its collisions without knowing the seed.
+    conns: HashMap<Key, usize, foldhash::fast::RandomState>,
     streams: Vec<Stream>,
     ooo_cap: usize,
 }
@@ -245,7 +414,7 @@ impl Reassembler {
 
     /// As [`Reassembler::new`] with a different out-of-order cap (for tests).
     pub fn with_cap(ports: Vec<u16>, ooo_cap: usize) -> Self {
-        Reassembler { ports, conns: HashMap::new(), streams: Vec::new(), ooo_cap }
+        Reassembler { ports, conns: HashMap::default(), streams: Vec::new(), ooo_cap }
     }
 
     fn wanted(&self, port: u16) -> bool {
@@ -660,15 +829,61 @@ mod tests {
     fn recent_bytes_compare_only_what_is_remembered() {
         let mut r = Recent::default();
         r.remember(0, b"abcdef");
-        assert!(!r.differs(1, b"bcd"));
-        assert!(r.differs(1, b"bXd"));
-        assert!(!r.differs(4, b"efgh"), "past the end: unknown");
+        assert!(!r.differs(1, b"bcd", None));
+        assert!(r.differs(1, b"bXd", None));
+        assert!(!r.differs(4, b"efgh", None), "past the end: unknown");
         r.remember(100, b"xyz"); // after a gap
-        assert!(!r.differs(0, b"ZZZ"), "before the gap: forgotten");
+        assert!(!r.differs(0, b"ZZZ", None), "before the gap: forgotten");
         let big = vec![7u8; RECENT + 10];
         r.remember(103, &big);
-        assert!(!r.differs(103, &[1]), "pushed out of the window");
-        assert!(r.differs(103 + big.len() as u64 - 1, &[1]));
+        assert!(!r.differs(103, &[1], None), "pushed out of the window");
+        assert!(r.differs(103 + big.len() as u64 - 1, &[1], None));
+    }
+
+    #[test]
+    fn recent_bytes_read_back_from_the_file_compare_the_same() {
+        // The same pieces remembered by copy and by position in a file must answer alike.
+        let data: Vec<u8> = (0..3 * RECENT as u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let path = std::env::temp_dir().join(format!("rchat-recent-{}.bin", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let cuts = [0usize, 1500, 1600, 1700, 4000, 9000, 9100, 20_000, 30_000, 3 * RECENT];
+        let pieces: Vec<Delivered<'_>> = cuts
+            .windows(2)
+            .map(|w| Delivered {
+                offset: w[0] as u64,
+                bytes: &data[w[0]..w[1]],
+                new_run: false,
+                file_at: Some(w[0] as u64),
+            })
+            .collect();
+        let mut copied = Recent::default();
+        for p in &pieces {
+            copied.remember(p.offset, p.bytes);
+        }
+        let mut one_by_one = Recent::default();
+        for p in &pieces {
+            one_by_one.remember_piece(p.offset, p.bytes, p.file_at);
+        }
+        let mut at_once = Recent::default();
+        at_once.remember_all(&pieces[..4]);
+        at_once.remember_all(&pieces[4..]);
+        assert!(!one_by_one.spans.is_empty() && !at_once.spans.is_empty());
+        let end = data.len();
+        for (from, len) in [(end - 10, 10), (end - RECENT, RECENT), (end - 9000, 3000), (0, 5)] {
+            let same = &data[from..from + len];
+            let mut other = same.to_vec();
+            other[len / 2] ^= 1;
+            for r in [&copied, &one_by_one, &at_once] {
+                let known = from >= end - RECENT;
+                assert!(!r.differs(from as u64, same, Some(&file)), "{from}+{len}");
+                assert_eq!(r.differs(from as u64, &other, Some(&file)), known, "{from}+{len}");
+            }
+        }
+        // A file that cannot be read back: nothing is known.
+        assert!(!one_by_one.differs((end - 10) as u64, &[0; 10], None));
+        drop(file);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
