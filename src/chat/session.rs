@@ -4,7 +4,9 @@
 //!
 //! Owns the rules of a session: a host keeps waiting after a bad candidate and refuses
 //! extra connections while a chat runs; lines typed before a peer arrives are sent once the
-//! chat starts; a goodbye is a half-close (we keep reading until the peer says goodbye too).
+//! chat starts; a goodbye is a half-close (we keep reading until the peer says goodbye too);
+//! a message leaves as its blocks, then its signature, and an incoming one is decrypted while
+//! its signature is still on the way.
 //! All waiting happens on one channel of [`Event`]s, so Ctrl-C and a dead peer are noticed
 //! wherever the chat is. With `--record`, the connection's [`Tap`] is told of every byte
 //! written here and of our FIN, and is finished when the chat ends, however it ends.

@@ -4,8 +4,10 @@
 //!
 //! Owns every read from the peer's socket. It allocates a frame body only after the header
 //! has been checked against the per-type limit, and never buffers more than one frame or
-//! one 64 KiB line. It knows nothing of keys. With `--record`, every byte it reads (and
-//! the end of the stream) is reported to the connection's [`Tap`] as it arrives.
+//! one 64 KiB line. It knows nothing of keys, but lets its caller look at a frame's first
+//! bytes while the rest is still on its way (the chat decrypts a message's blocks then).
+//! With `--record`, every byte it reads (and the end of the stream) is reported to the
+//! connection's [`Tap`] as it arrives.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
