@@ -138,6 +138,8 @@ pub const MIN_BYTES: u64 = 16;
 pub const CHI_SQUARE_MIN_BYTES: u64 = 1280;
 /// How many leading bytes an [`Accumulator`] keeps for encoding detection.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
+/// A sample that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
+const SAMPLE_GROW_ALL: usize = 4 * 1024;
 
 const LANES: usize = 4;
 /// Interleaved counting tables: consecutive bytes go to different tables, so repeated bytes
@@ -449,6 +451,14 @@ impl Accumulator {
     fn count(&mut self, data: &[u8], lanes: &mut Lanes) {
         if self.sample.len() < SAMPLE_LIMIT {
             let take = (SAMPLE_LIMIT - self.sample.len()).min(data.len());
+            let want = self.sample.len() + take;
+            if want > self.sample.capacity() {
+                // Short directions keep a small sample; once one is past a few packets it
+                // gets the whole limit at once, instead of being copied at every doubling.
+                let cap =
+                    if want > SAMPLE_GROW_ALL { SAMPLE_LIMIT } else { want.next_power_of_two() };
+                self.sample.reserve_exact(cap.min(SAMPLE_LIMIT) - self.sample.len());
+            }
             self.sample.extend_from_slice(data.get(..take).unwrap_or_default());
         }
         let mut rest = data;
