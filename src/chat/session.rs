@@ -72,13 +72,15 @@ impl Link {
 
     /// Send one message without a terminal: encrypt and sign it, or write it as a line.
     pub fn send(&mut self, text: &str) -> Result<(), ChatError> {
-        self.send_explained(text).map(drop)
+        let sealer = self.secure.as_mut().map(|(sealer, _)| sealer);
+        send_text(&self.stream, self.tap.as_ref(), sealer, text, false).map(drop)
     }
 
     /// Like [`Link::send`], and return what `--explain` says about the bytes sent.
     pub fn send_explained(&mut self, text: &str) -> Result<String, ChatError> {
         let sealer = self.secure.as_mut().map(|(sealer, _)| sealer);
-        send_text(&self.stream, self.tap.as_ref(), sealer, text)
+        let explained = send_text(&self.stream, self.tap.as_ref(), sealer, text, true)?;
+        Ok(explained.unwrap_or_default())
     }
 
     /// Say goodbye without a terminal: a signed BYE in encrypted mode, then close our
@@ -480,8 +482,8 @@ fn write_frame(mut stream: &TcpStream, tap: Option<&Tap>, bytes: &[u8]) -> Resul
     Ok(())
 }
 
-/// Send `text` (a signed MESSAGE frame, or the line itself) and return what `--explain`
-/// says about the bytes sent.
+/// Send `text` (a signed MESSAGE frame, or the line itself) and, when `explain` asks for it,
+/// return what `--explain` says about the bytes sent.
 ///
 /// A MESSAGE goes out in two writes: the header and ciphertext blocks as soon as they are
 /// encrypted, then the signature once it is computed. The peer decrypts the blocks while
@@ -491,7 +493,8 @@ fn send_text(
     tap: Option<&Tap>,
     sealer: Option<&mut Sealer>,
     text: &str,
-) -> Result<String, ChatError> {
+    explain: bool,
+) -> Result<Option<String>, ChatError> {
     match sealer {
         Some(sealer) => {
             let mut msg = sealer.encrypt(text)?;
@@ -500,18 +503,20 @@ fn send_text(
             sealer.sign(&mut msg)?;
             let tail = msg.frame_tail();
             write_frame(stream, tap, &tail)?;
-            let explained = explain_message("sent", &msg, head.len() + tail.len());
-            Ok(format!(
-                "{explained}; sent as {} + {} bytes: the blocks at once, the signature once computed",
-                head.len(),
-                tail.len()
-            ))
+            Ok(explain.then(|| {
+                let explained = explain_message("sent", &msg, head.len() + tail.len());
+                format!(
+                    "{explained}; sent as {} + {} bytes: the blocks at once, the signature once computed",
+                    head.len(),
+                    tail.len()
+                )
+            }))
         }
         None => {
             let mut bytes = text.as_bytes().to_vec();
             bytes.push(b'\n');
             write_frame(stream, tap, &bytes)?;
-            Ok(explain_plain("sent", &bytes))
+            Ok(explain.then(|| explain_plain("sent", &bytes)))
         }
     }
 }
@@ -701,8 +706,8 @@ impl Outgoing<'_> {
             ));
             return Ok(());
         }
-        let explained = send_text(self.stream, self.tap, self.sealer.as_deref_mut(), text)?;
-        if self.explain {
+        let sealer = self.sealer.as_deref_mut();
+        if let Some(explained) = send_text(self.stream, self.tap, sealer, text, self.explain)? {
             self.ui.status(explained);
         }
         self.ui.sent(text);
