@@ -148,8 +148,7 @@ type Lanes = [[u32; 256]; LANES];
 
 thread_local! {
     /// Each thread's scratch lanes: always in cache, whichever stream is being counted.
-    static SCRATCH: std::cell::RefCell<Box<Lanes>> =
-        std::cell::RefCell::new(Box::new([[0; 256]; LANES]));
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 /// Counting tables lent to an accumulator for several pieces in a row, so that their counts
 /// are added to the accumulator's own table once (see [`Accumulator::update_lent`]) instead
@@ -389,26 +388,17 @@ impl Accumulator {
 
     /// Add the next bytes.
     pub fn update(&mut self, data: &[u8]) {
-        // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
-        // last fold; pieces are split below that size.
-        if data.len() as u64 >= FOLD_EVERY {
-            for piece in data.chunks(FOLD_EVERY as usize / 2) {
-                self.update(piece);
-            }
-            return;
-        }
-        if self.bytes - self.folded_at + data.len() as u64 >= FOLD_EVERY {
-            self.fold();
-        }
+        // Counted in the thread's own scratch tables (always in cache, whichever stream this
+        // is), then added to this accumulator at once.
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut lanes) => {
-                self.count(data, &mut lanes);
-                self.merge(&mut lanes);
+            Ok(mut scratch) => {
+                self.update_lent(data, &mut scratch);
+                self.settle(&mut scratch);
             }
             Err(_) => {
-                let mut lanes = Box::new([[0; 256]; LANES]);
-                self.count(data, &mut lanes);
-                self.merge(&mut lanes);
+                let mut scratch = Scratch::default();
+                self.update_lent(data, &mut scratch);
+                self.settle(&mut scratch);
             }
         });
     }
@@ -420,7 +410,8 @@ impl Accumulator {
     ///
     /// [`update`]: Accumulator::update
     pub fn update_lent(&mut self, data: &[u8], scratch: &mut Scratch) {
-        // The lanes' counters and the table's stay below 2^31 (see `update`).
+        // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
+        // last fold: the lanes' counters and the table's stay below 2^31.
         if data.len() as u64 >= FOLD_EVERY / 2 {
             for piece in data.chunks(FOLD_EVERY as usize / 4) {
                 self.update_lent(piece, scratch);

@@ -215,10 +215,15 @@ impl Sharded {
         Sharded { workers, block: None, failed: false }
     }
 
-    fn worker(&mut self, stream: usize) -> &mut Worker {
-        let n = self.workers.len();
+    /// Which worker owns `stream`.
+    fn index(&self, stream: usize) -> usize {
         // `new` starts at least one worker.
-        &mut self.workers[stream % n]
+        stream % self.workers.len()
+    }
+
+    fn worker(&mut self, stream: usize) -> &mut Worker {
+        let i = self.index(stream);
+        &mut self.workers[i]
     }
 
     fn push(&mut self, stream: usize, ev: Event) {
@@ -299,14 +304,14 @@ impl Sink for Sharded {
         });
         if let Some((key, start)) = inside {
             let len = bytes.len();
-            let wi = stream % self.workers.len().max(1);
-            let held = self.workers.get(wi).map(|w| &w.batch.blocks);
-            let new_block = held.and_then(|b| b.last()).is_none_or(|b| Arc::as_ptr(b) != key);
-            if new_block && held.is_some_and(|b| b.len() >= MAX_BATCH_BLOCKS) {
+            let i = self.index(stream);
+            let held = &self.workers[i].batch.blocks;
+            let new_block = held.last().is_none_or(|b| Arc::as_ptr(b) != key);
+            if new_block && held.len() >= MAX_BATCH_BLOCKS {
                 self.hand_over(stream);
             }
-            let (Some(block), Some(w)) = (&self.block, self.workers.get_mut(wi)) else { return };
-            let batch = &mut w.batch;
+            let Some(block) = &self.block else { return };
+            let batch = &mut self.workers[i].batch;
             batch.shared += len;
             if new_block {
                 batch.blocks.push(Arc::clone(block));

@@ -150,11 +150,17 @@ impl Recent {
         self.remember_piece(offset, bytes, None);
     }
 
-    fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
+    /// The next bytes start at `offset`: if that is not where the last ones ended, forget
+    /// everything before it.
+    fn continue_at(&mut self, offset: u64) {
         if offset != self.end {
             self.valid_from = offset;
             self.spans.clear();
         }
+    }
+
+    fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
+        self.continue_at(offset);
         let len = bytes.len() as u64;
         match file_at.filter(|_| bytes.len() >= FILE_SPAN_MIN) {
             Some(at) => {
@@ -219,10 +225,7 @@ impl Recent {
         }
         for (i, p) in pieces.iter().enumerate() {
             if i < from {
-                if p.offset != self.end {
-                    self.valid_from = p.offset;
-                    self.spans.clear();
-                }
+                self.continue_at(p.offset);
                 self.end = p.offset + p.bytes.len() as u64;
             } else {
                 self.remember_piece(p.offset, p.bytes, p.file_at);
