@@ -607,6 +607,12 @@ mod tests {
         let mut zero = body.to_vec();
         zero[8..10].copy_from_slice(&0u16.to_be_bytes());
         assert_eq!(MessageBlocks::peek(&zero), None);
+        let mut huge = body.to_vec();
+        huge[10..12].copy_from_slice(&(MAX_BLOCK_LEN as u16 + 1).to_be_bytes());
+        assert_eq!(MessageBlocks::peek(&huge), None);
+        let mut many = body.to_vec();
+        many[8..10].copy_from_slice(&(MAX_BLOCKS as u16 + 1).to_be_bytes());
+        assert_eq!(MessageBlocks::peek(&many), None);
     }
 
     #[test]
