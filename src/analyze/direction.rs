@@ -15,9 +15,8 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use rsa::sha2::{Digest, Sha256};
-
 use super::classify::{self, Classification};
+use super::digest::{self, Sha256Stream};
 use super::messages::{Message, Mode, Splitter, Tallies};
 use super::rchat::{FrameLog, RchatReport};
 use super::reassembly::{Delivered, Dir, Recent, Sink};
@@ -76,7 +75,7 @@ struct Extract {
 }
 
 struct Analysis {
-    sha: Sha256,
+    sha: Sha256Stream,
     preview: Vec<u8>,
     preview_gaps: Vec<(usize, u64)>,
     preview_truncated: bool,
@@ -90,7 +89,7 @@ struct Analysis {
 impl Analysis {
     fn new(extract: Option<PathBuf>, keys: Vec<Arc<Identity>>) -> Self {
         Analysis {
-            sha: Sha256::new(),
+            sha: Sha256Stream::new(),
             preview: Vec::new(),
             preview_gaps: Vec::new(),
             preview_truncated: false,
@@ -141,7 +140,7 @@ impl Analysis {
         let class = classify::combine(&found.overall, &per_message);
         let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
         DirectionResult {
-            sha256: hex::encode(self.sha.finalize()),
+            sha256: hex::encode(self.sha.finish()),
             class,
             preview: self.preview,
             preview_gaps: self.preview_gaps,
@@ -201,6 +200,74 @@ impl Analyses {
         self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
     }
 
+    /// Everything [`Sink::data_run`] does with a run but the hash: the run must then go to
+    /// [`Analyses::hash_runs`] before the stream closes. Hashing the runs of many directions
+    /// at once is faster (see [`digest`]).
+    pub fn take_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
+        let full = self.opts.full;
+        let mut errors = Vec::new();
+        let mut tallies = self.tallies.take();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
+            if let Some(t) = tallies.take() {
+                a.splitter.lend(t);
+            }
+            for &Delivered { offset, bytes, new_run, .. } in pieces {
+                if full || a.preview.len() < PREVIEW {
+                    let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
+                    let take = room.min(bytes.len());
+                    a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+                    if take < bytes.len() {
+                        a.preview_truncated = true;
+                    }
+                } else if !bytes.is_empty() {
+                    a.preview_truncated = true;
+                }
+                a.splitter.data(offset, bytes, new_run);
+                a.rchat.data(offset, bytes);
+                a.write(bytes, &mut errors);
+            }
+            a.recent.remember_all(pieces);
+            tallies = a.splitter.give_back();
+        }
+        self.tallies = tallies.or_else(|| Some(Box::default()));
+        self.errors.append(&mut errors);
+    }
+
+    /// Hash runs given to [`Analyses::take_run`], several directions at a time. The runs of
+    /// one direction are taken in the order given.
+    pub fn hash_runs(&mut self, runs: &[(usize, Dir, &[Delivered<'_>])]) {
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        // Stable: a direction's runs stay in order.
+        order.sort_by_key(|&i| runs.get(i).map(|&(stream, dir, _)| (stream, dir as usize)));
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        // Each direction's hasher, lent out of it for the time of the hashing, and where its
+        // pieces are in `pieces`.
+        let mut lent: Vec<(usize, Dir, Sha256Stream, std::ops::Range<usize>)> = Vec::new();
+        for &(stream, dir, run) in order.iter().filter_map(|&i| runs.get(i)) {
+            let from = pieces.len();
+            pieces.extend(run.iter().map(|p| p.bytes));
+            match lent.last_mut() {
+                Some((s, d, _, range)) if *s == stream && *d == dir => range.end = pieces.len(),
+                _ => {
+                    if let Some(a) = self.get(stream, dir) {
+                        let h = std::mem::take(&mut a.sha);
+                        lent.push((stream, dir, h, from..pieces.len()));
+                    }
+                }
+            }
+        }
+        let mut jobs: Vec<digest::Job<'_, '_, &[u8]>> = lent
+            .iter_mut()
+            .map(|(_, _, h, range)| (h, pieces.get(range.clone()).unwrap_or(&[])))
+            .collect();
+        digest::update_many(&mut jobs);
+        for (stream, dir, h, _) in lent {
+            if let Some(a) = self.get(stream, dir) {
+                a.sha = h;
+            }
+        }
+    }
+
     /// The results, indexed by stream id.
     pub fn into_results(self) -> Vec<Option<[DirectionResult; 2]>> {
         self.results
@@ -224,34 +291,12 @@ impl Sink for Analyses {
     }
 
     fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
-        let full = self.opts.full;
-        let mut errors = Vec::new();
-        let mut tallies = self.tallies.take();
-        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
-            if let Some(t) = tallies.take() {
-                a.splitter.lend(t);
+        self.take_run(stream, dir, pieces);
+        if let Some(a) = self.get(stream, dir) {
+            for p in pieces {
+                a.sha.update(p.bytes);
             }
-            for &Delivered { offset, bytes, new_run, .. } in pieces {
-                a.sha.update(bytes);
-                if full || a.preview.len() < PREVIEW {
-                    let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
-                    let take = room.min(bytes.len());
-                    a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
-                    if take < bytes.len() {
-                        a.preview_truncated = true;
-                    }
-                } else if !bytes.is_empty() {
-                    a.preview_truncated = true;
-                }
-                a.splitter.data(offset, bytes, new_run);
-                a.rchat.data(offset, bytes);
-                a.write(bytes, &mut errors);
-            }
-            a.recent.remember_all(pieces);
-            tallies = a.splitter.give_back();
         }
-        self.tallies = tallies.or_else(|| Some(Box::default()));
-        self.errors.append(&mut errors);
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod classify;
 pub mod decode;
+pub mod digest;
 pub mod direction;
 pub mod messages;
 pub mod parallel;

@@ -6,8 +6,9 @@
 //! that owns the stream (stream id modulo the number of workers), and the workers, each
 //! running its own [`Analyses`]. Bytes still in one of the capture reader's blocks (a mapped
 //! window of the file, or a read buffer) are shared with the worker, not copied; only bytes
-//! reassembled from out-of-order segments are. A worker takes each batch stream by stream and
-//! hands each run of one direction's pieces over at once. Channels are bounded, so memory
+//! reassembled from out-of-order segments are. A worker takes each batch stream by stream, a
+//! few streams at a time: it hashes their bytes together (see `digest`), then hands each run
+//! of one direction's pieces over at once. Channels are bounded, so memory
 //! stays bounded whatever the capture size. It never reorders the events of one stream and
 //! never looks at the bytes.
 
@@ -138,33 +139,86 @@ fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<
     Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run, file_at }))
 }
 
+/// Streams whose bytes are hashed together (see [`Analyses::hash_runs`]).
+const HASHED_TOGETHER: usize = 4;
+
 /// Run one batch through `sink`. Streams are independent, so the events are taken stream by
-/// stream (each stream's in their order), and each run of one direction's pieces is handed
-/// over at once: the stream's state is looked up and its counts added up once per run.
+/// stream (each stream's in their order), a few streams at a time: their bytes are hashed
+/// together first, then each run of one direction's pieces is handed over at once (the
+/// stream's state is looked up and its counts added up once per run) while those bytes are
+/// still in the processor's cache.
 fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>) {
     order.clear();
     order.extend(batch.events.iter().enumerate().map(|(i, ev)| (ev.stream(), i)));
     // By stream, then by position in the batch: each stream's events keep their order.
     order.sort_unstable();
-    let mut run: Vec<Delivered<'_>> = Vec::new();
-    let mut run_of: Option<(usize, Dir)> = None;
-    for ev in order.iter().filter_map(|&(_, i)| batch.events.get(i)) {
-        let piece = delivered(batch, ev);
-        let key = piece.as_ref().map(|&(s, d, _)| (s, d));
-        if let Some((stream, dir)) = run_of
-            && key != run_of
-        {
-            sink.data_run(stream, dir, &run);
-            run.clear();
+    let mut rest = order.as_slice();
+    while !rest.is_empty() {
+        // The events of the next few streams.
+        let mut streams = 0;
+        let mut last = None;
+        let end = rest
+            .iter()
+            .position(|&(stream, _)| {
+                if last != Some(stream) {
+                    last = Some(stream);
+                    streams += 1;
+                }
+                streams > HASHED_TOGETHER
+            })
+            .unwrap_or(rest.len());
+        let (group, after) = rest.split_at(end);
+        run_group(sink, batch, group.iter().filter_map(|&(_, i)| batch.events.get(i)));
+        rest = after;
+    }
+}
+
+/// Run the events of a few streams (each stream's in order) through `sink`.
+fn run_group<'b>(
+    sink: &mut Analyses,
+    batch: &'b Batch,
+    events: impl Iterator<Item = &'b Event> + Clone,
+) {
+    // A stream's first event opens it (if it opens in this batch): open them all first, so
+    // that their bytes can be hashed.
+    for ev in events.clone() {
+        if let Event::Open { stream, client, server } = *ev {
+            sink.open(stream, client, server);
+        }
+    }
+    // Every run of consecutive pieces of one direction: (stream, direction, pieces).
+    let mut pieces: Vec<Delivered<'b>> = Vec::new();
+    let mut runs: Vec<(usize, Dir, std::ops::Range<usize>)> = Vec::new();
+    let mut run_of = None;
+    for ev in events.clone() {
+        let Some((stream, dir, p)) = delivered(batch, ev) else {
             run_of = None;
-        }
-        if let Some((stream, dir, p)) = piece {
-            run_of = Some((stream, dir));
-            run.push(p);
             continue;
+        };
+        match runs.last_mut() {
+            Some(run) if run_of == Some((stream, dir)) => run.2.end += 1,
+            _ => runs.push((stream, dir, pieces.len()..pieces.len() + 1)),
         }
+        run_of = Some((stream, dir));
+        pieces.push(p);
+    }
+    let hashed: Vec<(usize, Dir, &[Delivered<'_>])> = runs
+        .iter()
+        .map(|(stream, dir, range)| (*stream, *dir, pieces.get(range.clone()).unwrap_or(&[])))
+        .collect();
+    sink.hash_runs(&hashed);
+    // Then everything in order, each run once its last piece is reached.
+    let mut next_run = runs.iter().peekable();
+    let mut seen = 0;
+    for ev in events {
         match *ev {
-            Event::Open { stream, client, server } => sink.open(stream, client, server),
+            Event::Open { .. } => {}
+            Event::Data { .. } | Event::Shared { .. } => {
+                seen += 1;
+                if let Some((stream, dir, range)) = next_run.next_if(|r| r.2.end == seen) {
+                    sink.take_run(*stream, *dir, pieces.get(range.clone()).unwrap_or(&[]));
+                }
+            }
             Event::Gap { stream, dir, offset, len, snaplen } => {
                 sink.gap(stream, dir, offset, len, snaplen)
             }
@@ -173,11 +227,7 @@ fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>
                 sink.retransmit(stream, dir, offset, bytes);
             }
             Event::Close { stream } => sink.close(stream),
-            Event::Data { .. } | Event::Shared { .. } => {}
         }
-    }
-    if let Some((stream, dir)) = run_of {
-        sink.data_run(stream, dir, &run);
     }
 }
 
@@ -345,6 +395,90 @@ impl Sink for Sharded {
     fn backing(&mut self, block: &Arc<Block>) {
         if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
             self.block = Some(Arc::clone(block));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Feed the same events to `sink`: eleven streams interleaved, both directions, pieces
+    /// of every size, gaps and retransmissions between runs, some streams closing mid-way.
+    fn feed(sink: &mut dyn Sink) {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let streams = 11;
+        let mut offsets = vec![[0u64; 2]; streams];
+        let mut open = vec![true; streams];
+        for s in 0..streams {
+            sink.open(s, (ip, 40000 + s as u16), (ip, 9999));
+        }
+        for round in 0..3000 {
+            let s = (next() % streams as u64) as usize;
+            if !open[s] {
+                continue;
+            }
+            let dir =
+                if next().is_multiple_of(3) { Dir::ServerToClient } else { Dir::ClientToServer };
+            let at = offsets[s][dir as usize];
+            match next() % 20 {
+                0 => {
+                    sink.gap(s, dir, at, 100, false);
+                    offsets[s][dir as usize] += 100;
+                }
+                1 if at > 10 => sink.retransmit(s, dir, at - 10, &[0x55; 10]),
+                2 if round > 2000 && s.is_multiple_of(3) => {
+                    sink.close(s);
+                    open[s] = false;
+                }
+                _ => {
+                    let len = (next() % 1500) as usize;
+                    // Text in some streams, random bytes in the others.
+                    let bytes: Vec<u8> = (0..len)
+                        .map(|i| {
+                            if s.is_multiple_of(2) {
+                                b"hello world\n"[i % 12]
+                            } else {
+                                next() as u8
+                            }
+                        })
+                        .collect();
+                    sink.data(s, dir, at, &bytes, next().is_multiple_of(4));
+                    offsets[s][dir as usize] += len as u64;
+                }
+            }
+        }
+        for (s, open) in open.iter().enumerate() {
+            if *open {
+                sink.close(s);
+            }
+        }
+    }
+
+    #[test]
+    fn workers_give_the_results_of_one_serial_analysis() {
+        let opts = Options::default();
+        let mut serial = Analyses::new(opts.clone());
+        feed(&mut serial);
+        let want = serial.into_results();
+        for workers in [1, 2, 3] {
+            let mut sharded = Sharded::new(workers, &opts);
+            feed(&mut sharded);
+            let (got, errors) = sharded.finish();
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                // Everything the report shows, hashes included.
+                assert_eq!(format!("{g:?}"), format!("{w:?}"), "{workers} workers");
+            }
         }
     }
 }
