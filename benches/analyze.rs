@@ -3,9 +3,11 @@
 //! `cargo bench --bench analyze` writes a capture of 400 interleaved TCP flows on port 9999
 //! (1448-byte segments of pseudo-random bytes, some reordered, some retransmitted, server ACKs)
 //! into the temporary folder, warms the page cache, then times `rchat analyze --json`,
-//! `tcpflow -r` and `tshark -q -z conv,tcp` on it with `/usr/bin/time -v` (best of 5, 3 and 1
-//! runs), and prints the throughput, the ratios and the peak memory of each. Set `RCHAT_BENCH_MB` to change the size
-//! (default 300) and `RCHAT_BENCH_KEEP=1` to keep the capture.
+//! `tcpflow -r` and `tshark -q -z conv,tcp` on it with `/usr/bin/time -v`, taking turns for
+//! five rounds (tshark, which is slow, every other round), and prints for each the best and
+//! median time and throughput, the peak memory, and the ratios of the rounds. Set
+//! `RCHAT_BENCH_MB` to change the size (default 300) and `RCHAT_BENCH_KEEP=1` to keep the
+//! capture.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,6 +19,8 @@ use etherparse::PacketBuilder;
 
 const FLOWS: usize = 400;
 const SEGMENT: usize = 1448;
+/// Rounds of runs (every tool once per round, tshark every other round).
+const ROUNDS: usize = 5;
 
 struct Rng(u64);
 
@@ -173,36 +177,31 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
 }
 
 struct Run {
-    name: &'static str,
     secs: f64,
     peak_kb: u64,
 }
 
-/// The best of `n` runs of [`timed`] (the machine may be shared; the best run is the one least
-/// disturbed).
-fn best_of(n: usize, name: &'static str, cmd: &[&str]) -> Option<Run> {
-    let mut best: Option<Run> = None;
-    for _ in 0..n {
-        let run = timed(name, cmd)?;
-        if best.as_ref().is_none_or(|b| run.secs < b.secs) {
-            best = Some(run);
-        }
-    }
-    best
+/// One tool of the comparison and its runs.
+struct Tool<'a> {
+    name: &'static str,
+    cmd: Vec<&'a str>,
+    /// Runs in one round out of this many (tshark is slow).
+    every: usize,
+    runs: Vec<(usize, Run)>,
 }
 
-/// Run a command under `/usr/bin/time -v`; output discarded.
-fn timed(name: &'static str, cmd: &[&str]) -> Option<Run> {
-    let have = Command::new(cmd[0])
+/// Whether `program` can be started.
+fn installed(program: &str) -> bool {
+    Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok();
-    if !have {
-        println!("{name}: not installed, skipped");
-        return None;
-    }
+        .is_ok()
+}
+
+/// Run a command under `/usr/bin/time -v`; output discarded.
+fn timed(name: &str, cmd: &[&str]) -> Option<Run> {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
@@ -222,7 +221,16 @@ fn timed(name: &'static str, cmd: &[&str]) -> Option<Run> {
         println!("{name}: failed: {}", text.lines().next().unwrap_or_default());
         return None;
     }
-    Some(Run { name, secs, peak_kb })
+    Some(Run { secs, peak_kb })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 fn main() {
@@ -261,33 +269,95 @@ fn main() {
     let _ = std::fs::remove_dir_all(&flow_dir);
     let _ = std::fs::create_dir_all(&flow_dir);
     let fd = flow_dir.to_str().unwrap_or_default();
-    let runs: Vec<Run> = [
-        best_of(5, "rchat analyze --json", &[env!("CARGO_BIN_EXE_rchat"), "analyze", "--json", f]),
-        best_of(3, "tcpflow -r", &["tcpflow", "-r", f, "-o", fd]),
-        best_of(1, "tshark -z conv,tcp", &["tshark", "-q", "-z", "conv,tcp", "-r", f]),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut tools = vec![
+        Tool {
+            name: "rchat analyze --json",
+            cmd: vec![env!("CARGO_BIN_EXE_rchat"), "analyze", "--json", f],
+            every: 1,
+            runs: Vec::new(),
+        },
+        Tool {
+            name: "tcpflow -r",
+            cmd: vec!["tcpflow", "-r", f, "-o", fd],
+            every: 1,
+            runs: Vec::new(),
+        },
+        Tool {
+            name: "tshark -z conv,tcp",
+            cmd: vec!["tshark", "-q", "-z", "conv,tcp", "-r", f],
+            every: 2,
+            runs: Vec::new(),
+        },
+    ];
+    tools.retain(|t| {
+        let have = installed(t.cmd[0]);
+        if !have {
+            println!("{}: not installed, skipped", t.name);
+        }
+        have
+    });
+    // The machine's speed may change from one minute to the next: the tools take turns, round
+    // after round, so that each sees the same moments, and each round gives its own ratios.
+    for round in 0..ROUNDS {
+        for t in &mut tools {
+            if round % t.every == 0
+                && let Some(run) = timed(t.name, &t.cmd)
+            {
+                t.runs.push((round, run));
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&flow_dir);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "capture: {:.1} MB, {FLOWS} flows, {SEGMENT}-byte segments; {cores} cores",
+        "capture: {:.1} MB, {FLOWS} flows, {SEGMENT}-byte segments; {cores} cores; {ROUNDS} rounds",
         size as f64 / 1e6
     );
-    println!("{:<22} {:>9} {:>11} {:>12}", "tool", "seconds", "MB/s", "peak MB");
-    for r in &runs {
+    println!(
+        "{:<22} {:>5} {:>9} {:>9} {:>10} {:>10} {:>8}",
+        "tool", "runs", "best s", "median s", "best MB/s", "med. MB/s", "peak MB"
+    );
+    let mb = size as f64 / 1e6;
+    for t in &tools {
+        let secs: Vec<f64> = t.runs.iter().map(|(_, r)| r.secs).collect();
+        let best = secs.iter().copied().fold(f64::INFINITY, f64::min);
+        let med = median(secs.clone());
+        let peak = t.runs.iter().map(|(_, r)| r.peak_kb).max().unwrap_or(0);
         println!(
-            "{:<22} {:>9.3} {:>11.0} {:>12.1}",
-            r.name,
-            r.secs,
-            size as f64 / 1e6 / r.secs,
-            r.peak_kb as f64 / 1024.0
+            "{:<22} {:>5} {:>9.3} {:>9.3} {:>10.0} {:>10.0} {:>8.1}",
+            t.name,
+            secs.len(),
+            best,
+            med,
+            mb / best,
+            mb / med,
+            peak as f64 / 1024.0
         );
     }
-    if let Some(ours) = runs.first().filter(|r| r.name.starts_with("rchat")) {
-        for r in runs.iter().skip(1) {
-            println!("rchat is {:.1}x faster than {}", r.secs / ours.secs, r.name);
+    if let Some((ours, others)) = tools.split_first().filter(|(t, _)| t.name.starts_with("rchat")) {
+        for t in others {
+            // The ratio of each round in which both ran.
+            let ratios: Vec<f64> = t
+                .runs
+                .iter()
+                .filter_map(|(round, r)| {
+                    let mine = ours.runs.iter().find(|(n, _)| n == round)?;
+                    Some(r.secs / mine.1.secs)
+                })
+                .collect();
+            if ratios.is_empty() {
+                continue;
+            }
+            let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ratios.iter().copied().fold(0.0, f64::max);
+            println!(
+                "rchat is {:.1}x faster than {} (median of {} rounds; {:.1}x to {:.1}x)",
+                median(ratios.clone()),
+                t.name,
+                ratios.len(),
+                lo,
+                hi
+            );
         }
     }
     if std::env::var("RCHAT_BENCH_KEEP").as_deref() != Ok("1") {
