@@ -104,6 +104,12 @@ impl Sha256Stream {
     }
 }
 
+/// Ask for the first bytes of `data` (up to 256) to be brought into the cache, where the
+/// processor can be asked to; nothing otherwise.
+pub fn prefetch(data: &[u8]) {
+    lockstep::prefetch(data);
+}
+
 /// Compress whole blocks one stream at a time (the `sha2` crate picks the fastest way this
 /// processor has).
 fn compress1(state: &mut [u32; 8], blocks: &[[u8; BLOCK]]) {

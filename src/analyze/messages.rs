@@ -99,6 +99,8 @@ pub struct Splitter {
     started: bool,
     /// Counting tables lent for a run of pieces, holding counts not yet settled.
     tallies: Option<Box<Tallies>>,
+    /// The verdict on the first message, judged on `overall` when it held this many bytes.
+    first_verdict: Option<(u64, Classification)>,
 }
 
 impl Default for Splitter {
@@ -122,6 +124,7 @@ impl Splitter {
             overall: Accumulator::new(),
             started: false,
             tallies: None,
+            first_verdict: None,
         }
     }
 
@@ -195,12 +198,13 @@ impl Splitter {
         }
         self.end_message();
         self.settle();
-        Finished {
-            overall: self.overall.finish(),
-            mode: self.mode,
-            messages: self.done,
-            unlisted: self.unlisted,
-        }
+        // The first message is judged on the direction's own counts: when it is the only one,
+        // that verdict is the direction's.
+        let overall = match self.first_verdict.take() {
+            Some((n, class)) if n == self.overall.len() => class,
+            _ => self.overall.finish(),
+        };
+        Finished { overall, mode: self.mode, messages: self.done, unlisted: self.unlisted }
     }
 
     fn decide(&mut self) {
@@ -339,7 +343,11 @@ impl Splitter {
         if self.done.len() < MAX_MESSAGES {
             let class = match &open.acc {
                 Some(acc) => acc.finish(),
-                None => self.overall.finish(),
+                None => {
+                    let class = self.overall.finish();
+                    self.first_verdict = Some((self.overall.len(), class.clone()));
+                    class
+                }
             };
             self.done.push(Message { offset: open.offset, length: open.length, class });
         } else {
