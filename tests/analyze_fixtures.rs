@@ -421,3 +421,101 @@ fn mid_connection_start_with_the_first_segment_out_of_order() {
     assert!(r["warnings"].to_string().contains("mid-connection"));
     assert_extract_matches_tshark(&file, &[]);
 }
+
+/// Long directions of every kind the encoding checks look at, in 1448-byte segments: read
+/// from a file, whose classifier samples are noted by their place in it and read back, they
+/// give the same report as read from a pipe, whose samples are copied.
+#[cfg(unix)]
+#[test]
+fn samples_read_back_from_the_file_give_the_same_report_as_copied_ones() {
+    use base64::Engine;
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    let noise = random(150_000);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&noise).into_bytes();
+    let hexed = hex::encode(&noise).into_bytes();
+    let decimal: Vec<u8> = noise.iter().map(|b| format!("{b} ")).collect::<String>().into_bytes();
+    let text = "The quick brown fox jumps over the lazy dog. Съешь же ещё этих булок. \n"
+        .repeat(2000)
+        .into_bytes();
+    // Mostly text with base64 tokens inside, and binary with a printable tail.
+    let embedded: Vec<u8> = (0..400)
+        .flat_map(|i| {
+            format!("key {i}: {}\n", &hex::encode(&noise[i * 40..i * 40 + 40])).into_bytes()
+        })
+        .collect();
+    let mut mixed = random(3000);
+    mixed.extend_from_slice(&text);
+    let mut convs = Vec::new();
+    for (i, body) in [&b64, &hexed, &decimal, &text, &embedded, &mixed, &noise].iter().enumerate() {
+        let (c, s) = (End::new("10.2.0.1", 42000 + i as u16), End::new("10.2.0.2", 9999));
+        let mut conv = Conv::new(c, s, 1000 * i as u32, 77);
+        conv.handshake();
+        for seg in body.chunks(1448) {
+            conv.c(seg);
+        }
+        conv.s(b"thanks\n").close();
+        convs.push(conv);
+    }
+    // Interleave the conversations, so that each direction's bytes are spread over the file.
+    let mut ips = Vec::new();
+    let longest = convs.iter().map(|c| c.packets.len()).max().unwrap_or(0);
+    for k in 0..longest {
+        for conv in &convs {
+            if let Some(p) = conv.packets.get(k) {
+                ips.push(p.clone());
+            }
+        }
+    }
+    let bytes = pcap_bytes(1, &records(Link::Ethernet, &ips), Endianness::Little, false);
+    let dir = tempdir("sample-read-back");
+    let file = write(&dir, "encodings.pcap", &bytes);
+    let mut from_file = analyze_json(&file, &["--full"]);
+    // The same bytes through a pipe: read with `read` calls, every sample copied.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
+        .args(["analyze", "--json", "--full", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rchat");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let out = child.wait_with_output().expect("rchat output");
+    writer.join().expect("writer").expect("write to rchat");
+    let mut from_pipe: Value = serde_json::from_slice(&out.stdout).expect("json");
+    from_file["file"] = Value::Null;
+    from_pipe["file"] = Value::Null;
+    let verdicts: Vec<String> = (0..7).map(|i| dir_verdict(&from_file, i)).collect();
+    assert_eq!(
+        verdicts,
+        [
+            "encoded base64",
+            "encoded hex",
+            "encoded decimal",
+            "plaintext",
+            "encoded hex",
+            "plaintext",
+            "ciphertext"
+        ],
+        "{verdicts:?}"
+    );
+    assert_eq!(from_file, from_pipe);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn dir_verdict(report: &Value, stream: usize) -> String {
+    let d = dir(report, stream, "client_to_server");
+    match d["encoding"].as_str() {
+        Some(e) => format!("{} {e}", d["verdict"].as_str().unwrap_or("")),
+        None => d["verdict"].as_str().unwrap_or("").to_string(),
+    }
+}

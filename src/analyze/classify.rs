@@ -19,14 +19,19 @@
 //!
 //! Memory is a 256-bin histogram (bytes are counted in four interleaved scratch tables, the
 //! thread's own or ones lent for a run of pieces, then added to it), a UTF-8 decoder state
-//! carried across pieces, and the first 64 KiB as a sample for encoding detection. The
+//! carried across pieces, and the first 64 KiB as a sample for encoding detection (copied, or
+//! noted by its place in the capture file and read back if needed: see `sample`). The
 //! printable count of a stream decodes every byte of the first 64 KiB and one 64 KiB block in
 //! 16 after it, which keeps `update` at histogram speed on long streams; a single message
 //! given to [`classify`] is decoded in full.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::fs::File;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
+
+use super::sample::Sample;
 
 /// What an eavesdropper is looking at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,10 +141,7 @@ pub struct Classification {
 pub const MIN_BYTES: u64 = 16;
 /// Chi-square is reported from this many bytes on (5 expected per bin).
 pub const CHI_SQUARE_MIN_BYTES: u64 = 1280;
-/// How many leading bytes an [`Accumulator`] keeps for encoding detection.
-pub const SAMPLE_LIMIT: usize = 64 * 1024;
-/// A sample that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
-const SAMPLE_GROW_ALL: usize = 4 * 1024;
+pub use super::sample::SAMPLE_LIMIT;
 
 const LANES: usize = 4;
 /// Interleaved counting tables: consecutive bytes go to different tables, so repeated bytes
@@ -344,7 +346,7 @@ pub struct Accumulator {
     utf8_state: usize,
     /// Stream offset just after the last decoded byte: where `utf8_state` applies.
     state_offset: u64,
-    sample: Vec<u8>,
+    sample: Sample,
 }
 
 impl Default for Accumulator {
@@ -359,7 +361,7 @@ impl Default for Accumulator {
             exact_blocks: STREAM_EXACT_BLOCKS,
             utf8_state: START as usize,
             state_offset: 0,
-            sample: Vec::new(),
+            sample: Sample::default(),
         }
     }
 }
@@ -376,6 +378,12 @@ impl Accumulator {
         Self { exact_blocks: u64::MAX, ..Self::default() }
     }
 
+    /// An accumulator whose sample notes where bytes that came straight from the capture
+    /// `file` are instead of copying them (see [`Accumulator::update_lent_at`]).
+    pub fn sampling_in(file: Arc<File>) -> Self {
+        Self { sample: Sample::in_file(file), ..Self::default() }
+    }
+
     /// Bytes fed so far.
     pub fn len(&self) -> u64 {
         self.bytes
@@ -388,16 +396,22 @@ impl Accumulator {
 
     /// Add the next bytes.
     pub fn update(&mut self, data: &[u8]) {
+        self.update_at(data, None);
+    }
+
+    /// [`Accumulator::update`] for bytes found at position `at` of the capture file (see
+    /// [`Accumulator::update_lent_at`]).
+    pub fn update_at(&mut self, data: &[u8], at: Option<u64>) {
         // Counted in the thread's own scratch tables (always in cache, whichever stream this
         // is), then added to this accumulator at once.
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
-                self.update_lent(data, &mut scratch);
+                self.update_lent_at(data, at, &mut scratch);
                 self.settle(&mut scratch);
             }
             Err(_) => {
                 let mut scratch = Scratch::default();
-                self.update_lent(data, &mut scratch);
+                self.update_lent_at(data, at, &mut scratch);
                 self.settle(&mut scratch);
             }
         });
@@ -410,11 +424,20 @@ impl Accumulator {
     ///
     /// [`update`]: Accumulator::update
     pub fn update_lent(&mut self, data: &[u8], scratch: &mut Scratch) {
+        self.update_lent_at(data, None, scratch);
+    }
+
+    /// [`Accumulator::update_lent`] for bytes found at position `at` of the capture file,
+    /// when they came straight from it: an accumulator made by [`Accumulator::sampling_in`]
+    /// notes that position for its sample instead of copying the bytes.
+    pub fn update_lent_at(&mut self, data: &[u8], at: Option<u64>, scratch: &mut Scratch) {
         // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
         // last fold: the lanes' counters and the table's stay below 2^31.
         if data.len() as u64 >= FOLD_EVERY / 2 {
-            for piece in data.chunks(FOLD_EVERY as usize / 4) {
-                self.update_lent(piece, scratch);
+            let step = FOLD_EVERY as usize / 4;
+            for (i, piece) in data.chunks(step).enumerate() {
+                let at = at.map(|a| a + (i * step) as u64);
+                self.update_lent_at(piece, at, scratch);
             }
             return;
         }
@@ -425,6 +448,7 @@ impl Accumulator {
             self.settle(scratch);
             self.fold();
         }
+        self.sample.push(data, at);
         self.count(data, &mut scratch.lanes);
         scratch.pending += data.len() as u64;
     }
@@ -438,20 +462,8 @@ impl Accumulator {
         }
     }
 
-    /// Count `data` into `lanes` (and the printable count and sample into `self`).
+    /// Count `data` into `lanes` (and the printable count into `self`).
     fn count(&mut self, data: &[u8], lanes: &mut Lanes) {
-        if self.sample.len() < SAMPLE_LIMIT {
-            let take = (SAMPLE_LIMIT - self.sample.len()).min(data.len());
-            let want = self.sample.len() + take;
-            if want > self.sample.capacity() {
-                // Short directions keep a small sample; once one is past a few packets it
-                // gets the whole limit at once, instead of being copied at every doubling.
-                let cap =
-                    if want > SAMPLE_GROW_ALL { SAMPLE_LIMIT } else { want.next_power_of_two() };
-                self.sample.reserve_exact(cap.min(SAMPLE_LIMIT) - self.sample.len());
-            }
-            self.sample.extend_from_slice(data.get(..take).unwrap_or_default());
-        }
         let mut rest = data;
         while !rest.is_empty() {
             let offset = self.bytes;
@@ -572,7 +584,7 @@ impl Accumulator {
         // A message cut out of a stream may start or end inside a character: up to three
         // continuation bytes at the start and an unfinished sequence at the end are pieces of
         // text, not evidence against it.
-        let leading = self.sample.iter().take(3).take_while(|&&b| is_continuation(b)).count();
+        let leading = self.sample.head().iter().take_while(|&&b| is_continuation(b)).count();
         let trailing = if self.state_offset == self.bytes {
             match self.utf8_state as u8 {
                 N3_1 | N4_2 => 2,
@@ -585,7 +597,9 @@ impl Accumulator {
         };
         let printable = self.printable + leading as u64 + trailing;
         let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined);
-        facts.decide(&self.sample, detect_encodings)
+        // The sample may have to be read back from the capture file: only if it is needed. If
+        // the file cannot give it back (it changed under us), the encoding checks see none.
+        facts.decide(detect_encodings, || self.sample.bytes().unwrap_or_default())
     }
 }
 
@@ -790,7 +804,8 @@ impl Facts {
         self.count_where(|b| !f(b)) == 0
     }
 
-    fn decide(&self, sample: &[u8], detect: bool) -> Classification {
+    /// The verdict; `sample` gives the first bytes, for the encoding checks.
+    fn decide<'s>(&self, detect: bool, sample: impl FnOnce() -> Cow<'s, [u8]>) -> Classification {
         let n = self.n;
         if n == 0 {
             return self.make(
@@ -812,6 +827,8 @@ impl Facts {
         let ratio = self.printable as f64 / n as f64;
         let nonprintable = n - self.printable;
         if nonprintable <= n / 20 {
+            let sample = if detect { sample() } else { Cow::Borrowed(&[][..]) };
+            let sample = sample.as_ref();
             if detect && self.only(|b| b.is_ascii()) {
                 match self.check_encodings(sample) {
                     EncodingCheck::Found(c) => return c,

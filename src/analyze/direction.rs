@@ -87,13 +87,13 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn new(extract: Option<PathBuf>, keys: Vec<Arc<Identity>>) -> Self {
+    fn new(extract: Option<PathBuf>, keys: Vec<Arc<Identity>>, file: Option<&Arc<File>>) -> Self {
         Analysis {
             sha: Sha256Stream::new(),
             preview: Vec::new(),
             preview_gaps: Vec::new(),
             preview_truncated: false,
-            splitter: Splitter::new(),
+            splitter: file.map_or_else(Splitter::new, |f| Splitter::sampling_in(f.clone())),
             extract: extract.map(|path| Extract { path, out: None }),
             recent: Recent::default(),
             conflicts: 0,
@@ -211,7 +211,7 @@ impl Analyses {
             if let Some(t) = tallies.take() {
                 a.splitter.lend(t);
             }
-            for &Delivered { offset, bytes, new_run, .. } in pieces {
+            for &Delivered { offset, bytes, new_run, file_at } in pieces {
                 if full || a.preview.len() < PREVIEW {
                     let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
                     let take = room.min(bytes.len());
@@ -222,7 +222,7 @@ impl Analyses {
                 } else if !bytes.is_empty() {
                     a.preview_truncated = true;
                 }
-                a.splitter.data(offset, bytes, new_run);
+                a.splitter.data_at(offset, bytes, new_run, file_at);
                 a.rchat.data(offset, bytes);
                 a.write(bytes, &mut errors);
             }
@@ -281,8 +281,9 @@ impl Sink for Analyses {
         }
         let path =
             |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
-        let c2s = Analysis::new(path(client, server), self.opts.keys.clone());
-        let s2c = Analysis::new(path(server, client), self.opts.keys.clone());
+        let file = self.opts.file.as_ref();
+        let c2s = Analysis::new(path(client, server), self.opts.keys.clone(), file);
+        let s2c = Analysis::new(path(server, client), self.opts.keys.clone(), file);
         self.open.insert(stream, Box::new([c2s, s2c]));
     }
 

@@ -10,6 +10,9 @@
 //! Frame headers are decoded by the protocol's own checked decoder
 //! ([`crate::protocol::wire::FrameHeader`]).
 
+use std::fs::File;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::classify::{Accumulator, Classification, Scratch};
@@ -101,6 +104,9 @@ pub struct Splitter {
     tallies: Option<Box<Tallies>>,
     /// The verdict on the first message, judged on `overall` when it held this many bytes.
     first_verdict: Option<(u64, Classification)>,
+    /// The piece being fed, when it came straight from the capture file: (stream offset,
+    /// position in the file, length).
+    here: Option<(u64, u64, u64)>,
 }
 
 impl Default for Splitter {
@@ -125,7 +131,14 @@ impl Splitter {
             started: false,
             tallies: None,
             first_verdict: None,
+            here: None,
         }
+    }
+
+    /// A splitter whose direction sample notes where bytes that came straight from the
+    /// capture `file` are instead of copying them (see [`Splitter::data_at`]).
+    pub fn sampling_in(file: Arc<File>) -> Self {
+        Splitter { overall: Accumulator::sampling_in(file), ..Self::new() }
     }
 
     /// The way the stream is being cut (decided after the first bytes).
@@ -158,6 +171,18 @@ impl Splitter {
 
     /// Bytes at `offset`; `new_run` when the sender starts a new run of segments.
     pub fn data(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
+        self.data_at(offset, bytes, new_run, None);
+    }
+
+    /// [`Splitter::data`] for bytes found at position `at` of the capture file, when they
+    /// came straight from it.
+    pub fn data_at(&mut self, offset: u64, bytes: &[u8], new_run: bool, at: Option<u64>) {
+        self.here = at.map(|at| (offset, at, bytes.len() as u64));
+        self.take(offset, bytes, new_run);
+        self.here = None;
+    }
+
+    fn take(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
         if self.mode.is_none() {
             if self.prefix.is_empty() {
                 self.prefix_offset = offset;
@@ -315,9 +340,14 @@ impl Splitter {
             return;
         }
         // Every byte passes here exactly once, in order, whatever the mode.
+        let len = bytes.len() as u64;
+        let at = self
+            .here
+            .filter(|&(from, _, n)| offset >= from && offset + len <= from + n)
+            .map(|(from, at, _)| at + (offset - from));
         match &mut self.tallies {
-            Some(t) => self.overall.update_lent(bytes, &mut t.overall),
-            None => self.overall.update(bytes),
+            Some(t) => self.overall.update_lent_at(bytes, at, &mut t.overall),
+            None => self.overall.update_at(bytes, at),
         }
         let listed = self.done.len() < MAX_MESSAGES;
         let first = !self.started;

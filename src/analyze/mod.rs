@@ -17,6 +17,7 @@ pub mod parallel;
 pub mod rchat;
 pub mod reassembly;
 pub mod report;
+pub mod sample;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};

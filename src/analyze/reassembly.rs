@@ -284,7 +284,7 @@ impl Recent {
 
 /// Read `buf.len()` bytes of `file` at position `at`, without moving a shared file position;
 /// false if that fails (or the system has no such read).
-fn read_back(file: &File, at: u64, buf: &mut [u8]) -> bool {
+pub(crate) fn read_back(file: &File, at: u64, buf: &mut [u8]) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;

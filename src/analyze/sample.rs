@@ -1,0 +1,190 @@
+//! The first bytes of a stream that the classifier keeps for its encoding checks.
+//!
+//! The checks for base64, hex and decimal text look at the first [`SAMPLE_LIMIT`] bytes, but
+//! only when nearly every byte turned out printable. Copying 64 KiB of every direction just in
+//! case cost more memory than anything else per connection, and its first touch of fresh
+//! pages showed in profiles. A [`Sample`] given the capture file notes where the bytes that
+//! came straight from it are (a position and a length) and copies only the others; the bytes
+//! are read back from the file if and when a check asks for them. Without a file it copies
+//! everything, as before. Either way [`Sample::bytes`] gives the same bytes.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::sync::Arc;
+
+use super::reassembly::read_back;
+
+/// Bytes kept at most.
+pub const SAMPLE_LIMIT: usize = 64 * 1024;
+/// A copy that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
+const GROW_ALL: usize = 4 * 1024;
+
+/// The first bytes fed, up to [`SAMPLE_LIMIT`].
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// The capture file, when bytes may be noted by their position in it.
+    file: Option<Arc<File>>,
+    /// The bytes, in order, as runs: copied ones (the next `len` bytes of `copied`) and ones
+    /// noted by their position in the file.
+    parts: Vec<Part>,
+    copied: Vec<u8>,
+    len: usize,
+    /// The first bytes, always copied.
+    head: [u8; 3],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    len: usize,
+    /// Position in the capture file, or `None`: copied.
+    at: Option<u64>,
+}
+
+impl Sample {
+    /// A sample that may note bytes by their position in `file` instead of copying them.
+    pub fn in_file(file: Arc<File>) -> Self {
+        Sample { file: Some(file), ..Self::default() }
+    }
+
+    /// Bytes kept.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first (up to three) bytes.
+    pub fn head(&self) -> &[u8] {
+        self.head.get(..self.len.min(3)).unwrap_or(&[])
+    }
+
+    /// Keep the next bytes, as far as the limit allows; `at` is where `data` is in the
+    /// capture file, if it came straight from it.
+    pub fn push(&mut self, data: &[u8], at: Option<u64>) {
+        let take = (SAMPLE_LIMIT - self.len).min(data.len());
+        if take == 0 {
+            return;
+        }
+        let Some(data) = data.get(..take) else { return };
+        for (i, &b) in data.iter().enumerate().take(3usize.saturating_sub(self.len)) {
+            if let Some(h) = self.head.get_mut(self.len + i) {
+                *h = b;
+            }
+        }
+        let at = at.filter(|_| self.file.is_some());
+        match (self.parts.last_mut(), at) {
+            (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
+                last.len += take;
+            }
+            (Some(last), None) if last.at.is_none() => {
+                last.len += take;
+                self.copy(data);
+            }
+            (_, at) => {
+                self.parts.push(Part { len: take, at });
+                if at.is_none() {
+                    self.copy(data);
+                }
+            }
+        }
+        self.len += take;
+    }
+
+    fn copy(&mut self, data: &[u8]) {
+        let want = self.copied.len() + data.len();
+        if want > self.copied.capacity() {
+            // Short streams keep a small copy; past a few packets it gets the whole limit at
+            // once, instead of being copied at every doubling.
+            let cap = if want > GROW_ALL { SAMPLE_LIMIT } else { want.next_power_of_two() };
+            self.copied.reserve_exact(cap.min(SAMPLE_LIMIT).max(want) - self.copied.len());
+        }
+        self.copied.extend_from_slice(data);
+    }
+
+    /// The bytes kept, read back from the file where they were only noted; `None` if the
+    /// file cannot give them back any more (it was changed or cut while being read).
+    pub fn bytes(&self) -> Option<Cow<'_, [u8]>> {
+        if self.parts.iter().all(|p| p.at.is_none()) {
+            return Some(Cow::Borrowed(&self.copied));
+        }
+        let file = self.file.as_deref()?;
+        let mut out = vec![0u8; self.len];
+        let (mut done, mut copied) = (0usize, 0usize);
+        for p in &self.parts {
+            let dst = out.get_mut(done..done + p.len)?;
+            match p.at {
+                Some(at) => {
+                    if !read_back(file, at, dst) {
+                        return None;
+                    }
+                }
+                None => {
+                    dst.copy_from_slice(self.copied.get(copied..copied + p.len)?);
+                    copied += p.len;
+                }
+            }
+            done += p.len;
+        }
+        Some(Cow::Owned(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn noted_and_copied_bytes_come_back_in_order() {
+        let dir = std::env::temp_dir().join(format!("rchat-sample-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("file.bin");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::File::create(&path).unwrap().write_all(&content).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+
+        let mut noted = Sample::in_file(file);
+        let mut copied = Sample::default();
+        let mut want = Vec::new();
+        // Pieces from the file (some adjacent, some not) and copies, past the limit.
+        let mut at = 0usize;
+        let mut i = 0;
+        while want.len() < SAMPLE_LIMIT + 5000 {
+            let len = [1, 2, 700, 1448, 33][i % 5];
+            let piece = &content[at..at + len];
+            let from_file = i % 3 != 2;
+            noted.push(piece, from_file.then_some(at as u64));
+            copied.push(piece, from_file.then_some(at as u64));
+            want.extend_from_slice(piece);
+            at += len + if i % 4 == 0 { 17 } else { 0 };
+            i += 1;
+        }
+        want.truncate(SAMPLE_LIMIT);
+        assert_eq!(noted.len(), SAMPLE_LIMIT);
+        assert_eq!(noted.bytes().unwrap().as_ref(), &want[..]);
+        assert_eq!(copied.bytes().unwrap().as_ref(), &want[..]);
+        assert_eq!(noted.head(), &want[..3]);
+        // Only the copied pieces were copied.
+        assert!(noted.copied.len() < SAMPLE_LIMIT / 2, "{}", noted.copied.len());
+        assert_eq!(copied.copied.len(), SAMPLE_LIMIT);
+
+        // A file cut short cannot give its bytes back.
+        std::fs::File::create(&path).unwrap();
+        assert!(noted.bytes().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_head_is_the_first_bytes_however_they_arrive() {
+        let mut s = Sample::default();
+        assert_eq!(s.head(), b"");
+        s.push(b"a", None);
+        assert_eq!(s.head(), b"a");
+        s.push(b"bcd", Some(5));
+        assert_eq!(s.head(), b"abc");
+        assert_eq!(s.bytes().unwrap().as_ref(), b"abcd");
+    }
+}
