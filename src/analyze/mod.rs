@@ -5,7 +5,9 @@
 //! cores), and prints each report or the one error line of a file that is not a capture. The
 //! pipeline of one file is `capture` (records) → `decode` (TCP segments) → `reassembly`
 //! (in-order bytes) → `direction` (hash, classifier, preview, messages, extract file) →
-//! `report`. It never prints from inside the pipeline and never exits: errors are returned.
+//! `report`; `parallel` spreads the per-byte work over worker threads, `digest` hashes several
+//! directions at once, and `sample` keeps the first bytes the classifier's encoding checks
+//! need. It never prints from inside the pipeline and never exits: errors are returned.
 
 pub mod capture;
 pub mod classify;
