@@ -239,10 +239,11 @@ impl Analyses {
         let mut order: Vec<usize> = (0..runs.len()).collect();
         // Stable: a direction's runs stay in order.
         order.sort_by_key(|&i| runs.get(i).map(|&(stream, dir, _)| (stream, dir as usize)));
-        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(runs.iter().map(|r| r.2.len()).sum());
         // Each direction's hasher, lent out of it for the time of the hashing, and where its
         // pieces are in `pieces`.
-        let mut lent: Vec<(usize, Dir, Sha256Stream, std::ops::Range<usize>)> = Vec::new();
+        let mut lent: Vec<(usize, Dir, Sha256Stream, std::ops::Range<usize>)> =
+            Vec::with_capacity(runs.len());
         for &(stream, dir, run) in order.iter().filter_map(|&i| runs.get(i)) {
             let from = pieces.len();
             pieces.extend(run.iter().map(|p| p.bytes));

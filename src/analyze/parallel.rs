@@ -187,8 +187,10 @@ fn run_group<'b>(
         }
     }
     // Every run of consecutive pieces of one direction: (stream, direction, pieces).
-    let mut pieces: Vec<Delivered<'b>> = Vec::new();
-    let mut runs: Vec<(usize, Dir, std::ops::Range<usize>)> = Vec::new();
+    let most = events.size_hint().1.unwrap_or(0);
+    let mut pieces: Vec<Delivered<'b>> = Vec::with_capacity(most);
+    let mut runs: Vec<(usize, Dir, std::ops::Range<usize>)> =
+        Vec::with_capacity(2 * HASHED_TOGETHER);
     let mut run_of = None;
     for ev in events.clone() {
         let Some((stream, dir, p)) = delivered(batch, ev) else {
