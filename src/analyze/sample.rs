@@ -4,8 +4,9 @@
 //! only when nearly every byte turned out printable. Copying 64 KiB of every direction just in
 //! case cost more memory than anything else per connection, and its first touch of fresh
 //! pages showed in profiles. A [`Sample`] given the capture file notes where the bytes that
-//! came straight from it are (a position and a length) and copies only the others; the bytes
-//! are read back from the file if and when a check asks for them. Without a file it copies
+//! came straight from it are (a position and a length, for pieces of 512 bytes or more) and
+//! copies only the others; the bytes are read back from the file if and when a check asks for
+//! them. Without a file it copies
 //! everything, as before. Either way [`Sample::bytes`] gives the same bytes.
 
 use std::borrow::Cow;
@@ -18,6 +19,10 @@ use super::reassembly::read_back;
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
 /// A copy that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
 const GROW_ALL: usize = 4 * 1024;
+/// Pieces shorter than this are copied even when they came from the file: noting where each
+/// of many tiny pieces is would take more memory than the bytes, so a sample holds at most
+/// `SAMPLE_LIMIT / NOTE_MIN` noted runs.
+const NOTE_MIN: usize = 512;
 
 /// The first bytes fed, up to [`SAMPLE_LIMIT`].
 #[derive(Debug, Clone, Default)]
@@ -74,7 +79,7 @@ impl Sample {
                 *h = b;
             }
         }
-        let at = at.filter(|_| self.file.is_some());
+        let at = at.filter(|_| self.file.is_some() && take >= NOTE_MIN);
         match (self.parts.last_mut(), at) {
             (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
                 last.len += take;
@@ -178,6 +183,19 @@ mod tests {
     }
 
     #[test]
+    fn tiny_pieces_are_copied_so_the_notes_stay_few() {
+        let file = Arc::new(File::open(std::env::current_exe().unwrap()).unwrap());
+        let mut s = Sample::in_file(file);
+        for i in 0..SAMPLE_LIMIT as u64 {
+            // One byte at a time, never next to the one before in the file.
+            s.push(b"x", Some(i * 100));
+        }
+        assert_eq!(s.len(), SAMPLE_LIMIT);
+        assert_eq!(s.parts.len(), 1, "one copied run");
+        assert_eq!(s.bytes().unwrap().as_ref(), &[b'x'; SAMPLE_LIMIT][..]);
+    }
+
+    #[test]
     fn the_head_is_the_first_bytes_however_they_arrive() {
         let mut s = Sample::default();
         assert_eq!(s.head(), b"");
@@ -185,6 +203,7 @@ mod tests {
         assert_eq!(s.head(), b"a");
         s.push(b"bcd", Some(5));
         assert_eq!(s.head(), b"abc");
-        assert_eq!(s.bytes().unwrap().as_ref(), b"abcd");
+        s.push(&[b'e'; 600], None);
+        assert_eq!(s.bytes().unwrap().as_ref(), [&b"abcd"[..], &[b'e'; 600]].concat());
     }
 }
