@@ -598,8 +598,9 @@ impl Accumulator {
         let printable = self.printable + leading as u64 + trailing;
         let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined);
         // The sample may have to be read back from the capture file: only if it is needed. If
-        // the file cannot give it back (it changed under us), the encoding checks see none.
-        facts.decide(detect_encodings, || self.sample.bytes().unwrap_or_default())
+        // the file cannot give it back (it was cut short under us), there are no encoding
+        // checks.
+        facts.decide(detect_encodings, || self.sample.bytes())
     }
 }
 
@@ -804,8 +805,13 @@ impl Facts {
         self.count_where(|b| !f(b)) == 0
     }
 
-    /// The verdict; `sample` gives the first bytes, for the encoding checks.
-    fn decide<'s>(&self, detect: bool, sample: impl FnOnce() -> Cow<'s, [u8]>) -> Classification {
+    /// The verdict; `sample` gives the first bytes for the encoding checks (`None` if they
+    /// cannot be had: then there are no encoding checks).
+    fn decide<'s>(
+        &self,
+        detect: bool,
+        sample: impl FnOnce() -> Option<Cow<'s, [u8]>>,
+    ) -> Classification {
         let n = self.n;
         if n == 0 {
             return self.make(
@@ -827,19 +833,20 @@ impl Facts {
         let ratio = self.printable as f64 / n as f64;
         let nonprintable = n - self.printable;
         if nonprintable <= n / 20 {
-            let sample = if detect { sample() } else { Cow::Borrowed(&[][..]) };
-            let sample = sample.as_ref();
-            if detect && self.only(|b| b.is_ascii()) {
-                match self.check_encodings(sample) {
-                    EncodingCheck::Found(c) => return c,
-                    EncodingCheck::Ambiguous(reason) => {
-                        return self.make(Verdict::Inconclusive, Confidence::Low, reason);
+            // No sample (not asked for, or lost): no encoding checks.
+            if let Some(sample) = if detect { sample() } else { None }.as_deref() {
+                if self.only(|b| b.is_ascii()) {
+                    match self.check_encodings(sample) {
+                        EncodingCheck::Found(c) => return c,
+                        EncodingCheck::Ambiguous(reason) => {
+                            return self.make(Verdict::Inconclusive, Confidence::Low, reason);
+                        }
+                        EncodingCheck::None => {}
                     }
-                    EncodingCheck::None => {}
                 }
-            }
-            if detect && let Some(c) = self.check_embedded(sample) {
-                return c;
+                if let Some(c) = self.check_embedded(sample) {
+                    return c;
+                }
             }
             return self.plaintext(ratio);
         }
@@ -1508,6 +1515,39 @@ mod tests {
         assert_eq!(acc.finish().stats, whole.stats);
         let hist_total: u64 = acc.histogram().iter().sum();
         assert_eq!(hist_total, data.len() as u64);
+    }
+
+    #[test]
+    fn a_sample_that_cannot_be_read_back_skips_the_encoding_checks() {
+        use base64::Engine;
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("rchat-lost-sample-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("capture.bin");
+        let noise: Vec<u8> =
+            (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let cases = [
+            hex::encode(&noise).into_bytes(),
+            base64::engine::general_purpose::STANDARD.encode(&noise).into_bytes(),
+            noise.iter().map(|b| format!("{b} ")).collect::<String>().into_bytes(),
+        ];
+        for text in cases {
+            std::fs::File::create(&path).unwrap().write_all(&text).unwrap();
+            let file = Arc::new(File::open(&path).unwrap());
+            let mut acc = Accumulator::sampling_in(file);
+            let mut scratch = Scratch::default();
+            for (i, piece) in text.chunks(1000).enumerate() {
+                acc.update_lent_at(piece, Some(i as u64 * 1000), &mut scratch);
+            }
+            acc.settle(&mut scratch);
+            // Read back while the file is intact: what a copy would give.
+            assert_eq!(acc.finish(), classify(&text));
+            // The file is cut short: no sample, so no encoding checks (and no panic).
+            std::fs::File::create(&path).unwrap();
+            let lost = acc.finish();
+            assert_eq!((lost.verdict, lost.encoding), (Verdict::Plaintext, None), "{lost:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Sample {
     }
 
     /// The bytes kept, read back from the file where they were only noted; `None` if the
-    /// file cannot give them back any more (it was changed or cut while being read).
+    /// file cannot give them back any more (it was cut short since).
     pub fn bytes(&self) -> Option<Cow<'_, [u8]>> {
         if self.parts.iter().all(|p| p.at.is_none()) {
             return Some(Cow::Borrowed(&self.copied));
