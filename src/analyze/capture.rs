@@ -591,7 +591,7 @@ impl<R: Read> Reader<R> {
         self.pending = Some(p);
         if let Some(next) = self.win.available().get(p.len..) {
             // The next record's header and packet headers, wanted soon.
-            super::digest::prefetch(next.get(..128).unwrap_or(next));
+            super::cache::prefetch(next.get(..128).unwrap_or(next));
         }
         let data = self.win.available().get(p.data_at..p.data_at + p.data_len).unwrap_or(&[]);
         let block = &self.win.buf;

@@ -566,6 +566,12 @@ impl Accumulator {
     }
 
     /// Add the scratch lanes into this accumulator's table and clear them.
+    /// Ask for this accumulator's counting table to be brought into the cache, ahead of
+    /// [`Accumulator::settle`].
+    pub fn prefetch(&self) {
+        super::cache::prefetch_value(&*self.hist);
+    }
+
     fn merge(&mut self, lanes: &mut Lanes) {
         let [l0, l1, l2, l3] = lanes;
         for (i, h) in self.hist.iter_mut().enumerate() {

@@ -104,12 +104,6 @@ impl Sha256Stream {
     }
 }
 
-/// Ask for the first bytes of `data` (up to 256) to be brought into the cache, where the
-/// processor can be asked to; nothing otherwise.
-pub fn prefetch(data: &[u8]) {
-    lockstep::prefetch(data);
-}
-
 /// Compress whole blocks one stream at a time (the `sha2` crate picks the fastest way this
 /// processor has).
 fn compress1(state: &mut [u32; 8], blocks: &[[u8; BLOCK]]) {
@@ -238,7 +232,7 @@ impl<'h, 'p, P: AsRef<[u8]>> Lane<'h, 'p, P> {
             self.rest = next.as_ref();
             hash.len += self.rest.len() as u64;
             if let Some(after) = self.pieces.as_slice().first() {
-                lockstep::prefetch(after.as_ref());
+                super::cache::prefetch(after.as_ref());
             }
         }
     }
@@ -291,15 +285,6 @@ mod lockstep {
             && std::arch::is_x86_feature_detected!("sse2")
             && std::arch::is_x86_feature_detected!("ssse3")
             && std::arch::is_x86_feature_detected!("sse4.1")
-    }
-
-    /// Ask for the first bytes of `data` to be brought into the cache.
-    pub fn prefetch(data: &[u8]) {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        for line in data.chunks(64).take(4) {
-            // SAFETY: a prefetch of an address inside a live slice; it never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
-        }
     }
 
     /// Compress `blocks` into `state` for `N` pairs in lockstep (all with as many blocks as
@@ -425,8 +410,6 @@ mod lockstep {
     pub fn available() -> bool {
         false
     }
-
-    pub fn prefetch(_: &[u8]) {}
 
     pub fn compress<const N: usize>(_: [&mut (&mut [u32; 8], &[[u8; BLOCK]]); N]) -> bool {
         false

@@ -151,6 +151,11 @@ impl Splitter {
     pub fn lend(&mut self, tallies: Box<Tallies>) {
         self.settle();
         self.tallies = Some(tallies);
+        // The counts will be added to these tables at the end of the run.
+        self.overall.prefetch();
+        if let Some(acc) = self.open.as_ref().and_then(|o| o.acc.as_ref()) {
+            acc.prefetch();
+        }
     }
 
     /// Settle every count and return the tables lent by [`Splitter::lend`].

@@ -9,6 +9,7 @@
 //! directions at once, and `sample` keeps the first bytes the classifier's encoding checks
 //! need. It never prints from inside the pipeline and never exits: errors are returned.
 
+pub mod cache;
 pub mod capture;
 pub mod classify;
 pub mod decode;
