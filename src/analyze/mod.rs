@@ -7,7 +7,8 @@
 //! (in-order bytes) → `direction` (hash, classifier, preview, messages, extract file) →
 //! `report`; `parallel` spreads the per-byte work over worker threads, `digest` hashes several
 //! directions at once, `sample` keeps the first bytes the classifier's encoding checks need,
-//! and `cache` asks the processor for bytes ahead of their use. It never prints from inside the pipeline and never exits: errors are returned.
+//! and `cache` asks the processor for bytes ahead of their use. It never prints from inside
+//! the pipeline and never exits: errors are returned.
 
 pub mod cache;
 pub mod capture;
