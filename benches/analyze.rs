@@ -320,6 +320,9 @@ fn main() {
     let mb = size as f64 / 1e6;
     for t in &tools {
         let secs: Vec<f64> = t.runs.iter().map(|(_, r)| r.secs).collect();
+        if secs.is_empty() {
+            continue;
+        }
         let best = secs.iter().copied().fold(f64::INFINITY, f64::min);
         let med = median(secs.clone());
         let peak = t.runs.iter().map(|(_, r)| r.peak_kb).max().unwrap_or(0);
