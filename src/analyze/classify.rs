@@ -565,13 +565,13 @@ impl Accumulator {
         self.folded_at = self.bytes;
     }
 
-    /// Add the scratch lanes into this accumulator's table and clear them.
     /// Ask for this accumulator's counting table to be brought into the cache, ahead of
     /// [`Accumulator::settle`].
     pub fn prefetch(&self) {
         super::cache::prefetch_value(&*self.hist);
     }
 
+    /// Add the scratch lanes into this accumulator's table and clear them.
     fn merge(&mut self, lanes: &mut Lanes) {
         let [l0, l1, l2, l3] = lanes;
         for (i, h) in self.hist.iter_mut().enumerate() {

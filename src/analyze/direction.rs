@@ -200,9 +200,9 @@ impl Analyses {
         self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
     }
 
-    /// Everything [`Sink::data_run`] does with a run but the hash: the run must then go to
-    /// [`Analyses::hash_runs`] before the stream closes. Hashing the runs of many directions
-    /// at once is faster (see [`digest`]).
+    /// Everything [`Sink::data`] does with each piece of a run but the hash: the run must then
+    /// go to [`Analyses::hash_runs`] before the stream closes. Hashing the runs of many
+    /// directions at once is faster (see [`digest`]).
     pub fn take_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
         let full = self.opts.full;
         let mut errors = Vec::new();
@@ -289,15 +289,9 @@ impl Sink for Analyses {
     }
 
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
-        self.data_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
-    }
-
-    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
-        self.take_run(stream, dir, pieces);
+        self.take_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
         if let Some(a) = self.get(stream, dir) {
-            for p in pieces {
-                a.sha.update(p.bytes);
-            }
+            a.sha.update(bytes);
         }
     }
 

@@ -63,13 +63,6 @@ pub trait Sink {
     /// when the other direction sent data since this direction last did (or this is the
     /// direction's first data).
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
-    /// Several pieces of one direction in a row, each as [`Sink::data`] would get it (a sink
-    /// may handle them together).
-    fn data_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
-        for p in pieces {
-            self.data(stream, dir, p.offset, p.bytes, p.new_run);
-        }
-    }
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
