@@ -75,6 +75,38 @@ impl Deref for Block {
     }
 }
 
+/// Pieces at least this long that came straight from the file are remembered by their
+/// position in it and read back when needed; shorter ones are copied, since
+/// noting where each of many tiny pieces is would take more memory than their bytes.
+pub const READ_BACK_MIN: usize = 512;
+
+/// Read `buf.len()` bytes of `file` at position `at`, without moving a shared file position;
+/// false if that fails (or the system has no such read).
+pub(crate) fn read_back(file: &File, at: u64, buf: &mut [u8]) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, at).is_ok()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            match file.seek_read(rest, at + done as u64) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => done += n,
+            }
+        }
+        true
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, at, buf);
+        false
+    }
+}
+
 /// The container format of a capture file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

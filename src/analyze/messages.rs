@@ -102,8 +102,6 @@ pub struct Splitter {
     started: bool,
     /// Counting tables lent for a run of pieces, holding counts not yet settled.
     tallies: Option<Box<Tallies>>,
-    /// The verdict on the first message, judged on `overall` when it held this many bytes.
-    first_verdict: Option<(u64, Classification)>,
     /// The piece being fed, when it came straight from the capture file: (stream offset,
     /// position in the file, length).
     here: Option<(u64, u64, u64)>,
@@ -130,7 +128,6 @@ impl Splitter {
             overall: Accumulator::new(),
             started: false,
             tallies: None,
-            first_verdict: None,
             here: None,
         }
     }
@@ -228,10 +225,10 @@ impl Splitter {
         }
         self.end_message();
         self.settle();
-        // The first message is judged on the direction's own counts: when it is the only one,
-        // that verdict is the direction's.
-        let overall = match self.first_verdict.take() {
-            Some((n, class)) if n == self.overall.len() => class,
+        // The first message is judged on the direction's own counts when it ends: if nothing
+        // came after it, that verdict is the direction's.
+        let overall = match self.done.first() {
+            Some(first) if first.length == self.overall.len() => first.class.clone(),
             _ => self.overall.finish(),
         };
         Finished { overall, mode: self.mode, messages: self.done, unlisted: self.unlisted }
@@ -378,11 +375,7 @@ impl Splitter {
         if self.done.len() < MAX_MESSAGES {
             let class = match &open.acc {
                 Some(acc) => acc.finish(),
-                None => {
-                    let class = self.overall.finish();
-                    self.first_verdict = Some((self.overall.len(), class.clone()));
-                    class
-                }
+                None => self.overall.finish(),
             };
             self.done.push(Message { offset: open.offset, length: open.length, class });
         } else {

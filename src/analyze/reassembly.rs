@@ -15,7 +15,7 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::capture::Block;
+use super::capture::{Block, READ_BACK_MIN, read_back};
 use super::decode::{Segment, flags};
 
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
@@ -120,13 +120,10 @@ pub struct Recent {
     /// No byte before this offset is remembered (a gap came before it).
     valid_from: u64,
     /// Empty while every remembered byte is in the ring; otherwise where each remembered byte
-    /// is, oldest first. Pieces shorter than [`FILE_SPAN_MIN`] go to the ring, so there are at
+    /// is, oldest first. Pieces shorter than [`READ_BACK_MIN`] go to the ring, so there are at
     /// most a few dozen spans.
     spans: VecDeque<Span>,
 }
-
-/// Pieces at least this long are read back from the file instead of copied.
-const FILE_SPAN_MIN: usize = 512;
 
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -155,7 +152,7 @@ impl Recent {
     fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
         self.continue_at(offset);
         let len = bytes.len() as u64;
-        match file_at.filter(|_| bytes.len() >= FILE_SPAN_MIN) {
+        match file_at.filter(|_| bytes.len() >= READ_BACK_MIN) {
             Some(at) => {
                 if self.spans.is_empty() && offset > self.oldest() {
                     // Until now everything was in the ring.
@@ -272,33 +269,6 @@ impl Recent {
         let (a, b) = bytes.split_at(bytes.len().min(RECENT - at));
         let differ = |ring: Option<&[u8]>, piece: &[u8]| ring.is_some_and(|r| r != piece);
         differ(self.ring.get(at..at + a.len()), a) || differ(self.ring.get(..b.len()), b)
-    }
-}
-
-/// Read `buf.len()` bytes of `file` at position `at`, without moving a shared file position;
-/// false if that fails (or the system has no such read).
-pub(crate) fn read_back(file: &File, at: u64, buf: &mut [u8]) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(buf, at).is_ok()
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::FileExt;
-        let mut done = 0;
-        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-            match file.seek_read(rest, at + done as u64) {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => done += n,
-            }
-        }
-        true
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = (file, at, buf);
-        false
     }
 }
 

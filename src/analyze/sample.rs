@@ -4,25 +4,21 @@
 //! only when nearly every byte turned out printable. Copying 64 KiB of every direction just in
 //! case cost more memory than anything else per connection, and its first touch of fresh
 //! pages showed in profiles. A [`Sample`] given the capture file notes where the bytes that
-//! came straight from it are (a position and a length, for pieces of 512 bytes or more) and
-//! copies only the others; the bytes are read back from the file if and when a check asks for
-//! them. Without a file it copies
-//! everything, as before. Either way [`Sample::bytes`] gives the same bytes.
+//! came straight from it are (a position and a length, for pieces of `READ_BACK_MIN` bytes or
+//! more) and copies only the others; the bytes are read back from the file if and when a check
+//! asks for them. Without a file it copies everything, as before. Either way
+//! [`Sample::bytes`] gives the same bytes.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::sync::Arc;
 
-use super::reassembly::read_back;
+use super::capture::{READ_BACK_MIN, read_back};
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
 /// A copy that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
 const GROW_ALL: usize = 4 * 1024;
-/// Pieces shorter than this are copied even when they came from the file: noting where each
-/// of many tiny pieces is would take more memory than the bytes, so a sample holds at most
-/// `SAMPLE_LIMIT / NOTE_MIN` noted runs.
-const NOTE_MIN: usize = 512;
 
 /// The first bytes fed, up to [`SAMPLE_LIMIT`].
 #[derive(Debug, Clone, Default)]
@@ -79,7 +75,7 @@ impl Sample {
                 *h = b;
             }
         }
-        let at = at.filter(|_| self.file.is_some() && take >= NOTE_MIN);
+        let at = at.filter(|_| self.file.is_some() && take >= READ_BACK_MIN);
         match (self.parts.last_mut(), at) {
             (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
                 last.len += take;
