@@ -39,12 +39,13 @@ fn pair(plaintext: bool, bits: usize) -> (Link, Link, Duration) {
         let me = (!plaintext).then(|| Arc::new(Identity::generate(bits).unwrap()));
         let (stream, peer) = listener.accept().unwrap();
         let s = settings(plaintext, bits);
-        establish(stream, peer, Role::Host, me, &s, &Ui::detached("host")).unwrap()
+        establish(stream, peer, Role::Host, me, &s, &Ui::detached("host"), None).unwrap()
     });
     let me = (!plaintext).then(|| Arc::new(Identity::generate(bits).unwrap()));
     let stream = TcpStream::connect(addr).unwrap();
     let s = settings(plaintext, bits);
-    let joiner = establish(stream, addr, Role::Joiner, me, &s, &Ui::detached("guest")).unwrap();
+    let joiner =
+        establish(stream, addr, Role::Joiner, me, &s, &Ui::detached("guest"), None).unwrap();
     let host = host.join().unwrap();
     (host, joiner, start.elapsed())
 }

@@ -3,7 +3,7 @@
 //! one terminal and Wireshark.
 //!
 //! Owns the script and the demo's screen (standard output). It must never implement any
-//! part of the protocol itself: both sides run the real handshake ([`establish_recorded`])
+//! part of the protocol itself: both sides run the real handshake ([`establish`])
 //! and the real [`Link::send_explained`] / [`Link::receive`], so what Wireshark shows is
 //! exactly what two `rchat` processes would exchange.
 
@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::record::Tap;
-use super::session::{Link, PeerEvent, establish_recorded};
+use super::session::{Link, PeerEvent, establish};
 use super::terminal::{Ui, escape};
 use super::{ChatError, KeySource, Settings, net};
 use crate::cli::DemoArgs;
@@ -244,7 +244,7 @@ fn handshake(
     let run = |(stream, addr, key): Side, who: Person, tap: Option<Tap>| {
         let role = if who == Person::Alice { Role::Host } else { Role::Joiner };
         let ui = Ui::detached(who.name());
-        establish_recorded(stream, addr, role, key, &settings(plaintext, who), &ui, tap)
+        establish(stream, addr, role, key, &settings(plaintext, who), &ui, tap)
     };
     thread::scope(|s| {
         let host = s.spawn(|| run(alice, Person::Alice, tap));

@@ -102,7 +102,7 @@ impl Recording {
 }
 
 /// One built frame and when it crossed the socket.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Packet {
     time: Duration,
     data: Vec<u8>,
@@ -152,7 +152,6 @@ struct Conn {
     /// Packets built before a file was attached (a host's candidate during its handshake).
     pending: Vec<Packet>,
     last_time: Duration,
-    closed: bool,
     error: Option<RecordError>,
 }
 
@@ -185,7 +184,6 @@ impl Tap {
             file: None,
             pending: Vec::new(),
             last_time: Duration::ZERO,
-            closed: false,
             error: None,
         };
         let time = conn.now();
@@ -205,9 +203,8 @@ impl Tap {
     pub fn attach(&self, file: Recording) {
         let mut conn = self.lock();
         conn.file = Some(file);
-        let pending = std::mem::take(&mut conn.pending);
-        for packet in &pending {
-            conn.output(packet.clone());
+        for packet in std::mem::take(&mut conn.pending) {
+            conn.output(packet);
         }
     }
 
@@ -235,9 +232,9 @@ impl Tap {
     /// nothing more is recorded. Returns the first write error, if any.
     pub fn finish(&self) -> Result<(), RecordError> {
         let mut conn = self.lock();
+        // With both FINs recorded, nothing more is: `data` and `fin` stop at a closed side.
         conn.fin(true);
         conn.fin(false);
-        conn.closed = true;
         match conn.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -270,9 +267,13 @@ impl Conn {
         self.last_time
     }
 
+    /// The sending side's flow: ours, or the peer's.
+    fn flow(&self, from_us: bool) -> &Flow {
+        if from_us { &self.us } else { &self.them }
+    }
+
     fn data(&mut self, from_us: bool, bytes: &[u8]) {
-        let sender_done = if from_us { self.us.fin } else { self.them.fin };
-        if self.closed || sender_done || bytes.is_empty() {
+        if self.flow(from_us).fin || bytes.is_empty() {
             return;
         }
         let time = self.now();
@@ -283,8 +284,7 @@ impl Conn {
     }
 
     fn fin(&mut self, from_us: bool) {
-        let sender_done = if from_us { self.us.fin } else { self.them.fin };
-        if self.closed || sender_done {
+        if self.flow(from_us).fin {
             return;
         }
         let time = self.now();
@@ -349,9 +349,6 @@ fn segment(
     kind: Kind,
     payload: &[u8],
 ) -> Result<Vec<u8>, String> {
-    if payload.len() > MAX_SEGMENT {
-        return Err(format!("a segment of {} bytes is over the limit", payload.len()));
-    }
     let ip = match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => IpHeaders::Ipv4(
             Ipv4Header {

@@ -234,8 +234,7 @@ pub fn run_host(
                     _ => None,
                 };
                 thread::spawn(move || {
-                    let result =
-                        establish_recorded(stream, addr, Role::Host, me, &settings, &ui, tap);
+                    let result = establish(stream, addr, Role::Host, me, &settings, &ui, tap);
                     let _ = tx.send(Event::Handshake(addr, Box::new(result)));
                 });
             }
@@ -318,15 +317,8 @@ pub fn run_join(
         }
         None => None,
     };
-    let link = match establish_recorded(
-        stream,
-        addr,
-        Role::Joiner,
-        me.clone(),
-        &settings,
-        &ui,
-        tap.clone(),
-    ) {
+    let link = match establish(stream, addr, Role::Joiner, me.clone(), &settings, &ui, tap.clone())
+    {
         Ok(link) => link,
         Err(e) => {
             // The failed handshake is recorded too, closed like the connection was.
@@ -364,21 +356,10 @@ fn finish(
 }
 
 /// Handshake on a fresh connection: HELLO both ways, checks, AUTH both ways. In plaintext
-/// mode, only make sure the peer is not an encrypted rchat.
+/// mode, only make sure the peer is not an encrypted rchat. `tap` (when there is one) is told
+/// every byte that crosses the socket from the first, and is kept in the [`Link`] for the rest
+/// of the chat.
 pub fn establish(
-    stream: TcpStream,
-    peer_addr: SocketAddr,
-    role: Role,
-    me: Option<Arc<Identity>>,
-    settings: &Settings,
-    ui: &Ui,
-) -> Result<Link, ChatError> {
-    establish_recorded(stream, peer_addr, role, me, settings, ui, None)
-}
-
-/// [`establish`], telling `tap` (when there is one) every byte that crosses the socket from
-/// the first, and keeping it in the [`Link`] for the rest of the chat.
-pub fn establish_recorded(
     stream: TcpStream,
     peer_addr: SocketAddr,
     role: Role,
