@@ -4,6 +4,7 @@
 //! captures by the tests.
 
 mod analyze_common;
+mod common;
 
 use std::sync::Arc;
 
@@ -186,8 +187,6 @@ fn an_unreadable_key_is_one_error_line() {
 /// recording like any capture and the receiver's key opens what was sent to it.
 #[test]
 fn a_recorded_session_is_read_and_decrypted() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let dir = tempdir("rchat-recorded");
     let key = |name: &str| {
         let path = dir.join(name);
@@ -197,37 +196,15 @@ fn a_recorded_session_is_read_and_decrypted() {
     };
     let (alice, bob) = (key("alice.pem"), key("bob.pem"));
     let recording = dir.join("host.pcap");
-    let bin = env!("CARGO_BIN_EXE_rchat");
-    let mut host = Command::new(bin)
-        .args(["host", "--bind", "127.0.0.1", "--port", "0", "--name", "alice"])
-        .args(["--key", alice.to_str().unwrap(), "--record", recording.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The host's port is on its stderr.
-    let mut err = std::io::BufReader::new(host.stderr.take().unwrap());
-    let port = loop {
-        let mut line = String::new();
-        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "host ended");
-        if let Some(rest) = line.strip_prefix("listening on port ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    host.stdin.take().unwrap().write_all("the code is 4719 🙂\n".as_bytes()).unwrap();
-    let target = format!("127.0.0.1:{port}");
-    let mut join = Command::new(bin)
-        .args(["join", &target, "--name", "bob", "--key", bob.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    join.stdin.take().unwrap().write_all(b"thanks alice\n").unwrap();
-    assert!(join.wait().unwrap().success());
-    assert!(host.wait().unwrap().success());
+    let (a, b, rec) = (alice.to_str().unwrap(), bob.to_str().unwrap(), recording.to_str().unwrap());
+    let (_, _, port) = common::converse(
+        &["--name", "alice", "--key", a, "--record", rec],
+        &["--name", "bob", "--key", b],
+        &["the code is 4719 🙂".into()],
+        &["thanks alice".into()],
+        |_| {},
+    );
+    let port = port.to_string();
 
     let report = analyze_json(&recording, &["--port", &port, "--key", bob.to_str().unwrap()]);
     let s2c = rchat_dir(&report, "server_to_client");
