@@ -180,8 +180,16 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
-    v.as_str()
+/// How many times each value occurs, in the order each first occurs.
+fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
+    let mut counts: Vec<(K, usize)> = Vec::new();
+    for item in items {
+        match counts.iter_mut().find(|(k, _)| *k == item) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((item, 1)),
+        }
+    }
+    counts
 }
 
 fn summary_phrase(v: Verdict) -> &'static str {
@@ -240,7 +248,7 @@ impl Style {
             Verdict::Encoded | Verdict::Mixed => "1;33",
             _ => "1",
         };
-        self.paint(code, verdict_word(v))
+        self.paint(code, v.as_str())
     }
 
     fn dim(self, text: &str) -> String {
@@ -379,15 +387,8 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             None if one => "message",
             None => "messages",
         };
-        let mut counts: Vec<(Verdict, usize)> = Vec::new();
-        for m in &d.messages {
-            match counts.iter_mut().find(|(v, _)| *v == m.verdict) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((m.verdict, 1)),
-            }
-        }
-        let list: Vec<String> =
-            counts.iter().map(|(v, n)| format!("{n} {}", verdict_word(*v))).collect();
+        let counts = tally(d.messages.iter().map(|m| m.verdict));
+        let list: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {}", v.as_str())).collect();
         let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));
     }
     if let Some(r) = &d.rchat {
@@ -437,13 +438,7 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
             style.dim("public keys travel in the clear: anyone on the path computes this too")
         );
     }
-    let mut counts: Vec<(&str, usize)> = Vec::new();
-    for f in &r.frames {
-        match counts.iter_mut().find(|(k, _)| *k == f.kind) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((f.kind, 1)),
-        }
-    }
+    let counts = tally(r.frames.iter().map(|f| f.kind));
     let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let more = if r.unlisted_frames > 0 {
         format!(" (and {} more)", r.unlisted_frames)
@@ -464,7 +459,7 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
             f.signature_len.unwrap_or(0)
         );
         if let Some(v) = f.verdict {
-            line.push_str(&format!(", looks like {}", verdict_word(v)));
+            line.push_str(&format!(", looks like {}", v.as_str()));
         }
         if let Some(text) = &f.plaintext {
             line.push_str(&format!(": decrypted \"{}\"", escape(text.as_bytes())));
@@ -500,13 +495,7 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
 
 /// The one-line summary: how many streams, and what they are.
 pub fn summary(r: &FileReport) -> String {
-    let mut counts: Vec<(Verdict, usize)> = Vec::new();
-    for s in &r.streams {
-        match counts.iter_mut().find(|(v, _)| *v == s.verdict) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((s.verdict, 1)),
-        }
-    }
+    let counts = tally(r.streams.iter().map(|s| s.verdict));
     let order = [
         Verdict::Plaintext,
         Verdict::Mixed,
