@@ -12,9 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::crypto::{Identity, PeerKey};
-use crate::protocol::wire::{
-    Busy, Bye, Frame, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message,
-};
+use crate::protocol::wire::{Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message};
 
 /// Frames listed per direction; more are counted.
 pub const MAX_FRAMES: usize = 1000;
@@ -86,8 +84,8 @@ pub struct FrameLog {
     buf: Vec<u8>,
     /// Offset of `buf[0]` in the direction.
     buf_offset: u64,
-    /// Total length of the frame in `buf`, once its header is known.
-    need: Option<usize>,
+    /// Header of the frame in `buf`, once it is in.
+    head: Option<FrameHeader>,
     /// Whether the direction opened with the rchat magic.
     active: Option<bool>,
     /// Decoding stopped (violation or gap); bytes are ignored from here on.
@@ -103,7 +101,7 @@ impl FrameLog {
             keys,
             buf: Vec::new(),
             buf_offset: 0,
-            need: None,
+            head: None,
             active: None,
             stopped: false,
             next_seq: 0,
@@ -141,30 +139,38 @@ impl FrameLog {
             self.buf_offset = offset;
         }
         while !bytes.is_empty() && !self.stopped {
-            let want = self.need.unwrap_or(HEADER_LEN);
+            let want = self.need();
             let take = want.saturating_sub(self.buf.len()).min(bytes.len());
             let (now, rest) = bytes.split_at(take);
             self.buf.extend_from_slice(now);
             bytes = rest;
             let start = self.buf_offset + self.buf.len() as u64;
-            if self.need.is_none()
+            if self.head.is_none()
                 && let Some(head) = self.buf.first_chunk::<HEADER_LEN>()
             {
                 match FrameHeader::decode(head) {
-                    Ok(h) => self.need = Some(HEADER_LEN + h.len as usize),
+                    Ok(h) => self.head = Some(h),
                     Err(e) => self.stop_with_violation(format!(
                         "at byte {}: {e}; frames after it are not decoded",
                         self.buf_offset
                     )),
                 }
             }
-            if self.need.is_some_and(|n| self.buf.len() >= n) {
-                let frame = std::mem::take(&mut self.buf);
-                self.need = None;
-                self.frame(self.buf_offset, &frame);
+            if let Some(head) = self.head.filter(|_| self.buf.len() >= self.need()) {
+                // Lent out for the frame's decoding, then kept for the next frame's bytes.
+                let mut frame = std::mem::take(&mut self.buf);
+                self.head = None;
+                self.frame(self.buf_offset, head.kind, frame.get(HEADER_LEN..).unwrap_or(&[]));
+                frame.clear();
+                self.buf = frame;
                 self.buf_offset = start;
             }
         }
+    }
+
+    /// Bytes the frame being collected needs in all: its header, then its body too.
+    fn need(&self) -> usize {
+        HEADER_LEN + self.head.map_or(0, |h| h.len as usize)
     }
 
     /// Bytes of the direction are missing from the capture: frame boundaries are lost.
@@ -182,15 +188,12 @@ impl FrameLog {
         self.stopped = true;
     }
 
-    fn frame(&mut self, offset: u64, bytes: &[u8]) {
-        let Ok(Some((frame, _))) = Frame::parse(bytes) else {
-            self.stop_with_violation(format!("at byte {offset}: a frame that does not parse"));
-            return;
-        };
+    /// A whole frame at `offset`: its type (from its decoded header) and body.
+    fn frame(&mut self, offset: u64, kind: FrameType, body: &[u8]) {
         let mut info = FrameReport {
             offset,
-            kind: frame.kind.name(),
-            length: bytes.len() as u64,
+            kind: kind.name(),
+            length: (HEADER_LEN + body.len()) as u64,
             seq: None,
             blocks: None,
             block_len: None,
@@ -199,12 +202,12 @@ impl FrameLog {
             not_decrypted: None,
             verdict: None,
         };
-        let result = match frame.kind {
-            FrameType::Hello => self.hello(&frame.body),
-            FrameType::Auth => crate::protocol::wire::Auth::decode(&frame.body).map(|a| {
+        let result = match kind {
+            FrameType::Hello => self.hello(body),
+            FrameType::Auth => crate::protocol::wire::Auth::decode(body).map(|a| {
                 info.signature_len = Some(a.signature.len());
             }),
-            FrameType::Message => Message::decode(&frame.body).map(|m| {
+            FrameType::Message => Message::decode(body).map(|m| {
                 info.seq = Some(m.seq);
                 info.blocks = Some(m.block_count());
                 info.block_len = Some(m.block_len);
@@ -223,12 +226,12 @@ impl FrameLog {
                     }
                 }
             }),
-            FrameType::Bye => Bye::decode(&frame.body).map(|b| {
+            FrameType::Bye => Bye::decode(body).map(|b| {
                 info.seq = Some(b.seq);
                 info.signature_len = Some(b.signature.len());
                 self.sequence(b.seq, offset);
             }),
-            FrameType::Busy => Busy::decode(&frame.body).map(|_| ()),
+            FrameType::Busy => Busy::decode(body).map(|_| ()),
         };
         if let Err(e) = result {
             self.report.violations.push(format!("at byte {offset}: {e}"));
@@ -321,7 +324,7 @@ impl FrameLog {
             return None;
         }
         if !self.stopped && !self.buf.is_empty() {
-            let need = self.need.unwrap_or(HEADER_LEN);
+            let need = self.need();
             self.report.notes.push(format!(
                 "the direction ends inside a frame ({} of {need} bytes): the capture stopped, or \
                  the sender was cut off",
