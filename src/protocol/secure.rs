@@ -380,11 +380,8 @@ impl Opener {
     /// overlaps the sender's signing. `None` when the blocks are not for our key or too many:
     /// [`Opener::open_with`] then refuses the message in its usual order.
     pub fn decrypt_early(&self, blocks: MessageBlocks<'_>) -> Option<Early> {
-        let me = self.s.me.public();
         let count = blocks.blocks.len() / usize::from(blocks.block_len).max(1);
-        if usize::from(blocks.block_len) != me.size() || count > self.max_blocks() {
-            return None;
-        }
+        self.check_shape(blocks.block_len, count).ok()?;
         Some(Early {
             block_len: blocks.block_len,
             blocks: blocks.blocks.to_vec(),
@@ -396,6 +393,19 @@ impl Opener {
     fn max_blocks(&self) -> usize {
         let cap = self.s.me.public().block_capacity().max(1);
         MAX_MESSAGE_LEN.div_ceil(cap).clamp(1, MAX_BLOCKS)
+    }
+
+    /// Whether `count` blocks of `block_len` bytes can be a message to our key: blocks of our
+    /// key's size, no more of them than the longest message needs.
+    fn check_shape(&self, block_len: u16, count: usize) -> Result<(), SecurityError> {
+        let want = self.s.me.public().size();
+        if usize::from(block_len) != want {
+            return Err(SecurityError::BlockSize { got: usize::from(block_len), want });
+        }
+        if count > self.max_blocks() {
+            return Err(SecurityError::TooManyBlocks(count));
+        }
+        Ok(())
     }
 
     /// Check and decrypt a MESSAGE from the peer.
@@ -421,14 +431,8 @@ impl Opener {
             return Err(SecurityError::BadSignature("message"));
         }
         self.check_seq(msg.seq)?;
-        let want = self.s.me.public().size();
-        if usize::from(msg.block_len) != want {
-            return Err(SecurityError::BlockSize { got: usize::from(msg.block_len), want });
-        }
         let count = msg.block_count();
-        if count > self.max_blocks() {
-            return Err(SecurityError::TooManyBlocks(count));
-        }
+        self.check_shape(msg.block_len, count)?;
         let pieces = match early {
             Some(e) if e.block_len == msg.block_len && e.blocks == msg.blocks => e.plain,
             _ => self.s.me.decrypt_blocks(&msg.blocks, usize::from(msg.block_len)),
