@@ -127,10 +127,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         }
         Some((alice, bob))
     };
-    let (alice_key, bob_key) = match keys {
-        Some((a, b)) => (Some(a), Some(b)),
-        None => (None, None),
-    };
+    let (alice_key, bob_key) = keys.unzip();
 
     // bob connects first (the listening socket queues him), then alice accepts.
     let bob_stream = net::connect("127.0.0.1", port, net::CONNECT_TIMEOUT)?;
@@ -175,10 +172,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
             show("(stopped early)");
             break;
         }
-        let (sender, receiver) = match from {
-            Person::Alice => (&mut alice, &mut bob),
-            Person::Bob => (&mut bob, &mut alice),
-        };
+        let (sender, receiver) = pair(from, &mut alice, &mut bob);
         let to = from.other().name();
         show(format!("{} → {to}: {text}", from.name()));
         show(format!("  {}", sender.send_explained(text)?));
@@ -189,11 +183,9 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
     }
 
     show("");
-    for (leaver, stayer) in [(Person::Alice, Person::Bob), (Person::Bob, Person::Alice)] {
-        let (link, other) = match leaver {
-            Person::Alice => (&mut alice, &mut bob),
-            Person::Bob => (&mut bob, &mut alice),
-        };
+    for leaver in [Person::Alice, Person::Bob] {
+        let stayer = leaver.other();
+        let (link, other) = pair(leaver, &mut alice, &mut bob);
         link.goodbye()?;
         match other.receive()? {
             PeerEvent::Bye | PeerEvent::Closed => {}
@@ -215,6 +207,14 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `who`'s link first, the other person's second.
+fn pair<'a>(who: Person, alice: &'a mut Link, bob: &'a mut Link) -> (&'a mut Link, &'a mut Link) {
+    match who {
+        Person::Alice => (alice, bob),
+        Person::Bob => (bob, alice),
+    }
 }
 
 /// Sleep for `pause` unless `stop` is set first; false when stopped.
