@@ -357,16 +357,22 @@ fn shown(text: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::secure::{Role, Session, hello_frame};
+    use crate::protocol::secure::{Role, Sealer, Session, hello_frame};
 
-    fn conversation() -> (Arc<Identity>, Arc<Identity>, Vec<u8>, Vec<u8>) {
+    /// Two keys, both HELLOs, and the host's sending half of their session.
+    fn session() -> (Arc<Identity>, Arc<Identity>, Vec<u8>, Vec<u8>, Sealer) {
         let host = Arc::new(Identity::generate(1024).unwrap());
         let guest = Arc::new(Identity::generate(1024).unwrap());
         let hh = hello_frame(&host, "alice").to_bytes();
         let jh = hello_frame(&guest, "bob").to_bytes();
         let hs =
             Session::new(host.clone(), guest.public().clone(), "bob".into(), Role::Host, &hh, &jh);
-        let (mut seal, _) = hs.split();
+        let (seal, _) = hs.split();
+        (host, guest, hh, jh, seal)
+    }
+
+    fn conversation() -> (Arc<Identity>, Arc<Identity>, Vec<u8>, Vec<u8>) {
+        let (host, guest, hh, jh, mut seal) = session();
         let mut c2s = hh.clone();
         for text in ["the locker code is 4711", "see you"] {
             c2s.extend(seal.seal(text).unwrap().to_frame().to_bytes());
@@ -462,14 +468,8 @@ mod tests {
 
     #[test]
     fn long_texts_and_long_conversations_are_cut() {
-        let host = Arc::new(Identity::generate(1024).unwrap());
-        let guest = Arc::new(Identity::generate(1024).unwrap());
-        let hh = hello_frame(&host, "alice").to_bytes();
-        let jh = hello_frame(&guest, "bob").to_bytes();
-        let hs =
-            Session::new(host.clone(), guest.public().clone(), "bob".into(), Role::Host, &hh, &jh);
-        let (mut seal, _) = hs.split();
-        let mut c2s = hh.clone();
+        let (_, guest, hh, _, mut seal) = session();
+        let mut c2s = hh;
         c2s.extend(seal.seal(&"é".repeat(3000)).unwrap().to_frame().to_bytes());
         for _ in 0..MAX_FRAMES {
             c2s.extend(seal.bye().unwrap().to_frame().to_bytes());
