@@ -2,12 +2,12 @@
 //!
 //! `cargo bench --bench analyze` writes a capture of 400 interleaved TCP flows on port 9999
 //! (1448-byte segments of pseudo-random bytes, some reordered, some retransmitted, server ACKs)
-//! into the temporary folder, warms the page cache, then times `rchat analyze --json`,
-//! `tcpflow -r` and `tshark -q -z conv,tcp` on it with `/usr/bin/time -v`, taking turns for
-//! five rounds (tshark, which is slow, every other round), and prints for each the best and
-//! median time and throughput, the peak memory, and the ratios of the rounds. Set
-//! `RCHAT_BENCH_MB` to change the size (default 300) and `RCHAT_BENCH_KEEP=1` to keep the
-//! capture.
+//! into the temporary folder, then times `rchat analyze --json`, `tcpflow -r` and
+//! `tshark -q -z conv,tcp` on it with `/usr/bin/time -v`. The tools take turns for five rounds
+//! (tshark, which is slow, every other round), and the whole file is read just before every
+//! run so that each starts with a warm page cache. It prints for each tool the best and median
+//! time and throughput and the peak memory, and the ratios of the rounds. Set `RCHAT_BENCH_MB`
+//! to change the size (default 300) and `RCHAT_BENCH_KEEP=1` to keep the capture.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -200,6 +200,15 @@ fn installed(program: &str) -> bool {
         .is_ok()
 }
 
+/// Read the whole file (into the page cache). False, with a message, if it cannot be read.
+fn warm(path: &Path) -> bool {
+    let read = File::open(path).and_then(|mut f| std::io::copy(&mut f, &mut std::io::sink()));
+    if let Err(e) = &read {
+        println!("cannot read {}: {e}", path.display());
+    }
+    read.is_ok()
+}
+
 /// Run a command under `/usr/bin/time -v`; output discarded.
 fn timed(name: &str, cmd: &[&str]) -> Option<Run> {
     let start = Instant::now();
@@ -262,8 +271,6 @@ fn main() {
         println!("/usr/bin/time is missing (Debian package `time`): cannot measure peak memory");
         return;
     }
-    // Warm the page cache.
-    let _ = std::fs::read(&file).map(|b| b.len());
     let f = file.to_str().unwrap_or_default();
     let flow_dir = dir.join("tcpflow-out");
     let _ = std::fs::remove_dir_all(&flow_dir);
@@ -300,7 +307,11 @@ fn main() {
     // after round, so that each sees the same moments, and each round gives its own ratios.
     for round in 0..ROUNDS {
         for t in &mut tools {
+            // Pages of the file may have been dropped from the cache since the last run (a
+            // machine under memory pressure, or one whose host reclaims idle pages): read it
+            // all again, so that no tool waits for the disk.
             if round % t.every == 0
+                && warm(&file)
                 && let Some(run) = timed(t.name, &t.cmd)
             {
                 t.runs.push((round, run));
