@@ -288,19 +288,24 @@ impl<'a> MessageBlocks<'a> {
     /// `None` while the blocks are incomplete or when the fields are out of range (the
     /// whole frame's decoder then says what is wrong).
     pub fn peek(body: &'a [u8]) -> Option<Self> {
-        let (seq, rest) = body.split_first_chunk::<8>()?;
-        let (count, rest) = rest.split_first_chunk::<2>()?;
-        let (block_len, rest) = rest.split_first_chunk::<2>()?;
-        let count = usize::from(u16::from_be_bytes(*count));
-        let block_len = u16::from_be_bytes(*block_len);
-        if count == 0 || count > MAX_BLOCKS || block_len == 0 {
-            return None;
+        MessageBlocks::read(&mut Reader::new(FrameType::Message, body)).ok()
+    }
+
+    /// Read the fields before the signature: `seq | block_count | block_len | blocks`.
+    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
+        let seq = r.u64("sequence number")?;
+        let count = usize::from(r.u16("block count")?);
+        let block_len = r.u16("block length")?;
+        if count == 0 || count > MAX_BLOCKS {
+            return Err(r.malformed(format!("block count {count} is not within 1..={MAX_BLOCKS}")));
         }
-        if usize::from(block_len) > MAX_BLOCK_LEN {
-            return None;
+        if block_len == 0 || usize::from(block_len) > MAX_BLOCK_LEN {
+            return Err(
+                r.malformed(format!("block length {block_len} is not within 1..={MAX_BLOCK_LEN}"))
+            );
         }
-        let blocks = rest.get(..count * usize::from(block_len))?;
-        Some(MessageBlocks { seq: u64::from_be_bytes(*seq), block_len, blocks })
+        let blocks = r.take(count * usize::from(block_len), "ciphertext blocks")?;
+        Ok(MessageBlocks { seq, block_len, blocks })
     }
 }
 
@@ -435,22 +440,10 @@ impl Message {
     /// Decode a MESSAGE body.
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(FrameType::Message, body);
-        let seq = r.u64("sequence number")?;
-        let count = usize::from(r.u16("block count")?);
-        let block_len = r.u16("block length")?;
-        if count == 0 || count > MAX_BLOCKS {
-            return Err(r.malformed(format!("block count {count} is not within 1..={MAX_BLOCKS}")));
-        }
-        if block_len == 0 || usize::from(block_len) > MAX_BLOCK_LEN {
-            return Err(
-                r.malformed(format!("block length {block_len} is not within 1..={MAX_BLOCK_LEN}"))
-            );
-        }
-        let total = count * usize::from(block_len);
-        let blocks = r.take(total, "ciphertext blocks")?.to_vec();
+        let MessageBlocks { seq, block_len, blocks } = MessageBlocks::read(&mut r)?;
         let signature = r.bytes_u16("signature", MAX_SIGNATURE_LEN)?.to_vec();
         r.finish()?;
-        Ok(Message { seq, block_len, blocks, signature })
+        Ok(Message { seq, block_len, blocks: blocks.to_vec(), signature })
     }
 }
 
