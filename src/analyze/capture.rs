@@ -368,21 +368,27 @@ impl<R: Read> Window<R> {
                 self.start = 0;
                 self.end = self.buf.len();
             }
-            Err(_) => {
-                // Read the rest instead, starting after the bytes already available.
-                let mut file = file.try_clone()?;
-                file.seek(SeekFrom::Start(self.offset + have))?;
-                let rest = self.available().to_vec();
-                let mut block = Block::heap(need.max(CHUNK));
-                if let Some(to) = block.vec_mut().and_then(|v| v.get_mut(..rest.len())) {
-                    to.copy_from_slice(&rest);
-                }
-                self.buf = Arc::new(block);
-                self.start = 0;
-                self.end = rest.len();
-                self.input = Input::File(file);
-            }
+            Err(_) => self.read_instead(need)?,
         }
+        Ok(())
+    }
+
+    /// Stop mapping: go on with `read` calls on the file, from the first byte not yet
+    /// available, keeping the bytes that are.
+    fn read_instead(&mut self, need: usize) -> io::Result<()> {
+        let Input::Mapped { file, .. } = &self.input else { return Ok(()) };
+        let have = (self.end - self.start) as u64;
+        let mut file = file.try_clone()?;
+        file.seek(SeekFrom::Start(self.offset + have))?;
+        let rest = self.available().to_vec();
+        let mut block = Block::heap(need.max(CHUNK).max(rest.len()));
+        if let Some(to) = block.vec_mut().and_then(|v| v.get_mut(..rest.len())) {
+            to.copy_from_slice(&rest);
+        }
+        self.buf = Arc::new(block);
+        self.start = 0;
+        self.end = rest.len();
+        self.input = Input::File(file);
         Ok(())
     }
 
@@ -1009,6 +1015,38 @@ mod tests {
         assert_eq!(n, 2599);
         assert!(mapped.stop().is_some());
         assert_eq!(mapped.stop(), read.stop());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn reading_goes_on_with_read_calls_where_a_mapping_fails() {
+        // The system may refuse to map the next window: reading then goes on with `read`
+        // calls from where the mapped bytes end, giving the same records.
+        let mut f = pcap_header(false, false, 101);
+        let sizes = (0..1200usize).map(|i| 1 + i * 37 % 9000);
+        pcap_records(&mut f, 0, sizes);
+        assert!(f.len() > MAP_WINDOW);
+        let path = temp_file("map-refused", &f);
+        let mut mapped = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
+        let mut read = Reader::open(&f[..]).map_err(|_| "open").unwrap();
+        let mut n = 0;
+        loop {
+            if n == 700 {
+                // Mid-window, with a record's bytes available but not yet consumed.
+                assert!(mapped.mapped_file().is_some());
+                mapped.win.fill(100).unwrap();
+                mapped.win.read_instead(100).unwrap();
+                assert!(mapped.mapped_file().is_none());
+            }
+            let a = mapped.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            let b = read.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            assert_eq!(a, b, "record {n}");
+            if a.is_none() {
+                break;
+            }
+            n += 1;
+        }
+        assert_eq!(n, 1200);
         let _ = std::fs::remove_file(&path);
     }
 
