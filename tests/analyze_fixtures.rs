@@ -2,11 +2,15 @@
 //! reassembly case, compared with what was sent and (when tshark is installed) with tshark's
 //! Follow TCP Stream.
 
-mod analyze_common;
+mod common;
 
-use analyze_common::*;
+use common::capture::*;
+use common::scratch;
+use std::path::PathBuf;
+
 use pcap_file::Endianness;
 use serde_json::Value;
+use tempfile::TempDir;
 
 const CHAT_C: &[&[u8]] = &[b"hello bob\n", b"are you there?\n", "Привет 你好\n".as_bytes()];
 const CHAT_S: &[&[u8]] = &[b"yes, here\n", b"see you at ten\n"];
@@ -43,7 +47,7 @@ fn assert_chat(report: &Value, stream: usize) {
 
 #[test]
 fn every_link_type_in_pcap_both_byte_orders() {
-    let dir = tempdir("links");
+    let dir = scratch("analyze-links");
     let links = [
         Link::Ethernet,
         Link::EthernetVlan,
@@ -76,7 +80,7 @@ fn every_link_type_in_pcap_both_byte_orders() {
         let (endianness, nanos) =
             if i % 2 == 0 { (Endianness::Little, false) } else { (Endianness::Big, true) };
         let bytes = pcap_bytes(link.linktype(), &recs, endianness, nanos);
-        let file = write(&dir, &format!("link-{i}.pcap"), &bytes);
+        let file = write(dir.path(), &format!("link-{i}.pcap"), &bytes);
         let report = analyze_json(&file, &[]);
         assert_eq!(report["streams"].as_array().map(Vec::len), Some(expected), "{link:?}");
         assert_eq!(report["warnings"], serde_json::json!([]), "{link:?}");
@@ -89,15 +93,14 @@ fn every_link_type_in_pcap_both_byte_orders() {
         }
     }
     let (c, s) = v6();
-    let v6_report = analyze_json(&dir.join("link-0.pcap"), &[]);
+    let v6_report = analyze_json(&dir.path().join("link-0.pcap"), &[]);
     assert_eq!(v6_report["streams"][1]["client"], c.ep());
     assert_eq!(v6_report["streams"][1]["server"], s.ep());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn pcapng_sections_interfaces_resolutions_and_simple_blocks() {
-    let dir = tempdir("pcapng");
+    let dir = scratch("analyze-pcapng");
     let (c, s) = v4();
     let eth = records(Link::Ethernet, &chat(c, s, 10, 20).packets);
     let (c6, s6) = v6();
@@ -120,7 +123,7 @@ fn pcapng_sections_interfaces_resolutions_and_simple_blocks() {
             packets: raw.iter().map(|r| (None, r.clone())).collect(),
         },
     ];
-    let file = write(&dir, "multi.pcapng", &pcapng_bytes(&sections));
+    let file = write(dir.path(), "multi.pcapng", &pcapng_bytes(&sections));
     let report = analyze_json(&file, &[]);
     assert_eq!(report["format"], "pcapng");
     assert_eq!(report["link_types"], serde_json::json!(["ETHERNET", "NULL", "RAW"]));
@@ -132,16 +135,16 @@ fn pcapng_sections_interfaces_resolutions_and_simple_blocks() {
     assert_eq!(report["streams"][0]["start"].as_f64(), Some(1_700_000_000.0));
     assert_eq!(report["streams"][1]["start"].as_f64(), Some(1_700_000_000.0));
     assert_extract_matches_tshark(&file, &[]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Write `ips` as a raw-IP pcap and analyse it.
-fn run_case(name: &str, ips: &[Vec<u8>], extra: &[&str]) -> (std::path::PathBuf, Value) {
-    let dir = tempdir(name);
+/// Write `ips` as a raw-IP pcap in a scratch folder and analyse it: the folder (keep it while
+/// the file is used), the file and the report.
+fn run_case(name: &str, ips: &[Vec<u8>], extra: &[&str]) -> (TempDir, PathBuf, Value) {
+    let dir = scratch(&format!("analyze-{name}"));
     let bytes = pcap_bytes(101, &records(Link::Raw(101), ips), Endianness::Little, false);
-    let file = write(&dir, &format!("{name}.pcap"), &bytes);
+    let file = write(dir.path(), &format!("{name}.pcap"), &bytes);
     let report = analyze_json(&file, extra);
-    (file, report)
+    (dir, file, report)
 }
 
 #[test]
@@ -153,7 +156,7 @@ fn out_of_order_segments_are_put_back_in_order() {
     conv.c_at(base + 10, b"KLMNOPQRST").c_at(base + 5, b"FGHIJ").c_at(base, b"ABCDE");
     conv.cseq = base + 20;
     conv.c(b"\n").close();
-    let (file, r) = run_case("ooo", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("ooo", &conv.packets, &[]);
     assert_dir(&r, 0, "client_to_server", b"ABCDEFGHIJKLMNOPQRST\n");
     assert_eq!(dir(&r, 0, "client_to_server")["missing_bytes"], 0);
     assert_extract_matches_tshark(&file, &[]);
@@ -171,7 +174,7 @@ fn retransmissions_first_copy_wins_and_conflicts_are_counted() {
     conv.c_at(base + 6, b"copy\nmore\n"); // overlaps the end, adds "more\n"
     conv.cseq = base + 16;
     conv.close();
-    let (file, r) = run_case("retrans", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("retrans", &conv.packets, &[]);
     assert_dir(&r, 0, "client_to_server", b"first copy\nmore\n");
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["retransmitted_bytes"], 11 + 11 + 5);
@@ -196,7 +199,7 @@ fn retransmissions_of_long_segments_are_compared_with_the_first_copy() {
     conv.c_at(base + 16 * 1200, &forged); // one byte changed
     conv.c_at(base + 2 * 1200, &forged); // changed, but long forgotten: not compared
     conv.close();
-    let (file, r) = run_case("retrans-long", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("retrans-long", &conv.packets, &[]);
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["bytes"], 20 * 1200);
     assert_eq!(d["retransmitted_bytes"], 3 * 1200);
@@ -212,7 +215,7 @@ fn sequence_numbers_wrap_around() {
     let mut conv = Conv::new(c, s, u32::MAX - 5, u32::MAX);
     conv.handshake();
     conv.c(b"0123456789").s(b"abcdefgh").c(b"wrapped\n").close();
-    let (file, r) = run_case("wrap", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("wrap", &conv.packets, &[]);
     assert_dir(&r, 0, "client_to_server", b"0123456789wrapped\n");
     assert_dir(&r, 0, "server_to_client", b"abcdefgh");
     assert_extract_matches_tshark(&file, &[]);
@@ -225,7 +228,7 @@ fn capture_starting_mid_connection() {
     conv.handshake();
     conv.c(b"before the capture\n").s(b"reply one\n").c(b"after\n").s(b"reply two\n");
     let ips = conv.packets[7..].to_vec(); // from the server's ACK of "reply one"
-    let (file, r) = run_case("midstream", &ips, &[]);
+    let (_dir, file, r) = run_case("midstream", &ips, &[]);
     let st = &r["streams"][0];
     assert_eq!(st["client"], c.ep(), "client is the side not on port 9999");
     assert_dir(&r, 0, "client_to_server", b"after\n");
@@ -243,7 +246,7 @@ fn lost_segments_become_gaps_and_reassembly_carries_on() {
     conv.c(b"two (lost)\n").c(b"three\n").close();
     let mut ips = conv.packets.clone();
     ips.remove(lost_at);
-    let (file, r) = run_case("gap", &ips, &[]);
+    let (_dir, file, r) = run_case("gap", &ips, &[]);
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["bytes"], 10);
     assert_eq!(d["sha256"], sha256(b"one\nthree\n"));
@@ -266,7 +269,7 @@ fn fin_rst_late_data_and_data_after_fin() {
     conv.c_at(base + 3, b"def");
     conv.c_at(base + 7, b"after fin");
     conv.packets.push(tcp_ip(s, c, conv.sseq, base + 7, RST, b""));
-    let (file, r) = run_case("fin", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("fin", &conv.packets, &[]);
     assert_dir(&r, 0, "client_to_server", b"abcdef");
     assert_extract_matches_tshark(&file, &[]);
 }
@@ -283,7 +286,7 @@ fn reused_port_pair_is_a_new_stream_but_a_retransmitted_syn_is_not() {
     b.c(b"second\n").close();
     let mut ips = a.packets.clone();
     ips.extend(b.packets.clone());
-    let (file, r) = run_case("reuse", &ips, &[]);
+    let (_dir, file, r) = run_case("reuse", &ips, &[]);
     assert_eq!(r["streams"].as_array().map(Vec::len), Some(2));
     assert_dir(&r, 0, "client_to_server", b"first\n");
     assert_dir(&r, 1, "client_to_server", b"second\n");
@@ -297,7 +300,7 @@ fn unacknowledged_data_at_end_of_capture_is_kept() {
     conv.handshake();
     conv.c(b"acked\n");
     conv.c_at(conv.cseq, b"last words, never acked\n");
-    let (file, r) = run_case("unacked", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("unacked", &conv.packets, &[]);
     assert_dir(&r, 0, "client_to_server", b"acked\nlast words, never acked\n");
     assert_extract_matches_tshark(&file, &[]);
 }
@@ -317,7 +320,7 @@ fn ipv4_options_ipv6_extension_headers_and_ipv4_fragments() {
     let mut frags = fragment_ipv4(&whole, 256);
     frags.swap(1, 2);
     ips.extend(frags);
-    let (file, r) = run_case("ipopts", &ips, &[]);
+    let (_dir, file, r) = run_case("ipopts", &ips, &[]);
     assert_eq!(r["streams"].as_array().map(Vec::len), Some(3), "{r}");
     assert_dir(&r, 0, "client_to_server", b"with options\n");
     assert_dir(&r, 1, "client_to_server", b"with ext\n");
@@ -331,10 +334,10 @@ fn snaplen_cut_records_are_read_and_counted() {
     let mut conv = Conv::new(c, s, 1, 1);
     conv.handshake();
     conv.c(&[b'x'; 200]).c(&[b'y'; 200]).s(b"ok\n").close();
-    let dir = tempdir("snaplen");
+    let dir = scratch("analyze-snaplen");
     let mut recs = records(Link::Ethernet, &conv.packets);
     snap(&mut recs, 14 + 20 + 20 + 50);
-    let file = write(&dir, "snap.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let file = write(dir.path(), "snap.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
     let r = analyze_json(&file, &[]);
     let d = &r["streams"][0]["directions"]["client_to_server"];
     assert_eq!(d["bytes"], 100);
@@ -346,7 +349,7 @@ fn snaplen_cut_records_are_read_and_counted() {
 
 #[test]
 fn unknown_link_type_is_a_warning_and_its_packets_are_skipped() {
-    let dir = tempdir("unknown-link");
+    let dir = scratch("analyze-unknown-link");
     let (c, s) = v4();
     let mut conv = chat(c, s, 1, 2);
     let eth = records(Link::Ethernet, &conv.packets);
@@ -360,7 +363,7 @@ fn unknown_link_type_is_a_warning_and_its_packets_are_skipped() {
             .chain(eth.into_iter().map(|r| (Some(1), r)))
             .collect(),
     }];
-    let file = write(&dir, "odd.pcapng", &pcapng_bytes(&sections));
+    let file = write(dir.path(), "odd.pcapng", &pcapng_bytes(&sections));
     let r = analyze_json(&file, &[]);
     let warnings = r["warnings"].to_string();
     assert!(warnings.contains("LINKTYPE_147"), "{warnings}");
@@ -373,7 +376,7 @@ fn ports_filter_all_ports_and_empty_capture() {
     let (c, _) = v4();
     let other = End::new("10.1.1.2", 8080);
     let mut conv = chat(c, other, 1, 2);
-    let (file, r) = run_case("ports", &std::mem::take(&mut conv.packets), &[]);
+    let (_dir, file, r) = run_case("ports", &std::mem::take(&mut conv.packets), &[]);
     assert_eq!(r["streams"], serde_json::json!([]));
     let out = rchat(&["analyze", file.to_str().expect("utf-8"), "--color", "never"]);
     assert!(out.status.success());
@@ -391,7 +394,7 @@ fn ports_filter_all_ports_and_empty_capture() {
 fn human_report_shows_streams_previews_and_summary() {
     let (c, s) = v4();
     let conv = chat(c, s, 1, 2);
-    let (file, _) = run_case("human", &conv.packets, &[]);
+    let (_dir, file, _) = run_case("human", &conv.packets, &[]);
     let out = rchat(&["analyze", file.to_str().expect("utf-8")]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -413,7 +416,7 @@ fn mid_connection_start_with_the_first_segment_out_of_order() {
     conv.c_at(base + 6, b"world\n").c_at(base, b"hello ");
     conv.cseq = base + 12;
     conv.c(b"more\n");
-    let (file, r) = run_case("midstream-ooo", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("midstream-ooo", &conv.packets, &[]);
     // Like Wireshark, the first segment seen fixes where the stream starts: "hello " came
     // from before that point and is counted, not reassembled.
     assert_dir(&r, 0, "client_to_server", b"world\nmore\n");
@@ -477,8 +480,8 @@ fn samples_read_back_from_the_file_give_the_same_report_as_copied_ones() {
         }
     }
     let bytes = pcap_bytes(1, &records(Link::Ethernet, &ips), Endianness::Little, false);
-    let dir = tempdir("sample-read-back");
-    let file = write(&dir, "encodings.pcap", &bytes);
+    let dir = scratch("analyze-sample-read-back");
+    let file = write(dir.path(), "encodings.pcap", &bytes);
     let mut from_file = analyze_json(&file, &["--full"]);
     // The same bytes through a pipe: read with `read` calls, every sample copied.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
@@ -509,7 +512,6 @@ fn samples_read_back_from_the_file_give_the_same_report_as_copied_ones() {
         "{verdicts:?}"
     );
     assert_eq!(from_file, from_pipe);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn dir_verdict(report: &Value, stream: usize) -> String {

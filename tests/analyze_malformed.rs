@@ -1,9 +1,10 @@
 //! Damaged and hostile input: `rchat analyze` never panics and always ends with its documented
 //! exit status (0 with a report, 1 when the file is not a readable capture at all).
 
-mod analyze_common;
+mod common;
 
-use analyze_common::*;
+use common::capture::*;
+use common::scratch;
 use proptest::prelude::*;
 use rchat::analyze::{Config, analyze_input};
 
@@ -42,13 +43,13 @@ fn truncated_at_every_offset() {
 
 #[test]
 fn truncated_files_exit_with_the_documented_status() {
-    let dir = tempdir("truncated-status");
+    let dir = scratch("analyze-truncated-status");
     for (name, header) in [("chat-plaintext.pcap", 24), ("tls-openssl.pcapng", 28)] {
         let bytes = std::fs::read(data(name)).expect("capture");
         let mut cuts: Vec<usize> = (0..bytes.len()).step_by(bytes.len() / 12).collect();
         cuts.extend([1, header - 1, header, header + 1]);
         for n in cuts {
-            let file = write(&dir, &format!("cut-{n}-{name}"), &bytes[..n]);
+            let file = write(dir.path(), &format!("cut-{n}-{name}"), &bytes[..n]);
             let out = rchat(&["analyze", "--json", file.to_str().expect("utf-8")]);
             let expect = if n < header { 1 } else { 0 };
             assert_eq!(out.status.code(), Some(expect), "{name} cut at {n}");
@@ -59,24 +60,22 @@ fn truncated_files_exit_with_the_documented_status() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn truncated_file_reports_what_came_before_the_cut() {
     let bytes = std::fs::read(data("chat-plaintext.pcap")).expect("capture");
-    let dir = tempdir("truncated");
-    let file = write(&dir, "cut.pcap", &bytes[..bytes.len() - 7]);
+    let dir = scratch("analyze-truncated");
+    let file = write(dir.path(), "cut.pcap", &bytes[..bytes.len() - 7]);
     let r = analyze_json(&file, &[]);
     let w = r["warnings"][0].as_str().unwrap_or_default();
     assert!(w.starts_with("the capture stops at byte "), "{w}");
     assert_eq!(r["streams"].as_array().map(Vec::len), Some(1));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn not_captures_get_one_error_line_and_status_1() {
-    let dir = tempdir("not-captures");
+    let dir = scratch("analyze-not-captures");
     let cases: [(&str, &[u8], &str); 4] = [
         ("empty.pcap", b"", "is empty (0 bytes)"),
         (
@@ -92,7 +91,7 @@ fn not_captures_get_one_error_line_and_status_1() {
         ("short.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0], "cut off after 8 of 24 bytes"),
     ];
     for (name, bytes, says) in cases {
-        let file = write(&dir, name, bytes);
+        let file = write(dir.path(), name, bytes);
         let out = rchat(&["analyze", file.to_str().expect("utf-8")]);
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -100,17 +99,16 @@ fn not_captures_get_one_error_line_and_status_1() {
         assert!(err.starts_with("rchat: error: ") && err.contains(says), "{name}: {err}");
         assert!(out.stdout.is_empty());
     }
-    let missing = dir.join("no-such-file.pcap");
+    let missing = dir.path().join("no-such-file.pcap");
     let out = rchat(&["analyze", missing.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
     let out = rchat(&["analyze", "--no-such-flag", "x.pcap"]);
     assert_eq!(out.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn impossible_record_lengths_stop_with_a_warning() {
-    let dir = tempdir("impossible");
+    let dir = scratch("analyze-impossible");
     // pcap: a record header claiming 4 GB.
     let mut pcap = std::fs::read(data("chat-plaintext.pcap")).expect("capture");
     pcap.truncate(24);
@@ -122,12 +120,11 @@ fn impossible_record_lengths_stop_with_a_warning() {
     let mut bad_ng = ng[..shb_len].to_vec();
     bad_ng.extend_from_slice(&[6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
     for (name, bytes) in [("huge.pcap", pcap), ("seven.pcapng", bad_ng)] {
-        let file = write(&dir, name, &bytes);
+        let file = write(dir.path(), name, &bytes);
         let r = analyze_json(&file, &[]);
         let w = r["warnings"].to_string();
         assert!(w.contains("impossible length"), "{name}: {w}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 proptest! {

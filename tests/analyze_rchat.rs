@@ -3,18 +3,21 @@
 //! later"). The conversations are made by the library's real protocol code and written as
 //! captures by the tests.
 
-mod analyze_common;
 mod common;
 
 use std::sync::Arc;
 
-use analyze_common::*;
+use common::capture::*;
+use common::scratch;
 use pcap_file::Endianness;
 use rchat::crypto::Identity;
 use rchat::protocol::secure::{Role, Session, hello_frame};
 use serde_json::Value;
+use tempfile::TempDir;
 
 struct Chat {
+    /// The folder holding the files below, removed with the value.
+    dir: TempDir,
     file: std::path::PathBuf,
     host_key: std::path::PathBuf,
     guest_key: std::path::PathBuf,
@@ -24,7 +27,7 @@ struct Chat {
 /// A full encrypted conversation: HELLOs, AUTHs, two messages each way, BYEs, written as a
 /// pcap; and the three key files (host, guest, an unrelated one).
 fn encrypted_chat(tag: &str, tamper: impl Fn(&mut Vec<u8>)) -> Chat {
-    let dir = tempdir(tag);
+    let dir = scratch(&format!("analyze-{tag}"));
     let host = Arc::new(Identity::generate(2048).unwrap());
     let guest = Arc::new(Identity::generate(2048).unwrap());
     let other = Identity::generate(2048).unwrap();
@@ -55,14 +58,11 @@ fn encrypted_chat(tag: &str, tamper: impl Fn(&mut Vec<u8>)) -> Chat {
     conv.c(&from_guest[0]).s(&from_host[0]).c(&from_guest[1]).s(&from_host[1]);
     conv.c(&guest_bye).s(&host_bye).close();
     let recs = records(Link::Ethernet, &conv.packets);
-    let file = write(&dir, "chat.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
-    let key = |name: &str, id: &Identity| write(&dir, name, id.to_pem().unwrap().as_bytes());
-    Chat {
-        file,
-        host_key: key("alice.pem", &host),
-        guest_key: key("bob.pem", &guest),
-        other_key: key("other.pem", &other),
-    }
+    let file = write(dir.path(), "chat.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let key = |name: &str, id: &Identity| write(dir.path(), name, id.to_pem().unwrap().as_bytes());
+    let (host_key, guest_key, other_key) =
+        (key("alice.pem", &host), key("bob.pem", &guest), key("other.pem", &other));
+    Chat { dir, file, host_key, guest_key, other_key }
 }
 
 fn rchat_dir<'a>(report: &'a Value, d: &str) -> &'a Value {
@@ -146,13 +146,14 @@ fn a_wrong_key_decrypts_nothing_and_says_why() {
 
 #[test]
 fn a_plaintext_session_with_a_key_is_simply_readable() {
-    let dir = tempdir("rchat-plainkey");
+    let dir = scratch("analyze-rchat-plainkey");
     let mut conv = Conv::new(End::new("127.0.0.1", 50124), End::new("127.0.0.1", 9999), 1, 2);
     conv.handshake();
     conv.c(b"the locker code is 4711\n").s(b"thanks\n").close();
     let recs = records(Link::Ethernet, &conv.packets);
-    let file = write(&dir, "plain.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
-    let key = write(&dir, "k.pem", Identity::generate(2048).unwrap().to_pem().unwrap().as_bytes());
+    let file = write(dir.path(), "plain.pcap", &pcap_bytes(1, &recs, Endianness::Little, false));
+    let key =
+        write(dir.path(), "k.pem", Identity::generate(2048).unwrap().to_pem().unwrap().as_bytes());
     let report = analyze_json(&file, &["--key", key.to_str().unwrap()]);
     let c2s = &report["streams"][0]["directions"]["client_to_server"];
     assert_eq!(c2s["verdict"], "plaintext");
@@ -176,7 +177,8 @@ fn protocol_violations_are_reported_not_hidden() {
 #[test]
 fn an_unreadable_key_is_one_error_line() {
     let chat = encrypted_chat("rchat-badkey", |_| {});
-    let out = rchat(&["analyze", chat.file.to_str().unwrap(), "--key", "/nonexistent/key.pem"]);
+    let missing = chat.dir.path().join("no-such-folder").join("key.pem");
+    let out = rchat(&["analyze", chat.file.to_str().unwrap(), "--key", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -187,15 +189,15 @@ fn an_unreadable_key_is_one_error_line() {
 /// recording like any capture and the receiver's key opens what was sent to it.
 #[test]
 fn a_recorded_session_is_read_and_decrypted() {
-    let dir = tempdir("rchat-recorded");
+    let dir = scratch("analyze-rchat-recorded");
     let key = |name: &str| {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         let out = rchat(&["keygen", "--out", path.to_str().unwrap()]);
         assert!(out.status.success());
         path
     };
     let (alice, bob) = (key("alice.pem"), key("bob.pem"));
-    let recording = dir.join("host.pcap");
+    let recording = dir.path().join("host.pcap");
     let (a, b, rec) = (alice.to_str().unwrap(), bob.to_str().unwrap(), recording.to_str().unwrap());
     let (_, _, port) = common::converse(
         &["--name", "alice", "--key", a, "--record", rec],
@@ -220,9 +222,9 @@ fn a_recorded_session_is_read_and_decrypted() {
 /// The one-terminal demo, recorded, read back by analyze in both modes.
 #[test]
 fn a_recorded_demo_is_read_by_analyze() {
-    let dir = tempdir("rchat-demo");
+    let dir = scratch("analyze-rchat-demo");
     for (mode, expect) in [(&[][..], "ciphertext"), (&["--plaintext"][..], "plaintext")] {
-        let file = dir.join(format!("demo{}.pcap", mode.len()));
+        let file = dir.path().join(format!("demo{}.pcap", mode.len()));
         let mut args = vec!["demo", "--fast", "--port", "0", "--record", file.to_str().unwrap()];
         args.extend_from_slice(mode);
         let out = rchat(&args);

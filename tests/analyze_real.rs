@@ -2,9 +2,10 @@
 //! the reassembled bytes, the link types and formats found, and `--extract` byte for byte
 //! against tshark's Follow TCP Stream.
 
-mod analyze_common;
+mod common;
 
-use analyze_common::*;
+use common::capture::*;
+use common::scratch;
 
 const CAPTURES: &[&str] = &[
     "chat-plaintext.pcap",
@@ -116,8 +117,8 @@ fn short_snaplen_capture_counts_the_cut_bytes() {
 
 #[test]
 fn several_files_in_one_run_one_of_them_not_a_capture() {
-    let dir = tempdir("several");
-    let bad = write(&dir, "notes.txt", b"these are my notes, not a capture\n");
+    let dir = scratch("analyze-several");
+    let bad = write(dir.path(), "notes.txt", b"these are my notes, not a capture\n");
     let a = data("chat-plaintext.pcap");
     let b = data("random-ipv6.pcap");
     let args = ["analyze", a.to_str().unwrap(), bad.to_str().unwrap(), b.to_str().unwrap()];
@@ -128,7 +129,6 @@ fn several_files_in_one_run_one_of_them_not_a_capture() {
     assert!(stdout.contains("chat-plaintext.pcap") && stdout.contains("random-ipv6.pcap"));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("rchat: error: ") && stderr.contains("notes.txt"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -148,24 +148,23 @@ fn worker_threads_give_the_same_report_as_one_thread() {
 
 #[test]
 fn extract_with_several_files_uses_one_folder_per_file() {
-    let dir = tempdir("extract-several");
+    let dir = scratch("analyze-extract-several");
     let a = data("chat-plaintext.pcap");
     let b = data("random-ipv6.pcap");
     let out = rchat(&[
         "analyze",
         "--extract",
-        dir.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
         a.to_str().unwrap(),
         b.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for (file, from) in [("chat-plaintext.pcap", "127.0.0.1_"), ("random-ipv6.pcap", "::1_")] {
-        let names: Vec<String> = std::fs::read_dir(dir.join(file))
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(file))
             .expect("per-file folder")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "{file}: {names:?}");
         assert!(names.iter().all(|n| n.starts_with(&format!("stream0-{from}"))), "{names:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

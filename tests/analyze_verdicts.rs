@@ -1,9 +1,10 @@
 //! Verdicts on the real captures, end to end: capture reading, reassembly, message cutting and
 //! the classifier together.
 
-mod analyze_common;
+mod common;
 
-use analyze_common::*;
+use common::capture::*;
+use common::scratch;
 
 fn verdict(name: &str, dir: &str) -> (String, serde_json::Value) {
     let r = analyze_json(&data(name), &[]);
@@ -76,16 +77,15 @@ fn verdict_summary_line_counts_streams_by_kind() {
     secret.c(&noise[..1024]).s(&noise[1024..]).close();
     let mut ips = text.packets.clone();
     ips.extend(secret.packets.clone());
-    let dir = tempdir("summary");
+    let dir = scratch("analyze-summary");
     let bytes = pcap_bytes(101, &records(Link::Raw(101), &ips), Endianness::Little, false);
-    let file = write(&dir, "two.pcap", &bytes);
+    let file = write(dir.path(), "two.pcap", &bytes);
     let out = rchat(&["analyze", file.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("2 streams on port 9999: 1 readable by anyone on the path, 1 ciphertext"),
         "{stdout}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

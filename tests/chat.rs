@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Proc, have_tool};
+use common::{BIN, Proc, have_tool, scratch};
 
 /// Run a host and a joiner in `mode`, each piping its lines, and return what each printed
 /// on stdout (the other's messages).
@@ -119,17 +119,10 @@ fn keygen(dir: &std::path::Path, name: &str) -> String {
     p
 }
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rchat-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
-    let dir = temp_dir("keygen");
-    let key = keygen(&dir, "host.pem");
+    let dir = scratch("chat-keygen");
+    let key = keygen(dir.path(), "host.pem");
     let text = std::fs::read_to_string(&key).unwrap();
     assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
     #[cfg(unix)]
@@ -149,7 +142,7 @@ fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
     let printed = String::from_utf8(forced.stdout).unwrap();
     assert!(printed.contains(&fingerprint_of(&key)), "{printed}");
     let weak = Command::new(BIN)
-        .args(["keygen", "--out", dir.join("weak.pem").to_str().unwrap(), "--bits", "1024"])
+        .args(["keygen", "--out", dir.path().join("weak.pem").to_str().unwrap(), "--bits", "1024"])
         .output()
         .unwrap();
     assert_eq!(weak.status.code(), Some(2));
@@ -158,12 +151,12 @@ fn keygen_writes_a_private_file_and_refuses_to_overwrite() {
 
 #[test]
 fn fingerprint_reads_public_keys_and_rejects_junk() {
-    let dir = temp_dir("fp");
-    let key = keygen(&dir, "k.pem");
+    let dir = scratch("chat-fp");
+    let key = keygen(dir.path(), "k.pem");
     let fp = fingerprint_of(&key);
     assert!(fp.starts_with("SHA256:") && fp.len() == 50, "{fp}");
     if have_tool("openssl") {
-        let public = dir.join("k.pub.pem");
+        let public = dir.path().join("k.pub.pem");
         let status = Command::new("openssl")
             .args(["pkey", "-in", &key, "-pubout", "-out", public.to_str().unwrap()])
             .stderr(Stdio::null())
@@ -172,14 +165,14 @@ fn fingerprint_reads_public_keys_and_rejects_junk() {
         assert!(status.success());
         assert_eq!(fingerprint_of(public.to_str().unwrap()), fp);
     }
-    let junk = dir.join("junk.pem");
+    let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "hello\n").unwrap();
     let out = Command::new(BIN).args(["fingerprint", junk.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not an RSA key file"), "{err}");
-    let missing = dir.join("missing.pem");
+    let missing = dir.path().join("missing.pem");
     let out = Command::new(BIN).args(["fingerprint", missing.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read key file"));
@@ -187,9 +180,9 @@ fn fingerprint_reads_public_keys_and_rejects_junk() {
 
 #[test]
 fn saved_keys_and_pinned_fingerprints() {
-    let dir = temp_dir("pin");
-    let host_key = keygen(&dir, "host.pem");
-    let join_key = keygen(&dir, "join.pem");
+    let dir = scratch("chat-pin");
+    let host_key = keygen(dir.path(), "host.pem");
+    let join_key = keygen(dir.path(), "join.pem");
     let host_fp = fingerprint_of(&host_key);
     let join_fp = fingerprint_of(&join_key);
 
@@ -369,7 +362,9 @@ fn connection_errors_are_one_clear_line() {
     assert!(join.err_has("cannot find host"), "{:#?}", join.err);
 
     // An unreadable key file.
-    let mut join = Proc::spawn(&["join", &target, "--key", "/nonexistent/key.pem"]);
+    let dir = scratch("chat-errors");
+    let missing = dir.path().join("no-such-folder").join("key.pem");
+    let mut join = Proc::spawn(&["join", &target, "--key", missing.to_str().unwrap()]);
     assert_eq!(join.finish(30), 1);
     assert!(join.err_has("cannot read key file"), "{:#?}", join.err);
 }
@@ -491,8 +486,8 @@ fn key_sizes_mix_and_weak_key_files_are_refused() {
     assert_eq!(join.out, ["and back"]);
     assert!(join.err_has("RSA-OAEP block(s) of 384 bytes"), "{:#?}", join.err);
 
-    let dir = temp_dir("weakfile");
-    let weak = dir.join("weak.pem");
+    let dir = scratch("chat-weakfile");
+    let weak = dir.path().join("weak.pem");
     let weak = weak.to_str().unwrap();
     let out = Command::new(BIN)
         .args(["keygen", "--out", weak, "--bits", "1024", "--allow-weak-keys"])

@@ -2,11 +2,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{BIN, follow, have_tool};
+use common::{BIN, follow, have_tool, scratch};
 use rchat::chat::demo::{PAUSE, SCRIPT};
 
 fn demo(extra: &[&str]) -> (String, String) {
@@ -38,12 +37,6 @@ fn check_script(stdout: &str) {
     }
 }
 
-fn temp_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rchat-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 #[test]
 fn encrypted_demo_shows_fingerprints_and_every_line() {
     let (stdout, _) = demo(&[]);
@@ -62,8 +55,9 @@ fn plaintext_demo_shows_every_line() {
 
 #[test]
 fn recorded_demo_opens_in_tshark() {
-    let plain = temp_file("plain.pcap");
-    let enc = temp_file("enc.pcap");
+    let dir = scratch("demo");
+    let plain = dir.path().join("plain.pcap");
+    let enc = dir.path().join("enc.pcap");
     let (stdout, _) = demo(&["--plaintext", "--record", plain.to_str().unwrap()]);
     check_script(&stdout);
     assert!(stdout.contains("recorded to"), "{stdout}");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, have_tool};
+use common::{BIN, have_tool, scratch};
 use rchat::protocol::wire::{Bye, Frame, FrameType, Message};
 
 /// One direction of a connection: (source port, destination port).
@@ -29,13 +29,6 @@ fn root() -> &'static Path {
 
 fn dissector() -> PathBuf {
     root().join("wireshark").join("rchat.lua")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rchat-dissector-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Run tshark with the dissector; panic on a failed run or a Lua error, return stdout.
@@ -200,10 +193,9 @@ fn dissector_agrees_with_rchat_on_the_shipped_captures() {
     }
     for name in ENCRYPTED_CAPTURES {
         let capture = root().join("captures").join(name);
-        let dir = scratch(name);
-        let ours = decoded(&extracted(&capture, &dir));
+        let dir = scratch(&format!("dissector-{name}"));
+        let ours = decoded(&extracted(&capture, dir.path()));
         compare(&capture, &ours);
-        let _ = fs::remove_dir_all(&dir);
     }
 }
 
@@ -214,8 +206,8 @@ fn dissector_agrees_with_rchat_on_a_fresh_recording() {
     if !have_tool("tshark") {
         return;
     }
-    let dir = scratch("fresh");
-    let capture = dir.join("demo.pcap");
+    let dir = scratch("dissector-fresh");
+    let capture = dir.path().join("demo.pcap");
     // An ephemeral port: the dissector finds the frames by its heuristic.
     let out = Command::new(BIN)
         .args(["demo", "--fast", "--port", "0", "--record"])
@@ -223,11 +215,10 @@ fn dissector_agrees_with_rchat_on_a_fresh_recording() {
         .output()
         .expect("run rchat demo");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ours = decoded(&extracted(&capture, &dir.join("extract")));
+    let ours = decoded(&extracted(&capture, &dir.path().join("extract")));
     let messages = ours.values().flatten().filter(|(kind, _)| *kind == FrameType::Message as u8);
     assert!(messages.count() >= 2, "the demo sent messages: {ours:?}");
     compare(&capture, &ours);
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -364,8 +355,8 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
     // after 3 and 7 bytes, single bytes, and large segments that hold several frames and
     // end in the middle of another.
     let capture = root().join("captures").join("chat-encrypted.pcapng");
-    let dir = scratch("resegment");
-    let streams = extracted(&capture, &dir.join("extract"));
+    let dir = scratch("dissector-resegment");
+    let streams = extracted(&capture, &dir.path().join("extract"));
     let client = streams
         .iter()
         .find(|(d, b)| d.1 == 9999 && !b.is_empty())
@@ -379,7 +370,7 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
 
     let on_port = [3usize, 7, 1, 600, 1500, 2];
     let other_port = [2000usize, 5, 900, 4000];
-    let path = dir.join("resegmented.pcap");
+    let path = dir.path().join("resegmented.pcap");
     write_resegmented(
         &path,
         &[
@@ -398,7 +389,6 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
     // Some packet must carry more than one frame, or the packing was not tested.
     let infos = tshark(&path, &["-Y", "rchat", "-T", "fields", "-e", "rchat.type"]);
     assert!(infos.lines().any(|l| l.contains(',')), "no packet with several frames:\n{infos}");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -430,8 +420,8 @@ fn dissector_survives_malformed_frames() {
     let mut server = frame(3, 1, &[]);
     server.extend(b"RCHT\x01\x03\xff\xff\xff\xff and no body");
 
-    let dir = scratch("malformed");
-    let path = dir.join("malformed.pcap");
+    let dir = scratch("dissector-malformed");
+    let path = dir.path().join("malformed.pcap");
     write_resegmented(
         &path,
         &[
@@ -464,5 +454,4 @@ fn dissector_survives_malformed_frames() {
         let hits = tshark(&path, &["-Y", &format!("rchat && tcp.port == {port}")]);
         assert!(!hits.trim().is_empty(), "nothing dissected on port {port}");
     }
-    let _ = fs::remove_dir_all(&dir);
 }

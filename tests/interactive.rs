@@ -3,23 +3,29 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Proc, have_tool};
+use common::{BIN, Proc, have_tool, scratch};
+use tempfile::TempDir;
 
-/// A tmux server of our own, so tests never touch a user's sessions.
+/// A tmux server of our own, so tests never touch a user's sessions; its socket lives in a
+/// scratch folder, removed with the value.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
+    _dir: TempDir,
 }
 
 impl Tmux {
     fn start(tag: &str, command: &str) -> Tmux {
-        let socket = format!("rchat-test-{tag}-{}", std::process::id());
-        let t = Tmux { socket };
+        let dir = scratch(&format!("interactive-{tag}"));
+        let t = Tmux { socket: dir.path().join("tmux.sock"), _dir: dir };
         let status = Command::new("tmux")
-            .args(["-L", &t.socket, "new-session", "-d", "-s", "t", "-x", "160", "-y", "40"])
+            .arg("-S")
+            .arg(&t.socket)
+            .args(["new-session", "-d", "-s", "t", "-x", "160", "-y", "40"])
             .arg(format!("{command}; echo EXIT=$?; sleep 30"))
             .status()
             .unwrap();
@@ -29,7 +35,9 @@ impl Tmux {
 
     fn keys(&self, keys: &[&str]) {
         let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["send-keys", "-t", "t"])
             .args(keys)
             .status()
             .unwrap();
@@ -38,7 +46,9 @@ impl Tmux {
 
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["capture-pane", "-p", "-t", "t"])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -72,7 +82,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").status();
     }
 }
 

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Proc};
+use common::{BIN, Proc, scratch};
 
 /// One `rchat` command found in a worksheet.
 #[derive(Debug, Clone)]
@@ -502,7 +502,7 @@ fn run_worksheet(cmds: &[Shown], dir: &Path) {
 fn every_worksheet_has_commands_and_every_command_runs() {
     let files = worksheets();
     assert!(files.len() >= 7, "expected the index and at least six worksheets: {files:?}");
-    let base = std::env::temp_dir().join(format!("rchat-labs-{}", std::process::id()));
+    let base = scratch("labs");
     // An answer file runs after its worksheet, in the same directory: it may analyse the
     // files the worksheet's commands made.
     let mut jobs: Vec<(PathBuf, Vec<Shown>, PathBuf)> = vec![];
@@ -523,7 +523,7 @@ fn every_worksheet_has_commands_and_every_command_runs() {
             job.1.extend(cmds);
             continue;
         }
-        let dir = base.join(format!("{n}-{name}"));
+        let dir = base.path().join(format!("{n}-{name}"));
         fs::create_dir_all(&dir).unwrap();
         jobs.push((f.clone(), cmds, dir));
     }
@@ -562,7 +562,6 @@ fn every_worksheet_has_commands_and_every_command_runs() {
             }
         }
     }
-    let _ = fs::remove_dir_all(&base);
     assert!(failures.is_empty(), "worksheet commands failed:\n{}", failures.join("\n\n"));
 }
 

@@ -8,14 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Follow, Proc, follow, have_tool};
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rchat-record-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{BIN, Follow, Proc, follow, have_tool, scratch};
+use tempfile::TempDir;
 
 /// Packets tshark flags: bad checksums, malformed packets, expert warnings or errors.
 fn complaints(path: &Path) -> String {
@@ -52,6 +46,8 @@ fn path_str(p: &Path) -> &str {
 
 /// A finished session: host and joiner each recorded it.
 struct Session {
+    /// The folder holding both recordings, removed with the session.
+    _dir: TempDir,
     host_file: PathBuf,
     join_file: PathBuf,
     port: u16,
@@ -66,9 +62,9 @@ fn recorded_session(
     join_lines: &[String],
     during: impl FnOnce(u16),
 ) -> Session {
-    let dir = temp_dir(tag);
-    let host_file = dir.join("host.pcap");
-    let join_file = dir.join("join.pcap");
+    let dir = scratch(&format!("record-{tag}"));
+    let host_file = dir.path().join("host.pcap");
+    let join_file = dir.path().join("join.pcap");
     let mut host_args = mode.to_vec();
     host_args.extend(["--record", path_str(&host_file)]);
     let mut join_args = mode.to_vec();
@@ -77,7 +73,7 @@ fn recorded_session(
         common::converse(&host_args, &join_args, host_lines, join_lines, during);
     assert_eq!(host.out.len(), join_lines.len(), "host got every line");
     assert_eq!(join.out.len(), host_lines.len(), "joiner got every line");
-    Session { host_file, join_file, port }
+    Session { _dir: dir, host_file, join_file, port }
 }
 
 fn lines(tag: &str) -> Vec<String> {
@@ -233,7 +229,8 @@ fn compare_with_tcpdump(tag: &str, mode: &[&str]) {
         eprintln!("skipping: tcpdump needs root to capture on loopback");
         return;
     }
-    let real = temp_dir(&format!("{tag}-real")).join("tcpdump.pcap");
+    let real_dir = scratch(&format!("record-{tag}-real"));
+    let real = real_dir.path().join("tcpdump.pcap");
     let mut dump = None;
     let (h, j) = (lines("host"), lines("joiner"));
     let s = recorded_session(tag, mode, &h, &j, |port| {
@@ -268,8 +265,8 @@ fn ctrl_c_closes_the_recording_properly() {
     if !have_tool("tshark") {
         return;
     }
-    let dir = temp_dir("ctrlc");
-    let file = dir.join("join.pcap");
+    let dir = scratch("record-ctrlc");
+    let file = dir.path().join("join.pcap");
     let (mut host, port) = Proc::host(&[]);
     let target = format!("127.0.0.1:{port}");
     let mut join = Proc::spawn(&["join", &target, "--record", path_str(&file)]);
@@ -289,8 +286,8 @@ fn ctrl_c_closes_the_recording_properly() {
 
 #[test]
 fn an_unwritable_file_is_one_error_before_connecting() {
-    let dir = temp_dir("unwritable");
-    let bad = dir.join("no-such-folder").join("x.pcap");
+    let dir = scratch("record-unwritable");
+    let bad = dir.path().join("no-such-folder").join("x.pcap");
     for args in [
         vec!["join", "127.0.0.1:1", "--plaintext", "--record", path_str(&bad)],
         vec!["host", "--bind", "127.0.0.1", "--port", "0", "--record", path_str(&bad)],
@@ -322,8 +319,8 @@ fn ipv6_connections_are_recorded_as_ipv6() {
     if !have_tool("tshark") {
         return;
     }
-    let dir = temp_dir("ipv6");
-    let (host_file, join_file) = (dir.join("host.pcap"), dir.join("join.pcap"));
+    let dir = scratch("record-ipv6");
+    let (host_file, join_file) = (dir.path().join("host.pcap"), dir.path().join("join.pcap"));
     let mut host = Proc::spawn(&[
         "host",
         "--bind",
@@ -344,7 +341,7 @@ fn ipv6_connections_are_recorded_as_ipv6() {
     host.close_stdin();
     assert_eq!(join.finish(60), 0, "{:#?}", join.err);
     assert_eq!(host.finish(60), 0, "{:#?}", host.err);
-    let s = Session { host_file, join_file, port };
+    let s = Session { _dir: dir, host_file, join_file, port };
     let f = check_pair(&s);
     assert_eq!(f.nodes[1], format!("[::1]:{port}"));
     assert_eq!(f.bytes, [b"over IPv6\n".to_vec(), b"and back\n".to_vec()]);
@@ -357,7 +354,8 @@ fn a_failed_handshake_is_recorded_and_closed() {
         return;
     }
     // A plaintext joiner meets an encrypted host: it stops with an error after the HELLO.
-    let file = temp_dir("failed").join("join.pcap");
+    let dir = scratch("record-failed");
+    let file = dir.path().join("join.pcap");
     let (mut host, port) = Proc::host(&[]);
     let target = format!("127.0.0.1:{port}");
     let mut join = Proc::spawn(&["join", &target, "--plaintext", "--record", path_str(&file)]);

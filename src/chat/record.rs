@@ -455,14 +455,11 @@ mod tests {
         out
     }
 
-    fn temp(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("rchat-record-unit-{name}-{}", std::process::id()))
-    }
-
     /// A whole conversation: numbers line up, FINs close it, payload is what was passed.
     fn conversation(local: &str, peer: &str, we_connected: bool, isn: (u32, u32)) {
         let (local, peer) = (addr(local), addr(peer));
-        let path = temp(&format!("{}-{we_connected}", local.port()));
+        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let path = dir.path().join("conversation.pcap");
         let tap = Tap::with_isns(local, peer, we_connected, isn.0, isn.1);
         tap.received(b"early");
         tap.attach(Recording::create(&path).unwrap());
@@ -475,7 +472,6 @@ mod tests {
         tap.finish().unwrap();
         tap.received(b"after finish: never recorded");
         let seen = read_back(&path, local);
-        std::fs::remove_file(&path).unwrap();
 
         // Handshake.
         assert!(seen[0].syn && seen[0].from_local == we_connected && seen[0].ack == 0);
@@ -528,22 +524,23 @@ mod tests {
     #[test]
     fn finishing_twice_adds_nothing() {
         let (local, peer) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
-        let path = temp("twice");
+        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let path = dir.path().join("twice.pcap");
         let tap = Tap::with_isns(local, peer, true, 5, 6);
         tap.attach(Recording::create(&path).unwrap());
         tap.finish().unwrap();
         tap.finish().unwrap();
         tap.we_closed();
         let seen = read_back(&path, local);
-        std::fs::remove_file(&path).unwrap();
         // SYN, SYN+ACK, ACK, FIN, ACK, FIN, ACK.
         assert_eq!(seen.len(), 7);
     }
 
     #[test]
     fn an_unwritable_path_is_reported_with_its_name() {
-        let dir = temp("no-such-dir");
-        let err = Recording::create(&dir.join("x.pcap")).unwrap_err();
+        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir").join("x.pcap");
+        let err = Recording::create(&missing).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("x.pcap") && msg.contains("cannot write the recording"), "{msg}");
     }

@@ -1,8 +1,13 @@
 //! Shared helpers for the integration tests: run the real `rchat` binary, feed its stdin,
-//! and wait (with a limit) for lines on its stdout and stderr.
+//! and wait (with a limit) for lines on its stdout and stderr; scripted chats; temporary
+//! folders that remove themselves; external tools that may be missing; and tshark's Follow
+//! TCP Stream. [`capture`] builds packets and capture files for the `analyze_*` tests.
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -191,62 +196,98 @@ pub fn converse(
     (host, join, port)
 }
 
-/// What tshark's Follow TCP Stream (raw) shows for stream 0.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Follow {
-    /// The side that sent the first packet (the client), and the other.
-    pub nodes: [String; 2],
-    /// The bytes each node sent.
-    pub bytes: [Vec<u8>; 2],
-}
-
-pub fn follow(path: &std::path::Path) -> Follow {
-    let out = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-q", "-z", "follow,tcp,raw,0"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark failed on {}", path.display());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut nodes = [String::new(), String::new()];
-    let mut bytes = [Vec::new(), Vec::new()];
-    for line in text.lines() {
-        if let Some(n) = line.strip_prefix("Node 0: ") {
-            nodes[0] = n.to_string();
-        } else if let Some(n) = line.strip_prefix("Node 1: ") {
-            nodes[1] = n.to_string();
-        } else if line.starts_with("===") || line.contains(':') || line.trim().is_empty() {
-            continue;
-        } else {
-            let (node, hex) = match line.strip_prefix('\t') {
-                Some(rest) => (1, rest),
-                None => (0, line),
-            };
-            bytes[node].extend(hex::decode(hex.trim()).expect("hex in follow output"));
-        }
-    }
-    assert!(!nodes[0].is_empty(), "no stream in {}: {text}", path.display());
-    Follow { nodes, bytes }
+/// A fresh empty folder `rchat-{tag}-XXXXXX` in the system temp dir, removed when dropped.
+///
+/// Keep the value alive while the folder is used: `let dir = scratch("x");` then
+/// `dir.path()` (`scratch("x").path()` alone drops it, and the folder, at once).
+pub fn scratch(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("rchat-{tag}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot make a temporary folder for {tag}: {e}"))
 }
 
 /// Whether an external tool may be used: true when present; when absent, false with a
 /// message, or a panic when `RCHAT_REQUIRE_TOOLS=1`.
 pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
+    // Only whether the program starts counts, not its exit status: not every tool knows
+    // `--version` (OpenBSD nc, tmux), and with stdin closed none can wait for input.
+    let found = Command::new(name)
+        .arg("--version")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok();
     if !found {
         if std::env::var("RCHAT_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (RCHAT_REQUIRE_TOOLS=1) but was not found");
+            panic!("{name} is required (RCHAT_REQUIRE_TOOLS=1) but is not installed");
         }
         eprintln!("skipping: {name} is not installed");
     }
     found
+}
+
+/// Both directions of one TCP stream as tshark's Follow TCP Stream (raw) shows them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Follow {
+    /// `addr:port` (IPv6 as `[addr]:port`) of node 0, the side that sent the stream's first
+    /// packet (the client), and of node 1.
+    pub nodes: [String; 2],
+    /// The bytes each node sent.
+    pub bytes: [Vec<u8>; 2],
+}
+
+/// tshark's Follow TCP Stream (raw) of TCP stream 0 of a capture.
+pub fn follow(path: &Path) -> Follow {
+    follow_stream(path, 0)
+}
+
+/// tshark's Follow TCP Stream (raw) of TCP stream `index` of a capture; panics when tshark
+/// fails or has no such stream.
+pub fn follow_stream(path: &Path, index: u64) -> Follow {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-q", "-z", &format!("follow,tcp,raw,{index}")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("tshark's follow output is UTF-8");
+    // A header (`Follow: tcp,raw`, `Filter: ...`, `Node 0: ADDR:PORT`, `Node 1: ADDR:PORT`),
+    // then one line of hex per segment, node 1's behind a tab, and a closing `=====` line.
+    let mut nodes = [String::new(), String::new()];
+    let mut bytes = [Vec::new(), Vec::new()];
+    let mut in_body = false;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Node 0: ") {
+            nodes[0] = n.trim().to_string();
+        } else if let Some(n) = line.strip_prefix("Node 1: ") {
+            nodes[1] = n.trim().to_string();
+            in_body = true;
+        } else if in_body && line.starts_with("===") {
+            break;
+        } else if in_body && !line.trim().is_empty() {
+            let (node, hex) = match line.strip_prefix('\t') {
+                Some(rest) => (1, rest),
+                None => (0, line),
+            };
+            let decoded = hex::decode(hex.trim())
+                .unwrap_or_else(|e| panic!("not hex in tshark's follow output ({e}): {line:?}"));
+            bytes[node].extend(decoded);
+        }
+    }
+    // A stream tshark does not have shows as `Node 0: :0`.
+    assert!(
+        !nodes[0].is_empty() && nodes[0] != ":0",
+        "no TCP stream {index} in {}: {text}",
+        path.display()
+    );
+    Follow { nodes, bytes }
 }

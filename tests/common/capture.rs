@@ -1,5 +1,6 @@
-//! Helpers shared by the `analyze_*` integration tests: packets built with etherparse, capture
-//! files written with pcap-file, the real `rchat` binary, and tshark's Follow TCP Stream.
+//! Helpers for the `analyze_*` integration tests: packets built with etherparse, capture
+//! files written with pcap-file, the real `rchat` binary run on them, and their `--extract`
+//! compared with tshark's Follow TCP Stream.
 #![allow(dead_code)]
 
 use std::borrow::Cow;
@@ -19,9 +20,11 @@ use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
+use super::{BIN, Follow, follow_stream, have_tool, scratch};
+
 /// The binary under test.
 pub fn rchat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rchat")).args(args).output().expect("run rchat")
+    Command::new(BIN).args(args).output().expect("run rchat")
 }
 
 /// `rchat analyze FILE --json ARGS`, parsed; panics unless it exits 0.
@@ -37,30 +40,9 @@ pub fn analyze_json(file: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json report")
 }
 
-/// A fresh temporary folder for one test.
-pub fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rchat-analyze-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// The folder of real captures.
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
-
-/// Whether an external tool is there. Missing: skip with a message, unless
-/// `RCHAT_REQUIRE_TOOLS=1`, then fail.
-pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        if std::env::var("RCHAT_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{tool} is required (RCHAT_REQUIRE_TOOLS=1) but is not installed");
-        }
-        eprintln!("skipping: {tool} is not installed");
-    }
-    found
 }
 
 /// `addr:port` as tshark's follow filter and rchat's report write it.
@@ -71,48 +53,14 @@ pub fn ep(ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// Both directions of tshark's TCP stream number `index` as `follow,tcp,raw` gives them:
-/// (from `a`, from `b`), where `a` and `b` are the stream's endpoints.
+/// Both directions of tshark's TCP stream `index` as (from `a`, from `b`), where `a` and `b`
+/// are the stream's endpoints as [`ep`] writes them.
 pub fn tshark_follow(file: &Path, index: u64, a: &str, b: &str) -> (Vec<u8>, Vec<u8>) {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(["-q", "-z", &format!("follow,tcp,raw,{index}")])
-        .output()
-        .expect("run tshark");
-    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut node0 = String::new();
-    let mut from_a = Vec::new();
-    let mut from_b = Vec::new();
-    let mut in_body = false;
-    for line in text.lines() {
-        if let Some(n) = line.strip_prefix("Node 0: ") {
-            node0 = n.trim().to_string();
-            assert!(node0 == a || node0 == b, "tshark stream {index} is {node0}, not {a} or {b}");
-            continue;
-        }
-        if line.starts_with("Node 1: ") {
-            in_body = true;
-            continue;
-        }
-        if !in_body || line.starts_with("====") || line.is_empty() {
-            continue;
-        }
-        let (second, hexline) = match line.strip_prefix('\t') {
-            Some(h) => (true, h),
-            None => (false, line),
-        };
-        let bytes = hex::decode(hexline.trim()).expect("tshark hex");
-        // Node 0 is whichever endpoint tshark saw first.
-        let node0_is_a = node0 == a || node0.is_empty();
-        if second == node0_is_a {
-            from_b.extend_from_slice(&bytes);
-        } else {
-            from_a.extend_from_slice(&bytes);
-        }
-    }
-    (from_a, from_b)
+    let Follow { nodes, bytes: [from_node0, from_node1] } = follow_stream(file, index);
+    // Node 0 is whichever endpoint tshark saw first.
+    let node0 = &nodes[0];
+    assert!(node0 == a || node0 == b, "tshark stream {index} is {node0}, not {a} or {b}");
+    if node0 == a { (from_node0, from_node1) } else { (from_node1, from_node0) }
 }
 
 /// Run `rchat analyze --extract` and compare every stream with tshark's Follow TCP Stream.
@@ -120,9 +68,9 @@ pub fn assert_extract_matches_tshark(file: &Path, extra: &[&str]) {
     if !have_tool("tshark") {
         return;
     }
-    let dir =
-        tempdir(&format!("extract-{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("x")));
-    let mut args = vec!["--extract", dir.to_str().expect("utf-8")];
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    let dir = scratch(&format!("analyze-extract-{name}"));
+    let mut args = vec!["--extract", dir.path().to_str().expect("utf-8")];
     args.extend_from_slice(extra);
     let report = analyze_json(file, &args);
     let streams = report["streams"].as_array().expect("streams");
@@ -148,7 +96,6 @@ pub fn assert_extract_matches_tshark(file: &Path, extra: &[&str]) {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// TCP flags for [`Tcp`].
@@ -176,10 +123,12 @@ pub struct End {
 }
 
 impl End {
+    /// An endpoint from an address in text and a port.
     pub fn new(ip: &str, port: u16) -> Self {
         End { ip: ip.parse().expect("ip"), port }
     }
 
+    /// `addr:port` as [`ep`] writes it.
     pub fn ep(&self) -> String {
         ep(self.ip, self.port)
     }
@@ -307,6 +256,7 @@ pub enum Link {
 }
 
 impl Link {
+    /// The LINKTYPE_ number a capture file gives this link layer.
     pub fn linktype(self) -> u32 {
         match self {
             Link::Ethernet | Link::EthernetVlan => 1,
@@ -471,6 +421,7 @@ pub struct Conv {
 }
 
 impl Conv {
+    /// A conversation not yet started, with each side's initial sequence number.
     pub fn new(client: End, server: End, cisn: u32, sisn: u32) -> Self {
         Conv { client, server, cseq: cisn, sseq: sisn, packets: Vec::new() }
     }
