@@ -973,10 +973,11 @@ mod tests {
         }
     }
 
-    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("rchat-{name}-{}.pcap", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        path
+    /// A temporary file holding `bytes`, removed when the value is dropped.
+    fn temp_file(name: &str, bytes: &[u8]) -> tempfile::TempPath {
+        let mut f = tempfile::Builder::new().prefix(&format!("rchat-{name}-")).tempfile().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f.into_temp_path()
     }
 
     fn pcap_records(f: &mut Vec<u8>, from: u32, sizes: impl Iterator<Item = usize>) {
@@ -1015,7 +1016,6 @@ mod tests {
         assert_eq!(n, 2599);
         assert!(mapped.stop().is_some());
         assert_eq!(mapped.stop(), read.stop());
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
@@ -1047,7 +1047,6 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 1200);
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
@@ -1068,7 +1067,6 @@ mod tests {
         }
         assert_eq!(lens, [200, 300, 400, 500]);
         assert!(r.stop().is_none());
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
@@ -1076,7 +1074,6 @@ mod tests {
         let path = temp_file("empty", &[]);
         let r = Reader::open_file(File::open(&path).unwrap());
         assert!(matches!(r, Err(OpenError::NotCapture(Magic::Empty))));
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

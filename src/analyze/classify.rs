@@ -1527,9 +1527,8 @@ mod tests {
     fn a_sample_that_cannot_be_read_back_skips_the_encoding_checks() {
         use base64::Engine;
         use std::io::Write;
-        let dir = std::env::temp_dir().join(format!("rchat-lost-sample-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("capture.bin");
+        let dir = tempfile::Builder::new().prefix("rchat-lost-sample-").tempdir().unwrap();
+        let path = dir.path().join("capture.bin");
         let noise: Vec<u8> =
             (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let cases = [
@@ -1553,7 +1552,6 @@ mod tests {
             let lost = acc.finish();
             assert_eq!((lost.verdict, lost.encoding), (Verdict::Plaintext, None), "{lost:?}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -810,7 +810,8 @@ mod tests {
     fn recent_bytes_read_back_from_the_file_compare_the_same() {
         // The same pieces remembered by copy and by position in a file must answer alike.
         let data: Vec<u8> = (0..3 * RECENT as u32).map(|i| (i * 7 + i / 251) as u8).collect();
-        let path = std::env::temp_dir().join(format!("rchat-recent-{}.bin", std::process::id()));
+        let path =
+            tempfile::Builder::new().prefix("rchat-recent-").tempfile().unwrap().into_temp_path();
         std::fs::write(&path, &data).unwrap();
         let file = File::open(&path).unwrap();
         let cuts = [0usize, 1500, 1600, 1700, 4000, 9000, 9100, 20_000, 30_000, 3 * RECENT];
@@ -849,7 +850,6 @@ mod tests {
         // A file that cannot be read back: nothing is known.
         assert!(!one_by_one.differs((end - 10) as u64, &[0; 10], None));
         drop(file);
-        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -140,9 +140,8 @@ mod tests {
 
     #[test]
     fn noted_and_copied_bytes_come_back_in_order() {
-        let dir = std::env::temp_dir().join(format!("rchat-sample-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("file.bin");
+        let dir = tempfile::Builder::new().prefix("rchat-sample-").tempdir().unwrap();
+        let path = dir.path().join("file.bin");
         let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
         std::fs::File::create(&path).unwrap().write_all(&content).unwrap();
         let file = Arc::new(File::open(&path).unwrap());
@@ -175,7 +174,6 @@ mod tests {
         // A file cut short cannot give its bytes back.
         std::fs::File::create(&path).unwrap();
         assert!(noted.bytes().is_none());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
