@@ -142,22 +142,29 @@ fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<
 /// Streams whose bytes are hashed together (see [`Analyses::hash_runs`]).
 const HASHED_TOGETHER: usize = 4;
 
-/// Run one batch through `sink`. Streams are independent, so the events are taken stream by
-/// stream (each stream's in their order), a few streams at a time: their bytes are hashed
-/// together first, then each run of one direction's pieces is handed over at once (the
-/// stream's state is looked up and its counts added up once per run) while those bytes are
-/// still in the processor's cache.
-fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>) {
-    order.clear();
-    order.extend(batch.events.iter().enumerate().map(|(i, ev)| (ev.stream(), i)));
-    // By stream, then by position in the batch: each stream's events keep their order.
-    order.sort_unstable();
-    let mut rest = order.as_slice();
-    while !rest.is_empty() {
-        // The events of the next few streams.
+/// The events of a few streams, and the pieces of their bytes, gathered before they are run.
+#[derive(Default)]
+struct Group<'b> {
+    /// (stream, index in the batch) of each event, each stream's in order.
+    events: &'b [(usize, usize)],
+    pieces: Vec<Delivered<'b>>,
+    /// Every run of consecutive pieces of one direction: (stream, direction, pieces).
+    runs: Vec<(usize, Dir, std::ops::Range<usize>)>,
+}
+
+impl<'b> Group<'b> {
+    /// Gather the events of the first few streams of `order`, returning the rest. With
+    /// `ahead`, ask for the pieces' bytes to be brought into the cache: they are the next
+    /// group's, fetched from memory while the current group is worked on.
+    fn gather(
+        &mut self,
+        batch: &'b Batch,
+        order: &'b [(usize, usize)],
+        ahead: bool,
+    ) -> &'b [(usize, usize)] {
         let mut streams = 0;
         let mut last = None;
-        let end = rest
+        let end = order
             .iter()
             .position(|&(stream, _)| {
                 if last != Some(stream) {
@@ -166,19 +173,55 @@ fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>
                 }
                 streams > HASHED_TOGETHER
             })
-            .unwrap_or(rest.len());
-        let (group, after) = rest.split_at(end);
-        run_group(sink, batch, group.iter().filter_map(|&(_, i)| batch.events.get(i)));
-        rest = after;
+            .unwrap_or(order.len());
+        let (events, rest) = order.split_at(end);
+        self.events = events;
+        self.pieces.clear();
+        self.runs.clear();
+        let mut run_of = None;
+        for ev in events.iter().filter_map(|&(_, i)| batch.events.get(i)) {
+            let Some((stream, dir, p)) = delivered(batch, ev) else {
+                run_of = None;
+                continue;
+            };
+            match self.runs.last_mut() {
+                Some(run) if run_of == Some((stream, dir)) => run.2.end += 1,
+                _ => self.runs.push((stream, dir, self.pieces.len()..self.pieces.len() + 1)),
+            }
+            run_of = Some((stream, dir));
+            if ahead {
+                super::cache::prefetch_all(p.bytes);
+            }
+            self.pieces.push(p);
+        }
+        rest
+    }
+}
+
+/// Run one batch through `sink`. Streams are independent, so the events are taken stream by
+/// stream (each stream's in their order), a few streams at a time: their bytes are hashed
+/// together first, then each run of one direction's pieces is handed over at once (the
+/// stream's state is looked up and its counts added up once per run) while those bytes are
+/// still in the processor's cache. The next few streams' bytes are fetched from memory
+/// meanwhile.
+fn run_batch(sink: &mut Analyses, batch: &Batch, order: &mut Vec<(usize, usize)>) {
+    order.clear();
+    order.extend(batch.events.iter().enumerate().map(|(i, ev)| (ev.stream(), i)));
+    // By stream, then by position in the batch: each stream's events keep their order.
+    order.sort_unstable();
+    let mut current = Group::default();
+    let mut next = Group::default();
+    let mut rest = current.gather(batch, order, false);
+    while !current.events.is_empty() {
+        rest = next.gather(batch, rest, true);
+        run_group(sink, batch, &current);
+        std::mem::swap(&mut current, &mut next);
     }
 }
 
 /// Run the events of a few streams (each stream's in order) through `sink`.
-fn run_group<'b>(
-    sink: &mut Analyses,
-    batch: &'b Batch,
-    events: impl Iterator<Item = &'b Event> + Clone,
-) {
+fn run_group(sink: &mut Analyses, batch: &Batch, group: &Group<'_>) {
+    let events = group.events.iter().filter_map(|&(_, i)| batch.events.get(i));
     // A stream's first event opens it (if it opens in this batch): open them all first, so
     // that their bytes can be hashed.
     for ev in events.clone() {
@@ -186,24 +229,7 @@ fn run_group<'b>(
             sink.open(stream, client, server);
         }
     }
-    // Every run of consecutive pieces of one direction: (stream, direction, pieces).
-    let most = events.size_hint().1.unwrap_or(0);
-    let mut pieces: Vec<Delivered<'b>> = Vec::with_capacity(most);
-    let mut runs: Vec<(usize, Dir, std::ops::Range<usize>)> =
-        Vec::with_capacity(2 * HASHED_TOGETHER);
-    let mut run_of = None;
-    for ev in events.clone() {
-        let Some((stream, dir, p)) = delivered(batch, ev) else {
-            run_of = None;
-            continue;
-        };
-        match runs.last_mut() {
-            Some(run) if run_of == Some((stream, dir)) => run.2.end += 1,
-            _ => runs.push((stream, dir, pieces.len()..pieces.len() + 1)),
-        }
-        run_of = Some((stream, dir));
-        pieces.push(p);
-    }
+    let (pieces, runs) = (&group.pieces, &group.runs);
     let hashed: Vec<(usize, Dir, &[Delivered<'_>])> = runs
         .iter()
         .map(|(stream, dir, range)| (*stream, *dir, pieces.get(range.clone()).unwrap_or(&[])))
