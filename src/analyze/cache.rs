@@ -8,43 +8,40 @@
 
 /// Ask for the first bytes of `data` (up to 256) to be brought into the cache.
 pub fn prefetch(data: &[u8]) {
-    lines(data.as_ptr(), data.len().min(256));
+    lines::<NEAR>(data.as_ptr(), data.len().min(256));
 }
 
 /// Ask for all of `value` (a table, say) to be brought into the cache.
 pub fn prefetch_value<T>(value: &T) {
-    lines(std::ptr::from_ref(value).cast(), size_of::<T>());
+    lines::<NEAR>(std::ptr::from_ref(value).cast(), size_of::<T>());
 }
 
 /// Ask for all of `data` to be brought into the second-level cache: bytes wanted after the
 /// ones being worked on now, which the first-level cache has no room for yet.
 pub fn prefetch_all(data: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-        let start = data.as_ptr();
-        // From the line holding the first byte to the one holding the last.
-        let first = start as usize % 64;
-        for offset in (0..first + data.len()).step_by(64) {
-            // SAFETY: as in `lines`: a prefetch never faults, whatever the address.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T1>(start.wrapping_sub(first).wrapping_add(offset).cast())
-            };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
+    lines::<FAR>(data.as_ptr(), data.len());
 }
 
 #[cfg(target_arch = "x86_64")]
-fn lines(start: *const u8, len: usize) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    for offset in (0..len).step_by(64) {
+use std::arch::x86_64::{_MM_HINT_T0 as NEAR, _MM_HINT_T1 as FAR};
+#[cfg(not(target_arch = "x86_64"))]
+const NEAR: i32 = 0;
+#[cfg(not(target_arch = "x86_64"))]
+const FAR: i32 = 0;
+
+/// Prefetch every cache line holding one of the `len` bytes from `start` (into the first-level
+/// cache for `NEAR`, the second for `FAR`).
+#[cfg(target_arch = "x86_64")]
+fn lines<const HINT: i32>(start: *const u8, len: usize) {
+    // From the line holding the first byte to the one holding the last.
+    let skip = start as usize % 64;
+    let first = start.wrapping_sub(skip);
+    for offset in (0..skip + len).step_by(64) {
         // SAFETY: a prefetch never faults and never reads into the program: any address is
-        // allowed, and these all lie inside one live value.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
+        // allowed.
+        unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(first.wrapping_add(offset).cast()) };
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn lines(_: *const u8, _: usize) {}
+fn lines<const HINT: i32>(_: *const u8, _: usize) {}
