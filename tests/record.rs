@@ -1,6 +1,8 @@
 //! `--record`: real host and join processes on loopback write their connection to a pcap
 //! file; tshark reads it back (payload each way, no checksum or malformed warnings), and
 //! where tcpdump can run, its capture of the same session has the same TCP stream bytes.
+//! A recording that cannot be written, from the start or half-way through the chat, is one
+//! clear error line and status 1, and never breaks the chat itself.
 
 mod common;
 
@@ -8,37 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Follow, Proc, follow, have_tool, scratch};
+use common::{
+    BIN, Follow, Proc, follow, have_tool, scratch, tshark_complaints as complaints,
+    tshark_count as count,
+};
 use tempfile::TempDir;
-
-/// Packets tshark flags: bad checksums, malformed packets, expert warnings or errors.
-fn complaints(path: &Path) -> String {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-Y"])
-        .arg(
-            "tcp.checksum.status==0 || ip.checksum.status==0 || _ws.malformed \
-             || _ws.expert.severity>=warning",
-        )
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tshark failed on {}", path.display());
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// How many packets of the file match a display filter.
-fn count(path: &Path, filter: &str) -> usize {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args(["-Y", filter])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().count()
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -367,4 +343,188 @@ fn a_failed_handshake_is_recorded_and_closed() {
     let f = follow(&file);
     assert!(f.bytes[0].is_empty(), "the joiner sent nothing");
     assert!(f.bytes[1].starts_with(b"RCHT\x01\x01"), "the host's HELLO was received");
+}
+
+/// `/dev/full` opens like any file and refuses every write ("No space left on device"):
+/// rchat cannot even write the capture file's header, so it stops before connecting, with one
+/// error line that names the file and the real reason, and status 1.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_one_clear_error_before_connecting() {
+    // A joiner would connect here; nothing must arrive.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let target = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    for args in [
+        vec!["join", &target, "--plaintext", "--record", "/dev/full"],
+        vec!["join", &target, "--record", "/dev/full"],
+        vec!["host", "--bind", "127.0.0.1", "--port", "0", "--plaintext", "--record", "/dev/full"],
+        vec!["host", "--bind", "127.0.0.1", "--port", "0", "--record", "/dev/full"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args);
+        let out = common::output_within(cmd, 30);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("rchat: error: cannot write the recording /dev/full: "), "{err}");
+        assert!(err.contains("No space left on device"), "{args:?}: the reason is hidden: {err}");
+        assert!(
+            err.trim_end().ends_with("free some space, or choose a file on another disk"),
+            "{err}"
+        );
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a joiner connected despite its unwritable recording: {other:?}"),
+    }
+}
+
+/// `rchat ARGS` with a limit of 16 blocks (8 KiB in dash, 16 KiB in bash) on the size of the
+/// files it writes, and SIGXFSZ ignored: a write past the limit fails ("File too large"), as
+/// on a disk that fills up during the chat, and the process goes on.
+#[cfg(unix)]
+fn with_small_file_limit(args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"ulimit -f 16 || exit 99; trap '' XFSZ; exec "$@""#, "sh", BIN]).args(args);
+    cmd
+}
+
+/// The largest file [`with_small_file_limit`] allows, in any shell.
+#[cfg(unix)]
+const SMALL_FILE_LIMIT: u64 = 16 * 1024;
+
+/// Check how a chat whose recording failed half-way ended: the side that recorded exits 1
+/// with one error line saying the recording is incomplete, naming the file and why;
+/// nothing else in its stderr speaks of the recording; the file stops at the limit.
+#[cfg(unix)]
+fn check_incomplete_recording(recorder: &mut Proc, file: &Path) {
+    assert_eq!(recorder.finish(60), 1, "{:#?}", recorder.err);
+    let errors: Vec<&String> =
+        recorder.err.iter().filter(|l| l.starts_with("rchat: error:")).collect();
+    let expected = format!("rchat: error: the recording {} is incomplete: ", file.display());
+    assert!(
+        errors.len() == 1 && errors[0].starts_with(&expected),
+        "expected one line starting {expected:?}: {:#?}",
+        recorder.err
+    );
+    assert!(errors[0].contains("File too large"), "the reason is hidden: {}", errors[0]);
+    let about_it = recorder.err.iter().filter(|l| l.contains("recording")).count();
+    assert_eq!(about_it, 1, "told once: {:#?}", recorder.err);
+    let len = std::fs::metadata(file).unwrap().len();
+    assert!(len > 1000 && len <= SMALL_FILE_LIMIT, "the recording is {len} bytes");
+}
+
+/// Plaintext: the joiner's recording fails after its first line is recorded. The chat goes
+/// on both ways, goodbyes included (the host ends normally); the joiner ends with status 1 and
+/// one line saying the recording is incomplete; the file holds the first line, not the last.
+#[cfg(unix)]
+#[test]
+fn a_recording_that_fails_mid_chat_does_not_break_the_chat_plaintext() {
+    let dir = scratch("record-full-plain");
+    let file = dir.path().join("join.pcap");
+    let (mut host, port) = Proc::host(&["--plaintext"]);
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::start(with_small_file_limit(&[
+        "join",
+        &target,
+        "--plaintext",
+        "--record",
+        path_str(&file),
+    ]));
+    let big = "x".repeat(20_000);
+    join.send(&["recorded before the disk filled up"]);
+    host.wait_out_lines(1, 60);
+    join.send(&[&big, "sent after the recording failed"]);
+    host.wait_out_lines(3, 60);
+    host.send(&["the host answers"]);
+    join.wait_out_lines(1, 60);
+    join.close_stdin();
+    host.close_stdin();
+    assert_eq!(host.finish(60), 0, "{:#?}", host.err);
+    assert_eq!(
+        host.out,
+        ["recorded before the disk filled up", &big, "sent after the recording failed"]
+    );
+    assert!(host.err_has("left (connection closed)"), "{:#?}", host.err);
+    assert_eq!(join.out, ["the host answers"]);
+    check_incomplete_recording(&mut join, &file);
+    let bytes = std::fs::read(&file).unwrap();
+    let has = |s: &[u8]| bytes.windows(s.len()).any(|w| w == s);
+    assert!(has(b"recorded before the disk filled up\n"), "the first line was recorded");
+    assert!(!has(b"sent after the recording failed"), "nothing is recorded after the failure");
+}
+
+/// Encrypted: the host's recording fails on a long message after the handshake and a first
+/// message were recorded. The chat goes on (the joiner gets the long message, the host the
+/// next one, and both say goodbye); the host ends with status 1 and one line saying the
+/// recording is incomplete.
+#[cfg(unix)]
+#[test]
+fn a_recording_that_fails_mid_chat_does_not_break_the_chat_encrypted() {
+    let dir = scratch("record-full-enc");
+    let file = dir.path().join("host.pcap");
+    let mut host = Proc::start(with_small_file_limit(&[
+        "host",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--record",
+        path_str(&file),
+    ]));
+    let port = host.listening_port();
+    let target = format!("127.0.0.1:{port}");
+    let mut join = Proc::spawn(&["join", &target]);
+    join.send(&["recorded before the disk filled up"]);
+    host.wait_out_lines(1, 60);
+    // About 27 KB of ciphertext: past the limit, whatever the shell.
+    let big = "y".repeat(20_000);
+    host.send(&[&big]);
+    join.wait_out_lines(1, 60);
+    join.send(&["sent after the recording failed"]);
+    host.wait_out_lines(2, 60);
+    join.close_stdin();
+    host.close_stdin();
+    assert_eq!(join.finish(60), 0, "{:#?}", join.err);
+    assert_eq!(join.out, [big]);
+    assert!(join.err_has("host left"), "{:#?}", join.err);
+    assert_eq!(host.out, ["recorded before the disk filled up", "sent after the recording failed"]);
+    assert!(host.err_has("guest left"), "{:#?}", host.err);
+    check_incomplete_recording(&mut host, &file);
+    assert!(std::fs::read(&file).unwrap().windows(4).any(|w| w == b"RCHT"), "HELLO recorded");
+}
+
+/// Encrypted: the host's recording fails, then the joiner vanishes without a goodbye. The
+/// broken chat is the error (status 1), and the incomplete recording is still said, once, as a
+/// warning.
+#[cfg(unix)]
+#[test]
+fn a_broken_chat_with_a_broken_recording_says_both() {
+    let dir = scratch("record-full-dropped");
+    let file = dir.path().join("host.pcap");
+    let mut host = Proc::start(with_small_file_limit(&[
+        "host",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--record",
+        path_str(&file),
+    ]));
+    let port = host.listening_port();
+    let mut join = Proc::spawn(&["join", &format!("127.0.0.1:{port}")]);
+    host.send(&[&"z".repeat(20_000)]);
+    join.wait_out_lines(1, 60);
+    // Killed: the connection closes without a goodbye. The host ends by itself (its input
+    // stays open until it has).
+    drop(join);
+    host.wait_err(|l| l.starts_with("rchat: error:"), 60);
+    assert_eq!(host.finish(60), 1, "{:#?}", host.err);
+    let error = "rchat: error: connection lost: the peer closed the connection";
+    let warning = format!("warning: the recording {} is incomplete: ", file.display());
+    let said = |start: &str| host.err.iter().filter(|l| l.starts_with(start)).count();
+    assert_eq!((said(error), said(&warning)), (1, 1), "{:#?}", host.err);
+    let about_it = host.err.iter().filter(|l| l.contains("recording")).count();
+    assert_eq!(about_it, 1, "told once: {:#?}", host.err);
 }

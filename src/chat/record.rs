@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use etherparse::{IpHeaders, Ipv4Header, Ipv6Header, PacketBuilder};
-use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, PcapError};
 
 /// Largest TCP payload of one recorded segment: an IPv4 packet must stay under 65 535
 /// bytes in all, and the whole Ethernet frame under the file's snapshot length.
@@ -35,10 +35,7 @@ const SNAPLEN: u32 = 65_535;
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// The file could not be created (before any connection is made).
-    #[error(
-        "cannot write the recording {}: {source}: choose a file in a folder you can write to",
-        path.display()
-    )]
+    #[error("cannot write the recording {}: {source}: {}", path.display(), advice(source))]
     Create {
         /// The file asked for with `--record`.
         path: PathBuf,
@@ -53,6 +50,16 @@ pub enum RecordError {
         /// What failed.
         reason: String,
     },
+}
+
+/// What to do about a file that cannot be written.
+fn advice(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+            "free some space, or choose a file on another disk"
+        }
+        _ => "choose a file in a folder you can write to",
+    }
 }
 
 /// An open recording file with its pcap header written, waiting for a connection.
@@ -81,8 +88,7 @@ impl Recording {
             endianness: pcap_file::Endianness::native(),
             ..PcapHeader::default()
         };
-        let writer = PcapWriter::with_header(file, header)
-            .map_err(|e| fail(io::Error::other(e.to_string())))?;
+        let writer = PcapWriter::with_header(file, header).map_err(|e| fail(io_error(e)))?;
         Ok(Recording { path: path.to_owned(), writer })
     }
 
@@ -97,7 +103,16 @@ impl Recording {
         self.writer
             .write_packet(&PcapPacket::new(packet.time, len, &packet.data))
             .map(drop)
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(io_error(e).to_string()))
+    }
+}
+
+/// The operating system's error behind a pcap-file error, when there is one: pcap-file
+/// shows every I/O error as "Error reading bytes", even a failed write to a full disk.
+fn io_error(e: PcapError) -> io::Error {
+    match e {
+        PcapError::IoError(e) => e,
+        other => io::Error::other(other.to_string()),
     }
 }
 

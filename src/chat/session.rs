@@ -322,7 +322,7 @@ pub fn run_join(
         Ok(link) => link,
         Err(e) => {
             // The failed handshake is recorded too, closed like the connection was.
-            let _ = finish_recording(tap.as_ref());
+            unfinished_recording(tap.as_ref(), &ui);
             return Err(e.into());
         }
     };
@@ -534,6 +534,14 @@ fn finish_recording(tap: Option<&Tap>) -> Result<(), ChatError> {
     tap.map_or(Ok(()), Tap::finish).map_err(ChatError::from)
 }
 
+/// Finish the recording after a broken connection, whose error is the one to report: a
+/// broken recording is then a warning, so that it does not go unsaid.
+fn unfinished_recording(tap: Option<&Tap>, ui: &Ui) {
+    if let Err(e) = finish_recording(tap) {
+        ui.warn(e.to_string());
+    }
+}
+
 /// The chat itself. Returns whether the person's input is still open (`Ok`) or why the
 /// chat broke (`Err`).
 #[allow(clippy::too_many_arguments)]
@@ -664,9 +672,14 @@ fn chat(
     })();
     // Also wakes the reader thread, which reads from a clone of this socket.
     let _ = stream.shutdown(Shutdown::Both);
-    // A broken chat is the error to report; a broken recording of a good chat is one too.
-    let recorded = finish_recording(tap.as_ref());
-    result.and(recorded).map(|()| input_open)
+    match result {
+        // A broken recording of a good chat is the error to report.
+        Ok(()) => finish_recording(tap.as_ref()).map(|()| input_open),
+        Err(e) => {
+            unfinished_recording(tap.as_ref(), ui);
+            Err(e)
+        }
+    }
 }
 
 /// The sending side of a chat.

@@ -6,7 +6,7 @@
 
 pub mod capture;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -46,13 +46,19 @@ fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 impl Proc {
     /// Start `rchat ARGS` with piped stdio.
     pub fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Proc::start(cmd)
+    }
+
+    /// Start a command (rchat, or a wrapper that runs it) with piped stdio.
+    pub fn start(mut cmd: Command) -> Proc {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start rchat");
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let out_rx = pump(child.stdout.take().unwrap());
         let err_rx = pump(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
@@ -64,14 +70,18 @@ impl Proc {
         let mut args = vec!["host", "--bind", "127.0.0.1", "--port", "0"];
         args.extend_from_slice(extra);
         let mut p = Proc::spawn(&args);
-        let line = p.wait_err(|l| l.starts_with("listening on port "), 60);
-        let port = line
-            .trim_start_matches("listening on port ")
+        let port = p.listening_port();
+        (p, port)
+    }
+
+    /// Wait for a host's `listening on port N` line and return N.
+    pub fn listening_port(&mut self) -> u16 {
+        let line = self.wait_err(|l| l.starts_with("listening on port "), 60);
+        line.trim_start_matches("listening on port ")
             .split_whitespace()
             .next()
             .and_then(|s| s.parse().ok())
-            .expect("port in the listening line");
-        (p, port)
+            .expect("port in the listening line")
     }
 
     /// Write lines to stdin.
@@ -110,6 +120,26 @@ impl Proc {
             seen = self.err.len();
             if Instant::now() > deadline {
                 panic!("no expected stderr line within {secs} s; stderr: {:#?}", self.err);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for a stdout line matching `pred`; panic with everything seen after `secs`.
+    pub fn wait_out(&mut self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen = 0;
+        loop {
+            self.drain();
+            if let Some(l) = self.out[seen..].iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            seen = self.out.len();
+            if Instant::now() > deadline {
+                panic!(
+                    "no expected stdout line within {secs} s; stdout: {:#?}\nstderr: {:#?}",
+                    self.out, self.err
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -205,6 +235,71 @@ pub fn scratch(tag: &str) -> tempfile::TempDir {
         .prefix(&format!("rchat-{tag}-"))
         .tempdir()
         .unwrap_or_else(|e| panic!("cannot make a temporary folder for {tag}: {e}"))
+}
+
+/// Run `cmd` (stdin closed, stdout and stderr collected) and wait for it to exit; kill it
+/// and panic after `secs`.
+pub fn output_within(mut cmd: Command, secs: u64) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let collect = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut s) = stream {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = collect(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = collect(child.stderr.take().map(|s| Box::new(s) as _));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not exit within {secs} s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// Packets of a capture that tshark flags: bad checksums, malformed packets, expert
+/// warnings or errors (one summary line each; empty when the file is clean).
+pub fn tshark_complaints(path: &Path) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-Y"])
+        .arg(
+            "tcp.checksum.status==0 || ip.checksum.status==0 || _ws.malformed \
+             || _ws.expert.severity>=warning",
+        )
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tshark failed on {}", path.display());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// How many packets of a capture match a tshark display filter.
+pub fn tshark_count(path: &Path, filter: &str) -> usize {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(path)
+        .args(["-Y", filter])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().lines().count()
 }
 
 /// Whether an external tool may be used: true when present; when absent, false with a
