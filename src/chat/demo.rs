@@ -101,6 +101,15 @@ fn two_keys() -> crate::Result<(Arc<Identity>, Arc<Identity>)> {
 pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
     let plaintext = args.plaintext;
     let recording = super::open_recording(args.record.as_deref())?;
+    // Ctrl-C (even while the keys are made) skips the rest of the script: the goodbyes still
+    // close the recording properly. A second Ctrl-C stops at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let listener = net::listen(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), args.port)?
         .pop()
         .ok_or_else(|| ChatError::Demo("no listening socket".into()))?;
@@ -162,13 +171,9 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
     }
     show("");
 
-    // Ctrl-C skips the rest of the script; the goodbyes still close the recording properly.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let pause = if args.fast { Duration::ZERO } else { PAUSE };
     for (i, &(from, text)) in SCRIPT.iter().enumerate() {
-        if i > 0 && !wait(pause, &stop) {
+        if !wait(if i == 0 { Duration::ZERO } else { pause }, &stop) {
             show("(stopped early)");
             break;
         }
