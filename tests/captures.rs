@@ -1,6 +1,7 @@
 //! The shipped captures are what `captures/README.md` says they are: each file listed exists
 //! with the sha256 given, every `rchat analyze` output shown there is still true, and
-//! `rchat analyze --json` gives each stream the verdict the README shows in brackets.
+//! `rchat analyze --json` gives each stream the verdict the README shows in brackets. The
+//! script that makes them, `make-captures.sh`, stops at once where tcpdump cannot capture.
 
 mod common;
 
@@ -180,4 +181,168 @@ fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
     };
     assert!(has("chat-plaintext.pcap"));
     assert!(!has("chat-encrypted.pcapng"));
+}
+
+/// `captures/make-captures.sh`, run as a copy in a scratch folder with stand-ins for tcpdump
+/// and cargo first in PATH.
+#[cfg(unix)]
+mod make_captures {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use tempfile::TempDir;
+
+    use super::*;
+    use common::{have_tool, output_within, scratch};
+
+    /// Every file under `dir`, by path relative to it, with its sha256.
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for entry in fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    let hash = hex::encode(Sha256::digest(fs::read(&path).unwrap()));
+                    out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), hash);
+                }
+            }
+        }
+        out
+    }
+
+    /// A scratch folder for running a copy of `captures/make-captures.sh`:
+    /// `tree/captures/make-captures.sh` (the script finds the project root as its folder's
+    /// parent, so it works in `tree/`, never in the real `captures/`), `bin/` for stand-ins put
+    /// first in PATH, and `tmp/` for its temporary files.
+    struct ScriptCopy {
+        dir: TempDir,
+    }
+
+    impl ScriptCopy {
+        fn new(tag: &str) -> ScriptCopy {
+            let dir = scratch(tag);
+            for sub in ["tree/captures", "bin", "tmp"] {
+                fs::create_dir_all(dir.path().join(sub)).unwrap();
+            }
+            let script = dir.path().join("tree/captures/make-captures.sh");
+            fs::copy(captures_dir().join("make-captures.sh"), script).unwrap();
+            ScriptCopy { dir }
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+
+        /// Put an executable sh script named `name`, made of `lines`, in `bin/`.
+        fn stand_in(&self, name: &str, lines: &[&str]) {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.path("bin").join(name);
+            fs::write(&path, format!("#!/bin/sh\n{}\n", lines.join("\n"))).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+
+        /// Run the copy with `bin/` first in PATH (the real tools after it), from the scratch
+        /// folder; returns its output and how long it took.
+        fn run(&self) -> (std::process::Output, Duration) {
+            let mut path = vec![self.path("bin")];
+            path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+            let mut cmd = Command::new("sh");
+            cmd.arg(self.path("tree/captures/make-captures.sh"))
+                .current_dir(self.dir.path())
+                .env("PATH", std::env::join_paths(path).unwrap())
+                .env("TMPDIR", self.path("tmp"))
+                .env_remove("CARGO_TARGET_DIR");
+            let start = Instant::now();
+            let out = output_within(cmd, 60);
+            (out, start.elapsed())
+        }
+
+        /// The files in the copy's tree, by path relative to it.
+        fn tree(&self) -> Vec<PathBuf> {
+            snapshot(&self.path("tree")).into_keys().collect()
+        }
+    }
+
+    /// The tools the script checks for before anything else, besides tcpdump and cargo (which
+    /// these tests replace).
+    fn script_tools_present() -> bool {
+        ["editcap", "nc", "timeout", "sha256sum"].into_iter().all(have_tool)
+    }
+
+    /// A stand-in for cargo that notes where it ran and fails, so the script stops there.
+    const CARGO_TRIPWIRE: &[&str] = &[r#"pwd >"$(dirname "$0")/cargo-ran-in""#, "exit 1"];
+
+    /// Without capture rights, tcpdump fails at once with a permission error (a stand-in prints
+    /// what the real one prints, so this holds even as root): the script exits 1 with one line
+    /// saying what to do, within seconds, before building anything (cargo never runs) or writing
+    /// anything (its copy's tree and the real captures/ are as they were).
+    #[test]
+    fn without_capture_rights_it_stops_before_building() {
+        if !script_tools_present() {
+            return;
+        }
+        let copy = ScriptCopy::new("make-captures-denied");
+        copy.stand_in(
+            "tcpdump",
+            &[
+                r#"echo "$@" >>"$(dirname "$0")/tcpdump-args""#,
+                concat!(
+                    r#"echo "tcpdump: lo: You don't have permission to perform this capture "#,
+                    r#"on that device" >&2"#
+                ),
+                r#"echo "(socket: Operation not permitted)" >&2"#,
+                "exit 1",
+            ],
+        );
+        copy.stand_in("cargo", CARGO_TRIPWIRE);
+        let before = snapshot(&captures_dir());
+
+        let (out, took) = copy.run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+        assert_eq!(
+            stderr,
+            "make-captures: tcpdump cannot capture on loopback here; \
+             run as root or give tcpdump CAP_NET_RAW\n"
+        );
+        assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(took < Duration::from_secs(10), "the script took {took:?}");
+        let probed = fs::read_to_string(copy.path("bin/tcpdump-args")).expect("tcpdump was probed");
+        assert!(probed.contains("-i lo"), "probed with {probed:?}");
+        assert!(!copy.path("bin/cargo-ran-in").exists(), "cargo ran");
+        assert!(!copy.path("tree/target").exists(), "something was built");
+        assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")], "files were written");
+        let left: Vec<_> = fs::read_dir(copy.path("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
+        assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
+    }
+
+    /// What the test above relies on: a copy of the script works in its own tree. With a
+    /// tcpdump that can capture, the script goes on to build rchat in the copy's root (where
+    /// the stand-in cargo notes it ran, and fails) and leaves the real captures/ alone.
+    #[test]
+    fn a_copy_works_in_its_own_tree() {
+        if !script_tools_present() {
+            return;
+        }
+        let copy = ScriptCopy::new("make-captures-copy");
+        copy.stand_in(
+            "tcpdump",
+            &[r#"echo "listening on lo, link-type EN10MB (Ethernet), snapshot length 262144" >&2"#],
+        );
+        copy.stand_in("cargo", CARGO_TRIPWIRE);
+        let before = snapshot(&captures_dir());
+
+        let (out, _) = copy.run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "the failing cargo stops the script: {stderr}");
+        let ran_in = fs::read_to_string(copy.path("bin/cargo-ran-in")).expect("cargo ran");
+        let ran_in = fs::canonicalize(ran_in.trim()).unwrap();
+        assert_eq!(ran_in, fs::canonicalize(copy.path("tree")).unwrap(), "cargo ran elsewhere");
+        assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")]);
+        assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
+    }
 }

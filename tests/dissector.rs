@@ -1,8 +1,10 @@
 //! The Wireshark dissector (`wireshark/rchat.lua`) run by tshark must see the same frames as
 //! rchat's own decoder: for each direction of each TCP connection, the same number of frames,
-//! the same types and the same sequence numbers, with no Lua error. Checked on the shipped
-//! encrypted captures, on a session recorded by the rchat under test, and on a capture built
-//! here whose TCP segments split frames and pack several frames together.
+//! the same types and the same value in every numeric field the dissector shows (header
+//! length, sequence numbers, block count and length, signature, name, key and reason lengths,
+//! key size), with no Lua error. Checked on the shipped encrypted captures, on a session
+//! recorded by the rchat under test, and on a capture built here whose TCP segments split
+//! frames and pack several frames together.
 
 mod common;
 
@@ -13,12 +15,35 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{BIN, have_tool, scratch};
-use rchat::protocol::wire::{Bye, Frame, FrameType, Message};
+use rchat::crypto::PeerKey;
+use rchat::protocol::wire::{Auth, Busy, Bye, Frame, FrameType, Hello, Message, VERSION};
 
 /// One direction of a connection: (source port, destination port).
 type Direction = (u16, u16);
-/// One frame as both decoders describe it: type byte and sequence number (MESSAGE and BYE).
-type Decoded = (u8, Option<u64>);
+
+/// The dissector's numeric fields (`ProtoField.uint*` in rchat.lua) that rchat's decoder also
+/// knows, besides the frame type: all of them, as `every_numeric_field_is_compared` checks.
+const NUMBERS: &[&str] = &[
+    "rchat.version",
+    "rchat.length",
+    "rchat.mode",
+    "rchat.name_length",
+    "rchat.key_length",
+    "rchat.key_bits",
+    "rchat.seq",
+    "rchat.block_count",
+    "rchat.block_length",
+    "rchat.signature_length",
+    "rchat.reason_length",
+];
+
+/// One frame as both decoders describe it: its type byte, and the value of each field of
+/// [`NUMBERS`] that a frame of this type has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decoded {
+    kind: u8,
+    numbers: BTreeMap<&'static str, u64>,
+}
 
 const ENCRYPTED_CAPTURES: &[&str] =
     &["chat-encrypted.pcapng", "two-sessions-and-noise.pcapng", "chat-any-interface.pcap"];
@@ -62,53 +87,89 @@ fn tshark(capture: &Path, extra: &[&str]) -> String {
     stdout
 }
 
-/// The frames the dissector finds, per direction.
+/// The frames the dissector finds, per direction: each rchat item of each packet, in order,
+/// from tshark's JSON. With `--no-duplicate-keys`, a packet that completes several frames
+/// gives an array of items (without it, the JSON would repeat the key `rchat`).
 fn dissected(capture: &Path) -> BTreeMap<Direction, Vec<Decoded>> {
-    let out = tshark(
-        capture,
-        &[
-            "-Y",
-            "rchat",
-            "-T",
-            "fields",
-            "-E",
-            "separator=/t",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-            "-e",
-            "tcp.srcport",
-            "-e",
-            "tcp.dstport",
-            "-e",
-            "rchat.type",
-            "-e",
-            "rchat.seq",
-        ],
-    );
+    let out =
+        tshark(capture, &["-Y", "rchat", "-T", "json", "--no-duplicate-keys", "-J", "tcp rchat"]);
+    let packets: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("tshark's JSON for {}: {e}", capture.display()));
+    let text = |v: &serde_json::Value, name: &str| -> String {
+        v[name].as_str().unwrap_or_else(|| panic!("no single {name} in {v}")).to_string()
+    };
     let mut map: BTreeMap<Direction, Vec<Decoded>> = BTreeMap::new();
-    for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        assert!(cols.len() >= 3, "unexpected tshark line {line:?}");
-        let dir = (cols[0].parse().unwrap(), cols[1].parse().unwrap());
-        let mut seqs = cols
-            .get(3)
-            .copied()
-            .unwrap_or("")
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u64>().unwrap());
-        // Several frames in one packet give "2,3" for the types; only MESSAGE and BYE have a
-        // sequence number, so the numbers line up with those frames in order.
-        for t in cols[2].split(',').filter(|s| !s.is_empty()) {
-            let kind: u8 = t.parse().unwrap();
-            let seq = if kind == 3 || kind == 4 { seqs.next() } else { None };
-            map.entry(dir).or_default().push((kind, seq));
+    for packet in packets.as_array().expect("a JSON array of packets") {
+        let layers = &packet["_source"]["layers"];
+        let tcp = &layers["tcp"];
+        let dir =
+            (text(tcp, "tcp.srcport").parse().unwrap(), text(tcp, "tcp.dstport").parse().unwrap());
+        let items = match &layers["rchat"] {
+            serde_json::Value::Array(items) => items.clone(),
+            item => vec![item.clone()],
+        };
+        for item in items {
+            let mut numbers = BTreeMap::new();
+            for &name in NUMBERS {
+                if item.get(name).is_some() {
+                    let value = text(&item, name);
+                    numbers.insert(
+                        name,
+                        value.parse().unwrap_or_else(|e| panic!("{name} {value:?}: {e}")),
+                    );
+                }
+            }
+            let kind = text(&item, "rchat.type").parse().unwrap();
+            map.entry(dir).or_default().push(Decoded { kind, numbers });
         }
-        assert!(seqs.next().is_none(), "more sequence numbers than frames in {line:?}");
     }
     map
+}
+
+/// What rchat's decoder says of one frame, in the dissector's terms.
+fn describe(frame: &Frame) -> Decoded {
+    let n = |v: usize| v as u64;
+    let mut numbers = BTreeMap::from([
+        ("rchat.version", u64::from(VERSION)),
+        ("rchat.length", n(frame.body.len())),
+    ]);
+    match frame.kind {
+        FrameType::Hello => {
+            let hello = Hello::decode(&frame.body).expect("HELLO body");
+            let key = PeerKey::from_spki(&hello.spki).expect("an RSA key in the HELLO");
+            numbers.extend([
+                ("rchat.mode", u64::from(hello.mode)),
+                ("rchat.name_length", n(hello.name.len())),
+                ("rchat.key_length", n(hello.spki.len())),
+                ("rchat.key_bits", n(key.bits())),
+            ]);
+        }
+        FrameType::Auth => {
+            let auth = Auth::decode(&frame.body).expect("AUTH body");
+            numbers.insert("rchat.signature_length", n(auth.signature.len()));
+        }
+        FrameType::Message => {
+            let msg = Message::decode(&frame.body).expect("MESSAGE body");
+            numbers.extend([
+                ("rchat.seq", msg.seq),
+                ("rchat.block_count", n(msg.block_count())),
+                ("rchat.block_length", u64::from(msg.block_len)),
+                ("rchat.signature_length", n(msg.signature.len())),
+            ]);
+        }
+        FrameType::Bye => {
+            let bye = Bye::decode(&frame.body).expect("BYE body");
+            numbers.extend([
+                ("rchat.seq", bye.seq),
+                ("rchat.signature_length", n(bye.signature.len())),
+            ]);
+        }
+        FrameType::Busy => {
+            let busy = Busy::decode(&frame.body).expect("BUSY body");
+            numbers.insert("rchat.reason_length", n(busy.reason.len()));
+        }
+    }
+    Decoded { kind: frame.kind as u8, numbers }
 }
 
 /// rchat's own decoder over one direction's bytes: every whole frame, in order.
@@ -116,12 +177,7 @@ fn decode(bytes: &[u8]) -> Vec<Decoded> {
     let mut out = vec![];
     let mut rest = bytes;
     while let Ok(Some((frame, used))) = Frame::parse(rest) {
-        let seq = match frame.kind {
-            FrameType::Message => Some(Message::decode(&frame.body).expect("MESSAGE body").seq),
-            FrameType::Bye => Some(Bye::decode(&frame.body).expect("BYE body").seq),
-            _ => None,
-        };
-        out.push((frame.kind as u8, seq));
+        out.push(describe(&frame));
         rest = &rest[used..];
     }
     out
@@ -169,12 +225,34 @@ fn decoded(streams: &BTreeMap<Direction, Vec<u8>>) -> BTreeMap<Direction, Vec<De
 fn compare(capture: &Path, ours: &BTreeMap<Direction, Vec<Decoded>>) {
     let theirs = dissected(capture);
     assert!(!ours.is_empty(), "no rchat frames in {}", capture.display());
+    let directions = |m: &BTreeMap<Direction, Vec<Decoded>>| m.keys().copied().collect::<Vec<_>>();
     assert_eq!(
-        &theirs,
-        ours,
-        "the dissector (left) and rchat's decoder (right) disagree on {}",
+        directions(&theirs),
+        directions(ours),
+        "directions with frames in {}: the dissector's (left), rchat's (right)",
         capture.display()
     );
+    for (dir, frames) in ours {
+        let seen = &theirs[dir];
+        for (i, (t, o)) in seen.iter().zip(frames).enumerate() {
+            assert_eq!(
+                t,
+                o,
+                "frame {i} from port {} to port {} of {}: the dissector (left) and rchat's \
+                 decoder (right) disagree",
+                dir.0,
+                dir.1,
+                capture.display()
+            );
+        }
+        assert_eq!(
+            seen.len(),
+            frames.len(),
+            "frames from port {} to port {}: the dissector's count (left), rchat's (right)",
+            dir.0,
+            dir.1
+        );
+    }
     // No malformed-frame warning from the dissector on frames rchat itself sent.
     let bad = tshark(
         capture,
@@ -216,7 +294,7 @@ fn dissector_agrees_with_rchat_on_a_fresh_recording() {
         .expect("run rchat demo");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ours = decoded(&extracted(&capture, &dir.path().join("extract")));
-    let messages = ours.values().flatten().filter(|(kind, _)| *kind == FrameType::Message as u8);
+    let messages = ours.values().flatten().filter(|d| d.kind == FrameType::Message as u8);
     assert!(messages.count() >= 2, "the demo sent messages: {ours:?}");
     compare(&capture, &ours);
 }
@@ -454,4 +532,24 @@ fn dissector_survives_malformed_frames() {
         let hits = tshark(&path, &["-Y", &format!("rchat && tcp.port == {port}")]);
         assert!(!hits.trim().is_empty(), "nothing dissected on port {port}");
     }
+}
+
+/// The comparison covers every numeric field the dissector defines: a field added to
+/// rchat.lua must be added to [`NUMBERS`] (and to [`describe`]) too.
+#[test]
+fn every_numeric_field_is_compared() {
+    let lua = fs::read_to_string(dissector()).unwrap();
+    let mut defined: Vec<&str> = lua
+        .split("ProtoField.uint")
+        .skip(1)
+        .map(|rest| {
+            let name = rest.split('"').nth(1).expect("a quoted field name");
+            assert!(name.starts_with("rchat."), "{name}");
+            name
+        })
+        .collect();
+    defined.sort();
+    let mut compared: Vec<&str> = NUMBERS.iter().copied().chain(["rchat.type"]).collect();
+    compared.sort();
+    assert_eq!(defined, compared, "numeric fields in rchat.lua (left), compared here (right)");
 }
