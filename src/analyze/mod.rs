@@ -298,19 +298,12 @@ fn analyze_reader<R: io::Read>(
     };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
-    let (packets, streams, results, mut sink_errors) = if cfg.workers == 0 {
-        let mut sink = Analyses::new(opts);
-        let packets = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped)?;
-        let streams = re.finish_all(&mut sink);
-        let errors = std::mem::take(&mut sink.errors);
-        (packets, streams, sink.into_results(), errors)
-    } else {
-        let mut sink = Sharded::new(cfg.workers, &opts);
-        let read = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped);
-        let streams = re.finish_all(&mut sink);
-        let (results, errors) = sink.finish();
-        (read?, streams, results, errors)
-    };
+    let mut sink =
+        if cfg.workers == 0 { Sharded::inline(&opts) } else { Sharded::new(cfg.workers, &opts) };
+    let read = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped);
+    let streams = re.finish_all(&mut sink);
+    let (results, mut sink_errors) = sink.finish();
+    let packets = read?;
     let mut warnings = reader.take_notes();
     if let Some(stop) = reader.stop() {
         warnings.push(format!(

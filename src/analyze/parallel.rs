@@ -10,7 +10,8 @@
 //! few streams at a time: it hashes their bytes together (see `digest`), then hands each run
 //! of one direction's pieces over at once. Channels are bounded, so memory
 //! stays bounded whatever the capture size. It never reorders the events of one stream and
-//! never looks at the bytes.
+//! never looks at the bytes. With several files analysed at once (each on a core of its own),
+//! the same batches are run on the reading thread as they fill, without worker threads.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -91,16 +92,27 @@ struct Batch {
 }
 
 struct Worker {
-    tx: Option<SyncSender<Batch>>,
-    /// Emptied batches coming back, to be filled again without new allocations.
-    spare: Receiver<Batch>,
+    runner: Runner,
     batch: Batch,
     /// Bytes that make the current batch full.
     limit: usize,
-    handle: Option<JoinHandle<Analyses>>,
 }
 
-/// A [`Sink`] that runs the analyses on worker threads.
+/// Where a worker's full batches are run.
+enum Runner {
+    /// On a thread of its own.
+    Thread {
+        tx: Option<SyncSender<Batch>>,
+        /// Emptied batches coming back, to be filled again without new allocations.
+        spare: Receiver<Batch>,
+        handle: Option<JoinHandle<Analyses>>,
+    },
+    /// On the reading thread, at once.
+    Inline { sink: Box<Analyses>, order: Vec<(usize, usize)> },
+}
+
+/// A [`Sink`] that gathers events into batches, stream by stream, and runs the analyses on
+/// them on worker threads, or on the reading thread itself.
 pub struct Sharded {
     workers: Vec<Worker>,
     /// The reader's current block (see [`Sink::backing`]).
@@ -264,18 +276,25 @@ fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
     let mut order = Vec::new();
     while let Ok(mut batch) = rx.recv() {
         run_batch(&mut sink, &batch, &mut order);
-        batch.events.clear();
-        batch.bytes.clear();
-        batch.blocks.clear();
-        batch.shared = 0;
+        batch.clear();
         // The reader may be gone already: then the batch is simply dropped.
         let _ = back.send(batch);
     }
     sink
 }
 
+impl Batch {
+    /// Empty it, keeping its allocations.
+    fn clear(&mut self) {
+        self.events.clear();
+        self.bytes.clear();
+        self.blocks.clear();
+        self.shared = 0;
+    }
+}
+
 impl Sharded {
-    /// Start `n` workers (at least one).
+    /// Start `n` workers (at least one), each on a thread of its own.
     pub fn new(n: usize, opts: &Options) -> Self {
         let workers = (0..n.max(1))
             .map(|_| {
@@ -286,11 +305,20 @@ impl Sharded {
                     .name("rchat-analyze".into())
                     .spawn(move || work(rx, back, o))
                     .ok();
-                let limit = FIRST_BATCH_BYTES;
-                Worker { tx: Some(tx), spare, batch: Batch::default(), limit, handle }
+                let runner = Runner::Thread { tx: Some(tx), spare, handle };
+                Worker { runner, batch: Batch::default(), limit: FIRST_BATCH_BYTES }
             })
             .collect();
         Sharded { workers, block: None, failed: false }
+    }
+
+    /// One worker that runs each batch on the calling thread as soon as it is full: the same
+    /// work without threads (for a file analysed beside others, each on its own core).
+    pub fn inline(opts: &Options) -> Self {
+        let runner =
+            Runner::Inline { sink: Box::new(Analyses::new(opts.clone())), order: Vec::new() };
+        let worker = Worker { runner, batch: Batch::default(), limit: BATCH_BYTES };
+        Sharded { workers: vec![worker], block: None, failed: false }
     }
 
     /// Which worker owns `stream`.
@@ -313,50 +341,69 @@ impl Sharded {
         }
     }
 
-    /// Send the batch of the worker that owns `stream` and start a new one.
+    /// Hand the batch of the worker that owns `stream` over and start a new one.
     fn hand_over(&mut self, stream: usize) {
         let w = self.worker(stream);
         w.limit = (w.limit * 2).min(BATCH_BYTES);
-        let fresh = w.spare.try_recv().unwrap_or_default();
-        let full = std::mem::replace(&mut w.batch, fresh);
-        let sent = w.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+        let sent = match &mut w.runner {
+            Runner::Thread { tx, spare, .. } => {
+                let fresh = spare.try_recv().unwrap_or_default();
+                let full = std::mem::replace(&mut w.batch, fresh);
+                tx.as_ref().is_some_and(|tx| tx.send(full).is_ok())
+            }
+            Runner::Inline { sink, order } => {
+                run_batch(sink, &w.batch, order);
+                w.batch.clear();
+                true
+            }
+        };
         if !sent {
             self.failed = true;
         }
     }
 
-    /// Wait for the workers; every stream's results, indexed by stream id, and the errors.
+    /// Run what is left and wait for the workers; every stream's results, indexed by stream
+    /// id, and the errors.
     pub fn finish(mut self) -> (Vec<Option<[DirectionResult; 2]>>, Vec<String>) {
         let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::new();
         let mut errors = Vec::new();
         for w in &mut self.workers {
-            if let Some(tx) = w.tx.take() {
-                let last = std::mem::take(&mut w.batch);
-                if tx.send(last).is_err() {
-                    self.failed = true;
-                }
-            }
-        }
-        for w in &mut self.workers {
-            let Some(handle) = w.handle.take() else {
-                self.failed = true;
-                continue;
-            };
-            match handle.join() {
-                Ok(mut sink) => {
-                    errors.append(&mut sink.errors);
-                    for (id, r) in sink.into_results().into_iter().enumerate() {
-                        if r.is_some() {
-                            if results.len() <= id {
-                                results.resize_with(id + 1, || None);
-                            }
-                            if let Some(slot) = results.get_mut(id) {
-                                *slot = r;
-                            }
-                        }
+            let last = std::mem::take(&mut w.batch);
+            match &mut w.runner {
+                Runner::Thread { tx, .. } => {
+                    if tx.take().is_none_or(|tx| tx.send(last).is_err()) {
+                        self.failed = true;
                     }
                 }
-                Err(_) => self.failed = true,
+                Runner::Inline { sink, order } => run_batch(sink, &last, order),
+            }
+        }
+        for w in self.workers {
+            let sink = match w.runner {
+                Runner::Thread { handle: Some(handle), .. } => match handle.join() {
+                    Ok(sink) => sink,
+                    Err(_) => {
+                        self.failed = true;
+                        continue;
+                    }
+                },
+                Runner::Thread { handle: None, .. } => {
+                    self.failed = true;
+                    continue;
+                }
+                Runner::Inline { sink, .. } => *sink,
+            };
+            let mut sink = sink;
+            errors.append(&mut sink.errors);
+            for (id, r) in sink.into_results().into_iter().enumerate() {
+                if r.is_some() {
+                    if results.len() <= id {
+                        results.resize_with(id + 1, || None);
+                    }
+                    if let Some(slot) = results.get_mut(id) {
+                        *slot = r;
+                    }
+                }
             }
         }
         if self.failed {
@@ -497,8 +544,10 @@ mod tests {
         let mut serial = Analyses::new(opts.clone());
         feed(&mut serial);
         let want = serial.into_results();
-        for workers in [1, 2, 3] {
-            let mut sharded = Sharded::new(workers, &opts);
+        for workers in [0, 1, 2, 3] {
+            // 0: one worker run inline, on this thread.
+            let mut sharded =
+                if workers == 0 { Sharded::inline(&opts) } else { Sharded::new(workers, &opts) };
             feed(&mut sharded);
             let (got, errors) = sharded.finish();
             assert!(errors.is_empty(), "{errors:?}");
