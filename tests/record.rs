@@ -455,6 +455,23 @@ fn a_recording_that_fails_mid_chat_does_not_break_the_chat_plaintext() {
     assert!(!has(b"sent after the recording failed"), "nothing is recorded after the failure");
 }
 
+/// An encrypted host on loopback (an ephemeral port) recording to `file` under the small
+/// file-size limit; returns it and its port.
+#[cfg(unix)]
+fn host_with_small_file_limit(file: &Path) -> (Proc, u16) {
+    let mut host = Proc::start(with_small_file_limit(&[
+        "host",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--record",
+        path_str(file),
+    ]));
+    let port = host.listening_port();
+    (host, port)
+}
+
 /// Encrypted: the host's recording fails on a long message after the handshake and a first
 /// message were recorded. The chat goes on (the joiner gets the long message, the host the
 /// next one, and both say goodbye); the host ends with status 1 and one line saying the
@@ -464,16 +481,7 @@ fn a_recording_that_fails_mid_chat_does_not_break_the_chat_plaintext() {
 fn a_recording_that_fails_mid_chat_does_not_break_the_chat_encrypted() {
     let dir = scratch("record-full-enc");
     let file = dir.path().join("host.pcap");
-    let mut host = Proc::start(with_small_file_limit(&[
-        "host",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--record",
-        path_str(&file),
-    ]));
-    let port = host.listening_port();
+    let (mut host, port) = host_with_small_file_limit(&file);
     let target = format!("127.0.0.1:{port}");
     let mut join = Proc::spawn(&["join", &target]);
     join.send(&["recorded before the disk filled up"]);
@@ -503,16 +511,7 @@ fn a_recording_that_fails_mid_chat_does_not_break_the_chat_encrypted() {
 fn a_broken_chat_with_a_broken_recording_says_both() {
     let dir = scratch("record-full-dropped");
     let file = dir.path().join("host.pcap");
-    let mut host = Proc::start(with_small_file_limit(&[
-        "host",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--record",
-        path_str(&file),
-    ]));
-    let port = host.listening_port();
+    let (mut host, port) = host_with_small_file_limit(&file);
     let mut join = Proc::spawn(&["join", &format!("127.0.0.1:{port}")]);
     host.send(&[&"z".repeat(20_000)]);
     join.wait_out_lines(1, 60);

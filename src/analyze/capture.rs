@@ -990,6 +990,26 @@ mod tests {
         }
     }
 
+    /// Read both to the end, checking that they give the same records; `before(n, a)` runs
+    /// before record `n` is read from `a`. Returns how many records there were.
+    fn same_records(
+        a: &mut Reader<File>,
+        b: &mut Reader<&[u8]>,
+        mut before: impl FnMut(usize, &mut Reader<File>),
+    ) -> usize {
+        let mut n = 0;
+        loop {
+            before(n, a);
+            let x = a.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            let y = b.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
+            assert_eq!(x, y, "record {n}");
+            if x.is_none() {
+                return n;
+            }
+            n += 1;
+        }
+    }
+
     #[test]
     fn a_mapped_file_gives_the_same_records_across_windows() {
         // Records of many sizes, some larger than a read block, across several mapped windows,
@@ -1003,17 +1023,7 @@ mod tests {
         let mut mapped = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
         assert!(mapped.mapped_file().is_some());
         let mut read = Reader::open(&f[..]).map_err(|_| "open").unwrap();
-        let mut n = 0;
-        loop {
-            let a = mapped.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
-            let b = read.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
-            assert_eq!(a, b, "record {n}");
-            if a.is_none() {
-                break;
-            }
-            n += 1;
-        }
-        assert_eq!(n, 2599);
+        assert_eq!(same_records(&mut mapped, &mut read, |_, _| {}), 2599);
         assert!(mapped.stop().is_some());
         assert_eq!(mapped.stop(), read.stop());
     }
@@ -1029,8 +1039,7 @@ mod tests {
         let path = temp_file("map-refused", &f);
         let mut mapped = Reader::open_file(File::open(&path).unwrap()).map_err(|_| "open").unwrap();
         let mut read = Reader::open(&f[..]).map_err(|_| "open").unwrap();
-        let mut n = 0;
-        loop {
+        let records = same_records(&mut mapped, &mut read, |n, mapped| {
             if n == 700 {
                 // Mid-window, with a record's bytes available but not yet consumed.
                 assert!(mapped.mapped_file().is_some());
@@ -1038,15 +1047,8 @@ mod tests {
                 mapped.win.read_instead(100).unwrap();
                 assert!(mapped.mapped_file().is_none());
             }
-            let a = mapped.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
-            let b = read.next_record().unwrap().map(|r| (r.ts_ns, r.data.to_vec()));
-            assert_eq!(a, b, "record {n}");
-            if a.is_none() {
-                break;
-            }
-            n += 1;
-        }
-        assert_eq!(n, 1200);
+        });
+        assert_eq!(records, 1200);
     }
 
     #[test]

@@ -110,34 +110,29 @@ impl Proc {
 
     /// Wait for a stderr line matching `pred`; panic with everything seen after `secs`.
     pub fn wait_err(&mut self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut seen = 0;
-        loop {
-            self.drain();
-            if let Some(l) = self.err[seen..].iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            seen = self.err.len();
-            if Instant::now() > deadline {
-                panic!("no expected stderr line within {secs} s; stderr: {:#?}", self.err);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_line(false, pred, secs)
     }
 
     /// Wait for a stdout line matching `pred`; panic with everything seen after `secs`.
     pub fn wait_out(&mut self, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        self.wait_line(true, pred, secs)
+    }
+
+    /// Wait for a line of stdout (`out`) or stderr matching `pred`, looking at each line once.
+    fn wait_line(&mut self, out: bool, pred: impl Fn(&str) -> bool, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut seen = 0;
         loop {
             self.drain();
-            if let Some(l) = self.out[seen..].iter().find(|l| pred(l)) {
+            let lines = if out { &self.out } else { &self.err };
+            if let Some(l) = lines[seen..].iter().find(|l| pred(l)) {
                 return l.clone();
             }
-            seen = self.out.len();
+            seen = lines.len();
             if Instant::now() > deadline {
+                let which = if out { "stdout" } else { "stderr" };
                 panic!(
-                    "no expected stdout line within {secs} s; stdout: {:#?}\nstderr: {:#?}",
+                    "no expected {which} line within {secs} s; stdout: {:#?}\nstderr: {:#?}",
                     self.out, self.err
                 );
             }
