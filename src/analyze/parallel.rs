@@ -2,20 +2,23 @@
 //!
 //! Reassembly is sequential (packets arrive in file order), but what happens to the
 //! reassembled bytes (SHA-256, the classifier, messages, extract files) is independent per
-//! stream. This module owns a [`Sink`] that puts each event into a batch for the worker thread
-//! that owns the stream (stream id modulo the number of workers), and the workers, each
-//! running its own [`Analyses`]. Bytes still in one of the capture reader's blocks (a mapped
-//! window of the file, or a read buffer) are shared with the worker, not copied; only bytes
-//! reassembled from out-of-order segments are. A worker takes each batch stream by stream, a
-//! few streams at a time: it hashes their bytes together (see `digest`), then hands each run
-//! of one direction's pieces over at once. Channels are bounded, so memory
-//! stays bounded whatever the capture size. It never reorders the events of one stream and
-//! never looks at the bytes. With several files analysed at once (each on a core of its own),
-//! the same batches are run on the reading thread as they fill, without worker threads.
+//! stream. This module owns a [`Sink`] that puts each event into a batch for the shard that
+//! owns the stream (stream id modulo the number of shards, a few per worker thread), each
+//! shard with its own [`Analyses`], and the worker threads, which share one queue of full
+//! batches: a thread takes the first batch whose shard no other thread is working on, so a
+//! shard's batches run one at a time and in order, and no thread waits while another has a
+//! backlog. Bytes still in one of the capture reader's blocks (a mapped window of the file,
+//! or a read buffer) are shared with the workers, not copied; only bytes reassembled from
+//! out-of-order segments are. A batch is taken stream by stream, a few streams at a time:
+//! their bytes are hashed together (see `digest`), then each run of one direction's pieces is
+//! handed over at once. The queue is bounded, so memory stays bounded whatever the capture
+//! size. It never reorders the events of one stream and never looks at the bytes. With several
+//! files analysed at once (each on a core of its own), the same batches are run on the reading
+//! thread as they fill, without worker threads.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::capture::Block;
@@ -30,11 +33,14 @@ const BATCH_BYTES: usize = 2 * 1024 * 1024;
 const FIRST_BATCH_BYTES: usize = 128 * 1024;
 /// Events gathered before the batch is handed over, whatever their size.
 const BATCH_EVENTS: usize = 16384;
-/// Batches waiting per worker.
-const QUEUE: usize = 2;
-/// Reader's blocks one batch may hold on to. A worker whose streams carry little keeps its
+/// Batches waiting or being worked on, per worker thread.
+const QUEUE: usize = 3;
+/// Shards per worker thread. A shard's batches are run one at a time, in order, by whichever
+/// thread is free: with more shards than threads, no thread waits while another has a backlog.
+const SHARDS_PER_THREAD: usize = 4;
+/// Reader's blocks one batch may hold on to. A shard whose streams carry little keeps its
 /// batch open for long: without this bound it could keep every window of the file it spans
-/// mapped. With it, at most `workers * (QUEUE + 2) * MAX_BATCH_BLOCKS` blocks are held.
+/// mapped. With it, at most `(shards + threads * QUEUE) * MAX_BATCH_BLOCKS` blocks are held.
 const MAX_BATCH_BLOCKS: usize = 2;
 
 enum Event {
@@ -91,30 +97,56 @@ struct Batch {
     shared: usize,
 }
 
-struct Worker {
-    runner: Runner,
+/// The batch being filled for one shard of the streams.
+struct Shard {
     batch: Batch,
     /// Bytes that make the current batch full.
     limit: usize,
 }
 
-/// Where a worker's full batches are run.
+/// Where full batches are run.
 enum Runner {
-    /// On a thread of its own.
-    Thread {
-        tx: Option<SyncSender<Batch>>,
-        /// Emptied batches coming back, to be filled again without new allocations.
-        spare: Receiver<Batch>,
-        handle: Option<JoinHandle<Analyses>>,
-    },
-    /// On the reading thread, at once.
+    /// On worker threads sharing a queue.
+    Threads { pool: Arc<Pool>, handles: Vec<JoinHandle<()>> },
+    /// On the reading thread, at once (one shard).
     Inline { sink: Box<Analyses>, order: Vec<(usize, usize)> },
 }
 
-/// A [`Sink`] that gathers events into batches, stream by stream, and runs the analyses on
-/// them on worker threads, or on the reading thread itself.
+/// The queue the worker threads share.
+struct Pool {
+    state: Mutex<PoolState>,
+    /// Signalled when a batch can be taken (or the queue is closed).
+    work: Condvar,
+    /// Signalled when a batch is done (there is room for another).
+    room: Condvar,
+}
+
+struct PoolState {
+    /// Full batches in the order they were handed over, with their shard.
+    queue: VecDeque<(usize, Batch)>,
+    /// Each shard's analyses.
+    shards: Vec<Slot>,
+    /// Batches queued or being worked on.
+    in_flight: usize,
+    /// Emptied batches, to be filled again without new allocations.
+    spare: Vec<Batch>,
+    /// No more batches will come.
+    closed: bool,
+}
+
+/// A shard's analyses: free, taken by a thread running one of its batches, or lost to a
+/// panic (its later batches are then dropped).
+enum Slot {
+    Free(Box<Analyses>),
+    Busy,
+    Lost,
+}
+
+/// A [`Sink`] that gathers events into batches, one per shard of the streams, and runs the
+/// analyses on them on worker threads, or on the reading thread itself.
 pub struct Sharded {
-    workers: Vec<Worker>,
+    shards: Vec<Shard>,
+    runner: Runner,
     /// The reader's current block (see [`Sink::backing`]).
     block: Option<Arc<Block>>,
     /// Set when a worker could not be reached (it panicked or never started).
@@ -271,16 +303,52 @@ fn run_group(sink: &mut Analyses, batch: &Batch, group: &Group<'_>) {
     }
 }
 
-fn work(rx: Receiver<Batch>, back: Sender<Batch>, opts: Options) -> Analyses {
-    let mut sink = Analyses::new(opts);
-    let mut order = Vec::new();
-    while let Ok(mut batch) = rx.recv() {
-        run_batch(&mut sink, &batch, &mut order);
-        batch.clear();
-        // The reader may be gone already: then the batch is simply dropped.
-        let _ = back.send(batch);
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // The lock is never held while a batch runs, so a panic cannot leave the state half
+        // changed.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    sink
+}
+
+/// A worker thread: take the first queued batch whose shard is free, run it, give the shard
+/// back; until the queue is closed and empty.
+fn work(pool: &Pool) {
+    let mut order = Vec::new();
+    let mut st = pool.lock();
+    loop {
+        let next = st.queue.iter().position(|(shard, _)| {
+            matches!(st.shards.get(*shard), Some(Slot::Free(_) | Slot::Lost))
+        });
+        let Some((shard, mut batch)) = next.and_then(|i| st.queue.remove(i)) else {
+            if st.closed && st.queue.is_empty() {
+                return;
+            }
+            st = pool.work.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+            continue;
+        };
+        if let Some(Slot::Free(mut sink)) =
+            st.shards.get_mut(shard).map(|s| std::mem::replace(s, Slot::Busy))
+        {
+            drop(st);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_batch(&mut sink, &batch, &mut order);
+            }));
+            st = pool.lock();
+            if let Some(slot) = st.shards.get_mut(shard) {
+                *slot = if ran.is_ok() { Slot::Free(sink) } else { Slot::Lost };
+            }
+        } else if let Some(slot) = st.shards.get_mut(shard) {
+            // Lost: the batch is dropped.
+            *slot = Slot::Lost;
+        }
+        batch.clear();
+        st.spare.push(batch);
+        st.in_flight -= 1;
+        pool.room.notify_one();
+        // The shard is free again: a thread waiting for one of its batches may go on.
+        pool.work.notify_all();
+    }
 }
 
 impl Batch {
@@ -294,46 +362,64 @@ impl Batch {
 }
 
 impl Sharded {
-    /// Start `n` workers (at least one), each on a thread of its own.
+    /// Start `n` worker threads (at least one) sharing the work of several shards each.
     pub fn new(n: usize, opts: &Options) -> Self {
-        let workers = (0..n.max(1))
-            .map(|_| {
-                let (tx, rx) = sync_channel::<Batch>(QUEUE);
-                let (back, spare) = channel::<Batch>();
-                let o = opts.clone();
-                let handle = std::thread::Builder::new()
+        let threads = n.max(1);
+        let count = threads * SHARDS_PER_THREAD;
+        let pool = Arc::new(Pool {
+            state: Mutex::new(PoolState {
+                queue: VecDeque::new(),
+                shards: (0..count)
+                    .map(|_| Slot::Free(Box::new(Analyses::new(opts.clone()))))
+                    .collect(),
+                in_flight: 0,
+                spare: Vec::new(),
+                closed: false,
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let handles: Vec<JoinHandle<()>> = (0..threads)
+            .filter_map(|_| {
+                let pool = Arc::clone(&pool);
+                std::thread::Builder::new()
                     .name("rchat-analyze".into())
-                    .spawn(move || work(rx, back, o))
-                    .ok();
-                let runner = Runner::Thread { tx: Some(tx), spare, handle };
-                Worker { runner, batch: Batch::default(), limit: FIRST_BATCH_BYTES }
+                    .spawn(move || work(&pool))
+                    .ok()
             })
             .collect();
-        Sharded { workers, block: None, failed: false }
+        if handles.is_empty() {
+            // No thread could start: do the work here.
+            return Sharded::inline(opts);
+        }
+        let shards = (0..count)
+            .map(|_| Shard { batch: Batch::default(), limit: FIRST_BATCH_BYTES })
+            .collect();
+        Sharded { shards, runner: Runner::Threads { pool, handles }, block: None, failed: false }
     }
 
-    /// One worker that runs each batch on the calling thread as soon as it is full: the same
+    /// One shard whose batches run on the calling thread as soon as they are full: the same
     /// work without threads (for a file analysed beside others, each on its own core).
     pub fn inline(opts: &Options) -> Self {
         let runner =
             Runner::Inline { sink: Box::new(Analyses::new(opts.clone())), order: Vec::new() };
-        let worker = Worker { runner, batch: Batch::default(), limit: BATCH_BYTES };
-        Sharded { workers: vec![worker], block: None, failed: false }
+        let shard = Shard { batch: Batch::default(), limit: BATCH_BYTES };
+        Sharded { shards: vec![shard], runner, block: None, failed: false }
     }
 
-    /// Which worker owns `stream`.
+    /// Which shard `stream` belongs to.
     fn index(&self, stream: usize) -> usize {
-        // `new` starts at least one worker.
-        stream % self.workers.len()
+        // There is always at least one shard.
+        stream % self.shards.len()
     }
 
-    fn worker(&mut self, stream: usize) -> &mut Worker {
+    fn shard(&mut self, stream: usize) -> &mut Shard {
         let i = self.index(stream);
-        &mut self.workers[i]
+        &mut self.shards[i]
     }
 
     fn push(&mut self, stream: usize, ev: Event) {
-        let w = self.worker(stream);
+        let w = self.shard(stream);
         w.batch.events.push(ev);
         let size = w.batch.bytes.len() + w.batch.shared;
         if size >= w.limit || w.batch.events.len() >= BATCH_EVENTS {
@@ -341,59 +427,65 @@ impl Sharded {
         }
     }
 
-    /// Hand the batch of the worker that owns `stream` over and start a new one.
+    /// Hand the batch of the shard of `stream` over and start a new one.
     fn hand_over(&mut self, stream: usize) {
-        let w = self.worker(stream);
+        let i = self.index(stream);
+        let Some(w) = self.shards.get_mut(i) else { return };
         w.limit = (w.limit * 2).min(BATCH_BYTES);
-        let sent = match &mut w.runner {
-            Runner::Thread { tx, spare, .. } => {
-                let fresh = spare.try_recv().unwrap_or_default();
-                let full = std::mem::replace(&mut w.batch, fresh);
-                tx.as_ref().is_some_and(|tx| tx.send(full).is_ok())
+        match &mut self.runner {
+            Runner::Threads { pool, handles } => {
+                let full = std::mem::take(&mut w.batch);
+                let most = handles.len() * QUEUE;
+                let mut st = pool.lock();
+                while st.in_flight >= most {
+                    st = pool.room.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                st.queue.push_back((i, full));
+                st.in_flight += 1;
+                w.batch = st.spare.pop().unwrap_or_default();
+                drop(st);
+                pool.work.notify_one();
             }
             Runner::Inline { sink, order } => {
                 run_batch(sink, &w.batch, order);
                 w.batch.clear();
-                true
             }
-        };
-        if !sent {
-            self.failed = true;
         }
     }
 
     /// Run what is left and wait for the workers; every stream's results, indexed by stream
     /// id, and the errors.
     pub fn finish(mut self) -> (Vec<Option<[DirectionResult; 2]>>, Vec<String>) {
+        for stream in 0..self.shards.len() {
+            self.hand_over(stream);
+        }
+        let sinks: Vec<Option<Box<Analyses>>> = match self.runner {
+            Runner::Threads { pool, handles } => {
+                pool.lock().closed = true;
+                pool.work.notify_all();
+                for handle in handles {
+                    if handle.join().is_err() {
+                        self.failed = true;
+                    }
+                }
+                let mut st = pool.lock();
+                std::mem::take(&mut st.shards)
+                    .into_iter()
+                    .map(|slot| match slot {
+                        Slot::Free(sink) => Some(sink),
+                        Slot::Busy | Slot::Lost => None,
+                    })
+                    .collect()
+            }
+            Runner::Inline { sink, .. } => vec![Some(sink)],
+        };
         let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::new();
         let mut errors = Vec::new();
-        for w in &mut self.workers {
-            let last = std::mem::take(&mut w.batch);
-            match &mut w.runner {
-                Runner::Thread { tx, .. } => {
-                    if tx.take().is_none_or(|tx| tx.send(last).is_err()) {
-                        self.failed = true;
-                    }
-                }
-                Runner::Inline { sink, order } => run_batch(sink, &last, order),
-            }
-        }
-        for w in self.workers {
-            let sink = match w.runner {
-                Runner::Thread { handle: Some(handle), .. } => match handle.join() {
-                    Ok(sink) => sink,
-                    Err(_) => {
-                        self.failed = true;
-                        continue;
-                    }
-                },
-                Runner::Thread { handle: None, .. } => {
-                    self.failed = true;
-                    continue;
-                }
-                Runner::Inline { sink, .. } => *sink,
+        for sink in sinks {
+            let Some(mut sink) = sink else {
+                self.failed = true;
+                continue;
             };
-            let mut sink = sink;
             errors.append(&mut sink.errors);
             for (id, r) in sink.into_results().into_iter().enumerate() {
                 if r.is_some() {
@@ -430,13 +522,13 @@ impl Sink for Sharded {
         if let Some((key, start)) = inside {
             let len = bytes.len();
             let i = self.index(stream);
-            let held = &self.workers[i].batch.blocks;
+            let held = &self.shards[i].batch.blocks;
             let new_block = held.last().is_none_or(|b| Arc::as_ptr(b) != key);
             if new_block && held.len() >= MAX_BATCH_BLOCKS {
                 self.hand_over(stream);
             }
             let Some(block) = &self.block else { return };
-            let batch = &mut self.workers[i].batch;
+            let batch = &mut self.shards[i].batch;
             batch.shared += len;
             if new_block {
                 batch.blocks.push(Arc::clone(block));
@@ -446,7 +538,7 @@ impl Sink for Sharded {
             self.push(stream, ev);
             return;
         }
-        let w = self.worker(stream);
+        let w = self.shard(stream);
         let start = w.batch.bytes.len();
         w.batch.bytes.extend_from_slice(bytes);
         self.push(stream, Event::Data { stream, dir, offset, start, len: bytes.len(), new_run });
@@ -457,7 +549,7 @@ impl Sink for Sharded {
     }
 
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
-        let w = self.worker(stream);
+        let w = self.shard(stream);
         let start = w.batch.bytes.len();
         w.batch.bytes.extend_from_slice(bytes);
         self.push(stream, Event::Retransmit { stream, dir, offset, start, len: bytes.len() });
