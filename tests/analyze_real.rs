@@ -1,6 +1,6 @@
 //! `rchat analyze` on real captures of real loopback traffic (see `tests/data/README.md`):
-//! the reassembled bytes, the link types and formats found, and `--extract` byte for byte
-//! against tshark's Follow TCP Stream.
+//! the reassembled bytes, the link types and formats found, `--extract` byte for byte
+//! against tshark's Follow TCP Stream, and a report whose reader fails or goes away.
 
 mod common;
 
@@ -166,5 +166,51 @@ fn extract_with_several_files_uses_one_folder_per_file() {
             .collect();
         assert_eq!(names.len(), 2, "{file}: {names:?}");
         assert!(names.iter().all(|n| n.starts_with(&format!("stream0-{from}"))), "{names:?}");
+    }
+}
+
+/// A report that cannot be written (a full disk, here `/dev/full`) is one error line and
+/// status 1, for the JSON and the human report alike.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_report_that_cannot_be_written_is_one_error_line() {
+    let file = data("chat-plaintext.pcap");
+    for extra in [&["--json"][..], &[][..]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
+            .arg("analyze")
+            .args(extra)
+            .arg(&file)
+            .stdout(full)
+            .output()
+            .expect("run rchat");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            "rchat: error: cannot write the report: No space left on device (os error 28)",
+            "{extra:?}"
+        );
+    }
+}
+
+/// A reader that goes away (`rchat analyze ... | head`) ends the run quietly, with status 0.
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    let file = data("tls-openssl.pcapng");
+    for extra in [&["--json", "--full"][..], &["--full"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
+            .arg("analyze")
+            .args(extra)
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run rchat");
+        // Closed before anything is written: every write fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for rchat");
+        assert_eq!(out.status.code(), Some(0), "{extra:?}");
+        assert!(out.stderr.is_empty(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -147,18 +147,22 @@ pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
     for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(r) => {
-                let text = if args.json {
-                    let mut s = serde_json::to_string_pretty(&r).unwrap_or_default();
-                    s.push('\n');
-                    s
+                let written = if args.json {
+                    // Written as it is made: a report with `--full` previews can be as large
+                    // as the capture, and need not be held twice.
+                    let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
+                    serde_json::to_writer_pretty(&mut w, &r)
+                        .map_err(io::Error::from)
+                        .and_then(|()| w.write_all(b"\n"))
+                        .and_then(|()| w.flush())
                 } else {
                     let mut s = report::human(&r, Style::new(color));
                     if several && i > 0 {
                         s.insert(0, '\n');
                     }
-                    s
+                    out.write_all(s.as_bytes())
                 };
-                if let Err(e) = out.write_all(text.as_bytes()) {
+                if let Err(e) = written {
                     if e.kind() == io::ErrorKind::BrokenPipe {
                         return Ok(ExitCode::SUCCESS);
                     }
