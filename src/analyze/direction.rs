@@ -233,19 +233,26 @@ impl Analyses {
         self.errors.append(&mut errors);
     }
 
-    /// Hash runs given to [`Analyses::take_run`], several directions at a time. The runs of
-    /// one direction are taken in the order given.
-    pub fn hash_runs(&mut self, runs: &[(usize, Dir, &[Delivered<'_>])]) {
+    /// Hash runs given to [`Analyses::take_run`], several directions at a time: each run is
+    /// a direction and the range of its pieces in `delivered`. The runs of one direction are
+    /// taken in the order given.
+    pub fn hash_runs(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        runs: &[(usize, Dir, std::ops::Range<usize>)],
+    ) {
         let mut order: Vec<usize> = (0..runs.len()).collect();
         // Stable: a direction's runs stay in order.
         order.sort_by_key(|&i| runs.get(i).map(|&(stream, dir, _)| (stream, dir as usize)));
-        let mut pieces: Vec<&[u8]> = Vec::with_capacity(runs.iter().map(|r| r.2.len()).sum());
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(delivered.len());
         // Each direction's hasher, lent out of it for the time of the hashing, and where its
         // pieces are in `pieces`.
         let mut lent: Vec<(usize, Dir, Sha256Stream, std::ops::Range<usize>)> =
             Vec::with_capacity(runs.len());
-        for &(stream, dir, run) in order.iter().filter_map(|&i| runs.get(i)) {
+        for (stream, dir, range) in order.iter().filter_map(|&i| runs.get(i)) {
+            let (stream, dir) = (*stream, *dir);
             let from = pieces.len();
+            let run = delivered.get(range.clone()).unwrap_or(&[]);
             pieces.extend(run.iter().map(|p| p.bytes));
             match lent.last_mut() {
                 Some((s, d, _, range)) if *s == stream && *d == dir => range.end = pieces.len(),

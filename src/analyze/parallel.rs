@@ -274,11 +274,7 @@ fn run_group(sink: &mut Analyses, batch: &Batch, group: &Group<'_>) {
         }
     }
     let (pieces, runs) = (&group.pieces, &group.runs);
-    let hashed: Vec<(usize, Dir, &[Delivered<'_>])> = runs
-        .iter()
-        .map(|(stream, dir, range)| (*stream, *dir, pieces.get(range.clone()).unwrap_or(&[])))
-        .collect();
-    sink.hash_runs(&hashed);
+    sink.hash_runs(pieces, runs);
     // Then everything in order, each run once its last piece is reached.
     let mut next_run = runs.iter().peekable();
     let mut seen = 0;
