@@ -470,13 +470,7 @@ mod tests {
     fn many_directions_hashed_together_match_one_at_a_time() {
         // Five directions (a lane is handed on) of very different lengths, in pieces of
         // every size around a block, some empty; some hashers already part way.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::analyze::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut dirs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
         for d in 0..5 {
             let head: Vec<u8> = (0..(d * 37) % 90).map(|_| next() as u8).collect();

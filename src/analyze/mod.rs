@@ -128,6 +128,17 @@ impl Config {
     }
 }
 
+/// Pseudo-random numbers for tests (xorshift64): the same sequence for the same seed.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// Run `rchat analyze`.
 pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
     let mut cfg = Config::from_args(args);

@@ -571,13 +571,7 @@ mod tests {
     /// of every size, gaps and retransmissions between runs, some streams closing mid-way.
     fn feed(sink: &mut dyn Sink) {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::analyze::xorshift(0x2545_f491_4f6c_dd1du64);
         let streams = 11;
         let mut offsets = vec![[0u64; 2]; streams];
         let mut open = vec![true; streams];
