@@ -107,6 +107,16 @@ fn frame_types(bytes: &[u8]) -> Vec<FrameType> {
     kinds
 }
 
+/// `rchat demo` (with its pauses) recording to a file in a scratch folder: the folder (keep
+/// it), the file and the running demo.
+#[cfg(unix)]
+fn recorded_demo(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Proc) {
+    let dir = scratch(tag);
+    let file = dir.path().join("demo.pcap");
+    let demo = Proc::spawn(&["demo", "--port", "0", "--record", file.to_str().unwrap()]);
+    (dir, file, demo)
+}
+
 /// Send Ctrl-C's signal to a running demo.
 #[cfg(unix)]
 fn interrupt(demo: &Proc) {
@@ -154,9 +164,7 @@ fn check_stopped_early(mut demo: Proc, file: &std::path::Path) -> usize {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_a_pause_skips_to_the_goodbyes() {
-    let dir = scratch("demo-ctrlc");
-    let file = dir.path().join("demo.pcap");
-    let mut demo = Proc::spawn(&["demo", "--port", "0", "--record", file.to_str().unwrap()]);
+    let (_dir, file, mut demo) = recorded_demo("demo-ctrlc");
     // Once bob shows the first line, the demo pauses before the next one.
     let first = format!("  bob received: {}", SCRIPT[0].1);
     demo.wait_out(|l| l == first, 120);
@@ -174,9 +182,7 @@ fn ctrl_c_during_a_pause_skips_to_the_goodbyes() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_while_the_keys_are_made_still_ends_properly() {
-    let dir = scratch("demo-ctrlc-keys");
-    let file = dir.path().join("demo.pcap");
-    let mut demo = Proc::spawn(&["demo", "--port", "0", "--record", file.to_str().unwrap()]);
+    let (_dir, file, mut demo) = recorded_demo("demo-ctrlc-keys");
     demo.wait_out(|l| l.starts_with("making a 2048-bit RSA key"), 60);
     interrupt(&demo);
     assert_eq!(check_stopped_early(demo, &file), 0);
