@@ -146,6 +146,22 @@ fn worker_threads_give_the_same_report_as_one_thread() {
     }
 }
 
+/// Several files in one run are each analysed on their own reading thread (no worker
+/// threads): every report is the one the file gets alone, with its worker threads.
+#[test]
+fn a_file_among_several_gets_the_report_it_gets_alone() {
+    let paths: Vec<String> = CAPTURES.iter().map(|n| data(n).display().to_string()).collect();
+    let json = |files: &[String]| {
+        let mut args = vec!["analyze", "--json", "--full", "--all-ports"];
+        args.extend(files.iter().map(String::as_str));
+        let out = rchat(&args);
+        assert!(out.status.success(), "{files:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let alone: String = paths.iter().map(|p| json(std::slice::from_ref(p))).collect();
+    assert_eq!(json(&paths), alone);
+}
+
 #[test]
 fn extract_with_several_files_uses_one_folder_per_file() {
     let dir = scratch("analyze-extract-several");
