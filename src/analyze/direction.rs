@@ -295,6 +295,9 @@ impl Sink for Analyses {
         self.open.insert(stream, Box::new([c2s, s2c]));
     }
 
+    /// One piece at a time, hashed on its own: the plain path, kept as the reference the
+    /// batched one (`parallel`, through [`Analyses::take_run`] and [`Analyses::hash_runs`])
+    /// is tested against.
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
         self.take_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
         if let Some(a) = self.get(stream, dir) {

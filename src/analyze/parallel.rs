@@ -425,7 +425,11 @@ impl Sharded {
 
     /// Hand the batch of the shard of `stream` over and start a new one.
     fn hand_over(&mut self, stream: usize) {
-        let i = self.index(stream);
+        self.hand_over_shard(self.index(stream));
+    }
+
+    /// Hand shard `i`'s batch over (to the queue, or run it here) and start a new one.
+    fn hand_over_shard(&mut self, i: usize) {
         let Some(w) = self.shards.get_mut(i) else { return };
         w.limit = (w.limit * 2).min(BATCH_BYTES);
         match &mut self.runner {
@@ -452,8 +456,8 @@ impl Sharded {
     /// Run what is left and wait for the workers; every stream's results, indexed by stream
     /// id, and the errors.
     pub fn finish(mut self) -> (Vec<Option<[DirectionResult; 2]>>, Vec<String>) {
-        for stream in 0..self.shards.len() {
-            self.hand_over(stream);
+        for i in 0..self.shards.len() {
+            self.hand_over_shard(i);
         }
         let sinks: Vec<Option<Box<Analyses>>> = match self.runner {
             Runner::Threads { pool, handles } => {
