@@ -52,6 +52,21 @@ impl Block {
         self.file_at
     }
 
+    /// A window of `len` bytes of `file` from `at`, mapped.
+    #[cfg(test)]
+    pub fn map_for_test(file: &File, at: u64, len: usize) -> Self {
+        // SAFETY: a test's own file, not changed while mapped.
+        let map = unsafe { MmapOptions::new().offset(at).len(len).map(file) };
+        Block { bytes: Bytes::Map(map.expect("map")), file_at: Some(at) }
+    }
+
+    /// The `len` bytes at position `at` of the capture file, if this block is a mapped window
+    /// that holds all of them.
+    pub fn bytes_at(&self, at: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(at.checked_sub(self.file_at?)?).ok()?;
+        self.get(start..start.checked_add(len)?)
+    }
+
     fn is_heap(&self) -> bool {
         matches!(self.bytes, Bytes::Heap(_))
     }

@@ -3,8 +3,8 @@
 //! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
 //! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
 //! only with `--full`), the `--extract` file writer, and the last 16 KiB that retransmissions
-//! are compared with ([`Recent`]: copied, or, for bytes that came straight from the capture
-//! file, read back from it when needed). It implements the reassembly [`Sink`], taking a run
+//! are compared with ([`Recent`]: copied, or, for bytes whose place in the capture file is
+//! known, looked up there when needed). It implements the reassembly [`Sink`], taking a run
 //! of one direction's pieces at once when given one, and turns each finished direction into a
 //! [`DirectionResult`]. It never keeps a whole stream unless `--full` asks for it, and never
 //! decides what the bytes are itself: the verdicts come from `classify`.
@@ -15,6 +15,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use super::capture::Block;
 use super::classify::{self, Classification};
 use super::digest::{self, Sha256Stream};
 use super::messages::{Message, Mode, Splitter, Tallies};
@@ -276,6 +277,24 @@ impl Analyses {
         }
     }
 
+    /// [`Sink::retransmit`], looking for the first copy in `mapped` (windows of the capture
+    /// file still at hand) before reading it back from the file.
+    pub fn retransmit_near(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: &[u8],
+        mapped: &[Arc<Block>],
+    ) {
+        let file = self.opts.file.as_deref();
+        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+            && a.recent.differs(offset, bytes, file, mapped)
+        {
+            a.conflicts += 1;
+        }
+    }
+
     /// The results, indexed by stream id.
     pub fn into_results(self) -> Vec<Option<[DirectionResult; 2]>> {
         self.results
@@ -324,12 +343,7 @@ impl Sink for Analyses {
     }
 
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]) {
-        let file = self.opts.file.as_deref();
-        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
-            && a.recent.differs(offset, bytes, file)
-        {
-            a.conflicts += 1;
-        }
+        self.retransmit_near(stream, dir, offset, bytes, &[]);
     }
 
     fn close(&mut self, stream: usize) {

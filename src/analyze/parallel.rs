@@ -49,6 +49,7 @@ enum Event {
         client: (IpAddr, u16),
         server: (IpAddr, u16),
     },
+    /// Bytes copied into `Batch::bytes`, and where they are in the capture file if known.
     Data {
         stream: usize,
         dir: Dir,
@@ -56,6 +57,7 @@ enum Event {
         start: usize,
         len: usize,
         new_run: bool,
+        file_at: Option<u64>,
     },
     /// Bytes still in one of the reader's blocks (`Batch::blocks[block]`): shared, not copied.
     Shared {
@@ -169,8 +171,8 @@ impl Event {
 /// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
 fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
     let (stream, dir, offset, bytes, new_run, file_at) = match *ev {
-        Event::Data { stream, dir, offset, start, len, new_run } => {
-            (stream, dir, offset, batch.bytes.get(start..start + len), new_run, None)
+        Event::Data { stream, dir, offset, start, len, new_run, file_at } => {
+            (stream, dir, offset, batch.bytes.get(start..start + len), new_run, file_at)
         }
         Event::Shared { stream, dir, offset, block, start, len, new_run } => {
             let block = batch.blocks.get(block);
@@ -292,7 +294,7 @@ fn run_group(sink: &mut Analyses, batch: &Batch, group: &Group<'_>) {
             }
             Event::Retransmit { stream, dir, offset, start, len } => {
                 let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-                sink.retransmit(stream, dir, offset, bytes);
+                sink.retransmit_near(stream, dir, offset, bytes, &batch.blocks);
             }
             Event::Close { stream } => sink.close(stream),
         }
@@ -423,6 +425,23 @@ impl Sharded {
         }
     }
 
+    /// Copy bytes that are not in the reader's block into the batch.
+    fn copy(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: &[u8],
+        new_run: bool,
+        file_at: Option<u64>,
+    ) {
+        let w = self.shard(stream);
+        let start = w.batch.bytes.len();
+        w.batch.bytes.extend_from_slice(bytes);
+        let len = bytes.len();
+        self.push(stream, Event::Data { stream, dir, offset, start, len, new_run, file_at });
+    }
+
     /// Hand the batch of the shard of `stream` over and start a new one.
     fn hand_over(&mut self, stream: usize) {
         self.hand_over_shard(self.index(stream));
@@ -513,12 +532,10 @@ impl Sink for Sharded {
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
         // Bytes inside the reader's block are shared; others (reassembled from out-of-order
         // segments) are copied.
-        let inside = self.block.as_ref().and_then(|block| {
-            let base = block.as_ptr() as usize;
-            let at = bytes.as_ptr() as usize;
-            (at >= base && at + bytes.len() <= base + block.len())
-                .then(|| (Arc::as_ptr(block), at - base))
-        });
+        let inside = self
+            .block
+            .as_ref()
+            .and_then(|block| position_in(block, bytes).map(|start| (Arc::as_ptr(block), start)));
         if let Some((key, start)) = inside {
             let len = bytes.len();
             let i = self.index(stream);
@@ -538,10 +555,19 @@ impl Sink for Sharded {
             self.push(stream, ev);
             return;
         }
-        let w = self.shard(stream);
-        let start = w.batch.bytes.len();
-        w.batch.bytes.extend_from_slice(bytes);
-        self.push(stream, Event::Data { stream, dir, offset, start, len: bytes.len(), new_run });
+        self.copy(stream, dir, offset, bytes, new_run, None);
+    }
+
+    fn data_copied(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: &[u8],
+        new_run: bool,
+        file_at: u64,
+    ) {
+        self.copy(stream, dir, offset, bytes, new_run, Some(file_at));
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
@@ -564,6 +590,18 @@ impl Sink for Sharded {
             self.block = Some(Arc::clone(block));
         }
     }
+
+    fn locate(&self, bytes: &[u8]) -> Option<u64> {
+        let block = self.block.as_ref()?;
+        Some(block.file_at()? + position_in(block, bytes)? as u64)
+    }
+}
+
+/// Where `bytes` start in `block`, if they lie inside it.
+fn position_in(block: &Block, bytes: &[u8]) -> Option<usize> {
+    let base = block.as_ptr() as usize;
+    let at = bytes.as_ptr() as usize;
+    (at >= base && at + bytes.len() <= base + block.len()).then(|| at - base)
 }
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ pub struct Delivered<'a> {
     /// See [`Sink::data`].
     pub new_run: bool,
     /// Where the bytes are in the capture file, when they are read straight from it (a
-    /// mapped window): the sink may read them back later instead of keeping a copy.
+    /// mapped window) or are a copy of bytes that were: the sink may read them back later
+    /// instead of keeping a copy.
     pub file_at: Option<u64>,
 }
 
@@ -63,6 +64,21 @@ pub trait Sink {
     /// when the other direction sent data since this direction last did (or this is the
     /// direction's first data).
     fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
+    /// [`Sink::data`] for bytes reassembly kept out of order, a copy of the capture file's
+    /// bytes at `file_at` (as [`Sink::locate`] told). A sink that notes where bytes are in the
+    /// file instead of copying them may do so for these too.
+    fn data_copied(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: &[u8],
+        new_run: bool,
+        file_at: u64,
+    ) {
+        let _ = file_at;
+        self.data(stream, dir, offset, bytes, new_run);
+    }
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
@@ -74,6 +90,11 @@ pub trait Sink {
     /// The shared block the bytes of the next segments come from. A sink that hands bytes to
     /// another thread may keep a reference to it instead of copying them; others ignore it.
     fn backing(&mut self, _block: &Arc<Block>) {}
+    /// Where `bytes`, which reassembly is about to copy, are in the capture file, if the
+    /// sink can tell (they lie in a mapped window it was given by [`Sink::backing`]).
+    fn locate(&self, _bytes: &[u8]) -> Option<u64> {
+        None
+    }
 }
 
 /// A range of bytes missing from a direction.
@@ -109,9 +130,9 @@ pub struct HalfStats {
 
 /// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
 ///
-/// Bytes are copied into a ring, except pieces that still sit in the capture file
+/// Bytes are copied into a ring, except pieces whose place in the capture file is known
 /// ([`Delivered::file_at`]): of those only the position is noted, and the few that a
-/// retransmission needs are read back from the file.
+/// retransmission needs are found in a mapped window of the file still at hand, or read back.
 #[derive(Debug, Default)]
 pub struct Recent {
     ring: Vec<u8>,
@@ -224,8 +245,16 @@ impl Recent {
     }
 
     /// Whether `bytes` at `offset` differ from what was remembered there (false when those
-    /// bytes are no longer, or never were, remembered, or cannot be read back from `file`).
-    pub fn differs(&self, offset: u64, bytes: &[u8], file: Option<&File>) -> bool {
+    /// bytes are no longer, or never were, remembered, or cannot be read back). Bytes noted by
+    /// their position in the capture file are looked for in `mapped` (windows of the file
+    /// still at hand) first, then read back from `file`.
+    pub fn differs(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+        file: Option<&File>,
+        mapped: &[Arc<Block>],
+    ) -> bool {
         let len = bytes.len() as u64;
         if offset < self.oldest() || offset + len > self.end || bytes.is_empty() {
             return false;
@@ -243,15 +272,18 @@ impl Recent {
             let Some(piece) = bytes.get((from - offset) as usize..(to - offset) as usize) else {
                 return false;
             };
-            let differ = match s.file_at {
+            let differ = match s.file_at.map(|at| at + (from - s.start)) {
                 None => self.ring_differs(from, piece),
-                Some(at) => {
-                    back.resize(piece.len(), 0);
-                    match file {
-                        Some(f) if read_back(f, at + (from - s.start), &mut back) => back != piece,
-                        _ => return false,
+                Some(at) => match mapped.iter().find_map(|b| b.bytes_at(at, piece.len())) {
+                    Some(old) => old != piece,
+                    None => {
+                        back.resize(piece.len(), 0);
+                        match file {
+                            Some(f) if read_back(f, at, &mut back) => back != piece,
+                            _ => return false,
+                        }
                     }
-                }
+                },
             };
             if differ {
                 return true;
@@ -274,7 +306,8 @@ impl Recent {
 
 #[derive(Debug)]
 enum Piece {
-    Data(Vec<u8>),
+    /// A copy of segment bytes, and where they are in the capture file if known.
+    Data(Vec<u8>, Option<u64>),
     /// Bytes known to exist but cut off by the snaplen.
     Hole(u64),
 }
@@ -282,7 +315,7 @@ enum Piece {
 impl Piece {
     fn len(&self) -> u64 {
         match self {
-            Piece::Data(d) => d.len() as u64,
+            Piece::Data(d, _) => d.len() as u64,
             Piece::Hole(n) => *n,
         }
     }
@@ -535,14 +568,25 @@ impl Reassembler {
     }
 }
 
-fn deliver(stream: &mut Stream, dir: Dir, bytes: &[u8], sink: &mut impl Sink) {
+/// Hand in-order bytes to the sink: straight from the segment, or (`copied_from`) a copy of
+/// the capture file's bytes there.
+fn deliver(
+    stream: &mut Stream,
+    dir: Dir,
+    bytes: &[u8],
+    copied_from: Option<u64>,
+    sink: &mut impl Sink,
+) {
     if bytes.is_empty() {
         return;
     }
     let new_run = stream.last_data != Some(dir);
     stream.last_data = Some(dir);
     let h = &mut stream.halves[dir.index()];
-    sink.data(stream.id, dir, h.next, bytes, new_run);
+    match copied_from {
+        Some(at) => sink.data_copied(stream.id, dir, h.next, bytes, new_run, at),
+        None => sink.data(stream.id, dir, h.next, bytes, new_run),
+    }
     h.next += bytes.len() as u64;
     h.stats.bytes += bytes.len() as u64;
 }
@@ -598,7 +642,7 @@ fn insert(
         }
     }
     if off == h.next && h.ooo.is_empty() {
-        deliver(stream, dir, data, sink);
+        deliver(stream, dir, data, None, sink);
         if cut > 0 {
             let h = &mut stream.halves[dir.index()];
             let at = h.next;
@@ -608,8 +652,9 @@ fn insert(
         }
         return;
     }
+    let file_at = sink.locate(data);
     let h = &mut stream.halves[dir.index()];
-    store(h, off, data);
+    store(h, off, data, file_at);
     if cut > 0 {
         let at = off + data.len() as u64;
         h.ooo.entry(at).or_insert(Piece::Hole(cut));
@@ -626,8 +671,9 @@ fn insert(
     }
 }
 
-/// Store out-of-order bytes, keeping only what no earlier copy covers.
-fn store(h: &mut Half, off: u64, data: &[u8]) {
+/// Store out-of-order bytes, keeping only what no earlier copy covers; `file_at` is where
+/// `data` is in the capture file, if known.
+fn store(h: &mut Half, off: u64, data: &[u8], file_at: Option<u64>) {
     let end = off + data.len() as u64;
     let mut pieces: Vec<(u64, u64)> = Vec::new(); // covered [start, end) by earlier copies
     if let Some((&k, p)) = h.ooo.range(..off).next_back()
@@ -651,7 +697,7 @@ fn store(h: &mut Half, off: u64, data: &[u8]) {
                 |a: u64, b: u64| data.get((a - off) as usize..(b - off) as usize).unwrap_or(&[]);
             let new = slice_at(s2, e2);
             h.stats.retransmitted_bytes += e2 - s2;
-            if let Some(Piece::Data(old)) = h.ooo.get(&s) {
+            if let Some(Piece::Data(old, _)) = h.ooo.get(&s) {
                 let old = old.get((s2 - s) as usize..(e2 - s) as usize).unwrap_or(&[]);
                 if old != new {
                     h.stats.conflicting_retransmissions += 1;
@@ -666,7 +712,7 @@ fn store(h: &mut Half, off: u64, data: &[u8]) {
     for (a, b) in fresh {
         let bytes = data.get((a - off) as usize..(b - off) as usize).unwrap_or(&[]).to_vec();
         h.ooo_bytes += bytes.len();
-        h.ooo.insert(a, Piece::Data(bytes));
+        h.ooo.insert(a, Piece::Data(bytes, file_at.map(|at| at + (a - off))));
     }
 }
 
@@ -681,7 +727,7 @@ fn drain(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) {
         }
         let piece = entry.remove();
         let plen = piece.len();
-        if let Piece::Data(d) = &piece {
+        if let Piece::Data(d, _) = &piece {
             h.ooo_bytes -= d.len();
         }
         if k + plen <= h.next {
@@ -689,9 +735,9 @@ fn drain(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) {
         }
         let skip = (h.next - k) as usize;
         match piece {
-            Piece::Data(d) => {
+            Piece::Data(d, file_at) => {
                 let d = d.get(skip..).unwrap_or(&[]);
-                deliver(stream, dir, d, sink);
+                deliver(stream, dir, d, file_at.map(|at| at + skip as u64), sink);
             }
             Piece::Hole(n) => {
                 let n = n - skip as u64;
@@ -772,6 +818,58 @@ mod tests {
         Segment { src, dst, sport, dport, seq, flags: fl, payload, cut: 0 }
     }
 
+    /// A sink whose segments all come from one buffer (the "capture file"): it can locate
+    /// them, and checks that every copy handed back says truly where its bytes were.
+    struct Located<'f> {
+        file: &'f [u8],
+        got: Vec<u8>,
+        copies: usize,
+    }
+
+    impl Sink for Located<'_> {
+        fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
+        fn data(&mut self, _s: usize, _d: Dir, off: u64, bytes: &[u8], _n: bool) {
+            assert_eq!(off as usize, self.got.len());
+            self.got.extend_from_slice(bytes);
+        }
+        fn data_copied(&mut self, s: usize, d: Dir, off: u64, b: &[u8], n: bool, at: u64) {
+            assert_eq!(self.file.get(at as usize..at as usize + b.len()), Some(b), "at {at}");
+            self.copies += 1;
+            self.data(s, d, off, b, n);
+        }
+        fn gap(&mut self, _s: usize, _d: Dir, _o: u64, _l: u64, _c: bool) {
+            panic!("no gap expected");
+        }
+        fn retransmit(&mut self, _s: usize, _d: Dir, _o: u64, _b: &[u8]) {}
+        fn close(&mut self, _s: usize) {}
+        fn locate(&self, bytes: &[u8]) -> Option<u64> {
+            let at = (bytes.as_ptr() as usize).checked_sub(self.file.as_ptr() as usize)?;
+            Some(at as u64)
+        }
+    }
+
+    #[test]
+    fn bytes_kept_out_of_order_say_where_they_are_in_the_file() {
+        // Segments of "0123456789ABCDEFGHIJ" (sequence 101 on), each at its own place in the
+        // file, arriving out of order and overlapping what is already kept.
+        let file = b"..GHIJ..6789ABCDEF..56789..01234..";
+        let piece = |s: &str| {
+            let at = file.windows(s.len()).position(|w| w == s.as_bytes()).unwrap();
+            &file[at..at + s.len()]
+        };
+        let mut r = Reassembler::new(vec![9999]);
+        let mut sink = Located { file, got: Vec::new(), copies: 0 };
+        r.segment(&seg(true, 100, flags::SYN, b""), 0, &mut sink);
+        r.segment(&seg(true, 106, flags::ACK, piece("56789")), 1, &mut sink);
+        // Its first bytes are kept already: only "ABCDEF", from its fifth byte on, is new.
+        r.segment(&seg(true, 107, flags::ACK, piece("6789ABCDEF")), 2, &mut sink);
+        r.segment(&seg(true, 117, flags::ACK, piece("GHIJ")), 3, &mut sink);
+        r.segment(&seg(true, 101, flags::ACK, piece("01234")), 4, &mut sink);
+        r.finish_all(&mut sink);
+        assert_eq!(sink.got, b"0123456789ABCDEFGHIJ");
+        assert_eq!(sink.copies, 4);
+    }
+
     #[test]
     fn wraps_reorders_and_flushes() {
         let mut r = Reassembler::new(vec![9999]);
@@ -795,15 +893,15 @@ mod tests {
     fn recent_bytes_compare_only_what_is_remembered() {
         let mut r = Recent::default();
         r.remember(0, b"abcdef");
-        assert!(!r.differs(1, b"bcd", None));
-        assert!(r.differs(1, b"bXd", None));
-        assert!(!r.differs(4, b"efgh", None), "past the end: unknown");
+        assert!(!r.differs(1, b"bcd", None, &[]));
+        assert!(r.differs(1, b"bXd", None, &[]));
+        assert!(!r.differs(4, b"efgh", None, &[]), "past the end: unknown");
         r.remember(100, b"xyz"); // after a gap
-        assert!(!r.differs(0, b"ZZZ", None), "before the gap: forgotten");
+        assert!(!r.differs(0, b"ZZZ", None, &[]), "before the gap: forgotten");
         let big = vec![7u8; RECENT + 10];
         r.remember(103, &big);
-        assert!(!r.differs(103, &[1], None), "pushed out of the window");
-        assert!(r.differs(103 + big.len() as u64 - 1, &[1], None));
+        assert!(!r.differs(103, &[1], None, &[]), "pushed out of the window");
+        assert!(r.differs(103 + big.len() as u64 - 1, &[1], None, &[]));
     }
 
     #[test]
@@ -843,12 +941,24 @@ mod tests {
             other[len / 2] ^= 1;
             for r in [&copied, &one_by_one, &at_once] {
                 let known = from >= end - RECENT;
-                assert!(!r.differs(from as u64, same, Some(&file)), "{from}+{len}");
-                assert_eq!(r.differs(from as u64, &other, Some(&file)), known, "{from}+{len}");
+                assert!(!r.differs(from as u64, same, Some(&file), &[]), "{from}+{len}");
+                assert_eq!(r.differs(from as u64, &other, Some(&file), &[]), known, "{from}+{len}");
             }
         }
-        // A file that cannot be read back: nothing is known.
-        assert!(!one_by_one.differs((end - 10) as u64, &[0; 10], None));
+        // A file that cannot be read back: nothing is known...
+        assert!(!one_by_one.differs((end - 10) as u64, &[0; 10], None, &[]));
+        // ...unless a mapped window of it still holds the bytes.
+        let early = Arc::new(Block::map_for_test(&file, 0, 4096));
+        let window = Arc::new(Block::map_for_test(&file, (end - RECENT) as u64, RECENT));
+        let both = [early, window];
+        for r in [&one_by_one, &at_once] {
+            let from = end - 9000;
+            let mut other = data[from..from + 3000].to_vec();
+            assert!(!r.differs(from as u64, &other, None, &both));
+            other[100] ^= 1;
+            assert!(r.differs(from as u64, &other, None, &both));
+            assert!(!r.differs(from as u64, &other, None, &both[..1]), "not in the window");
+        }
         drop(file);
     }
 
