@@ -282,10 +282,17 @@ impl<R: Read> Window<R> {
     }
 
     /// Make at least `need` bytes available; `Ok(false)` when the file ends first.
+    #[inline]
     fn fill(&mut self, need: usize) -> io::Result<bool> {
         if self.end - self.start >= need {
             return Ok(true);
         }
+        self.fill_more(need)
+    }
+
+    /// [`Window::fill`] when the bytes at hand are not enough.
+    #[inline(never)]
+    fn fill_more(&mut self, need: usize) -> io::Result<bool> {
         if matches!(self.input, Input::Mapped { .. }) {
             self.map_next(need)?;
             if matches!(self.input, Input::Mapped { .. }) {

@@ -17,6 +17,9 @@ use super::capture::{READ_BACK_MIN, read_back};
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
+/// Room for this many parts is made at the first part noted by position: a full sample of
+/// 1448-byte segments (the usual size on Ethernet).
+const PARTS_AT_ONCE: usize = SAMPLE_LIMIT / 1448 + 1;
 /// A copy that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
 const GROW_ALL: usize = 4 * 1024;
 
@@ -85,6 +88,11 @@ impl Sample {
                 self.copy(data);
             }
             (_, at) => {
+                if at.is_some() && self.parts.capacity() == 0 {
+                    // Noted pieces are seldom adjacent in the file (other streams' packets
+                    // lie between them): room for a full sample of typical segments at once.
+                    self.parts.reserve_exact(PARTS_AT_ONCE);
+                }
                 self.parts.push(Part { len: take, at });
                 if at.is_none() {
                     self.copy(data);
