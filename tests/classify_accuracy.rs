@@ -342,7 +342,7 @@ fn accuracy_per_class_and_size() {
                 let len = ((low as f64) * ((high as f64) / (low as f64)).powf(t)).round() as usize;
                 let data = sample(&mut rng, kind, len, &corpora, &words, &pool);
                 // Big samples go through the streaming path in uneven pieces.
-                let c = if data.len() > 4096 {
+                let (c, brief) = if data.len() > 4096 {
                     let mut acc = Accumulator::new();
                     let mut rest = &data[..];
                     while !rest.is_empty() {
@@ -350,10 +350,14 @@ fn accuracy_per_class_and_size() {
                         acc.update(&rest[..take]);
                         rest = &rest[take..];
                     }
-                    acc.finish()
+                    (acc.finish(), acc.brief())
                 } else {
-                    classify(&data)
+                    let mut acc = Accumulator::exact();
+                    acc.update(&data);
+                    (classify(&data), acc.brief())
                 };
+                // A message's verdict is worked out without its reason and numbers: the same.
+                assert_eq!(brief, c.brief(), "{kind:?}, {} bytes: {}", data.len(), c.reason);
                 let cell = &mut table[ki][bi];
                 cell.2 += 1;
                 if c.verdict == kind.expected() {

@@ -137,6 +137,23 @@ pub struct Classification {
     pub stats: Stats,
 }
 
+/// A verdict and its confidence, without the reason and the numbers: all that is kept of
+/// each message of a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brief {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// How sure.
+    pub confidence: Confidence,
+}
+
+impl Classification {
+    /// The verdict and confidence alone.
+    pub fn brief(&self) -> Brief {
+        Brief { verdict: self.verdict, confidence: self.confidence }
+    }
+}
+
 /// Fewer bytes than this are `inconclusive`.
 pub const MIN_BYTES: u64 = 16;
 /// Chi-square is reported from this many bytes on (5 expected per bin).
@@ -335,7 +352,8 @@ pub struct Accumulator {
     /// before any could overflow. Pieces are first counted in a per-thread scratch table of
     /// several interleaved lanes that stays in cache, then added here.
     hist: Box<[u32; 256]>,
-    folded: Box<[u64; 256]>,
+    /// Made at the first fold (after 2^31 bytes), so that short messages do not pay for it.
+    folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
     folded_at: u64,
     printable: u64,
@@ -354,7 +372,7 @@ impl Default for Accumulator {
         Self {
             bytes: 0,
             hist: Box::new([0; 256]),
-            folded: Box::new([0; 256]),
+            folded: None,
             folded_at: 0,
             printable: 0,
             examined: 0,
@@ -449,8 +467,14 @@ impl Accumulator {
             self.fold();
         }
         self.sample.push(data, at);
-        self.count(data, &mut scratch.lanes);
-        scratch.pending += data.len() as u64;
+        if data.len() < LANES * LANE_MIN {
+            // A few bytes (a chat message): counting them in the lanes would mean adding up
+            // and clearing all of the lanes' counters for them.
+            self.count(data, None);
+        } else {
+            self.count(data, Some(&mut scratch.lanes));
+            scratch.pending += data.len() as u64;
+        }
     }
 
     /// Add the counts left in `scratch` by [`Accumulator::update_lent`] to this accumulator,
@@ -462,8 +486,10 @@ impl Accumulator {
         }
     }
 
-    /// Count `data` into `lanes` (and the printable count into `self`).
-    fn count(&mut self, data: &[u8], lanes: &mut Lanes) {
+    /// Count `data` into `lanes`, or without them (for fewer than `LANES * LANE_MIN` bytes)
+    /// straight into this accumulator's own table; the printable count goes into `self`.
+    /// Either way gives the same counts: that few bytes are decoded one lane, [`scan_lane`].
+    fn count(&mut self, data: &[u8], mut lanes: Option<&mut Lanes>) {
         let mut rest = data;
         while !rest.is_empty() {
             let offset = self.bytes;
@@ -472,23 +498,38 @@ impl Accumulator {
             let Some((piece, tail)) = rest.split_at_checked(room.min(rest.len())) else {
                 break;
             };
-            if block < self.exact_blocks || block.is_multiple_of(SAMPLE_EVERY) {
-                if self.state_offset != offset {
-                    // The bytes in between were not decoded: start afresh.
-                    self.utf8_state = START as usize;
+            let decode = block < self.exact_blocks || block.is_multiple_of(SAMPLE_EVERY);
+            if decode && self.state_offset != offset {
+                // The bytes in between were not decoded: start afresh.
+                self.utf8_state = START as usize;
+            }
+            match lanes.as_deref_mut() {
+                Some(lanes) if decode => {
+                    if self.utf8_state == START as usize && piece.is_ascii() {
+                        // All ASCII (most text, and every encoding): no decoder needed.
+                        count_only(piece, lanes);
+                        self.printable += count_printable_ascii(piece);
+                    } else if piece.len() < LANES * LANE_MIN || !self.scan_interleaved(piece, lanes)
+                    {
+                        let [h0, ..] = lanes;
+                        self.utf8_state =
+                            scan_lane(piece, h0, self.utf8_state, &mut self.printable);
+                    }
                 }
-                if self.utf8_state == START as usize && piece.is_ascii() {
-                    // All ASCII (most text, and every encoding): no decoder needed.
-                    count_only(piece, lanes);
-                    self.printable += count_printable_ascii(piece);
-                } else if piece.len() < LANES * LANE_MIN || !self.scan_interleaved(piece, lanes) {
-                    let [h0, ..] = lanes;
-                    self.utf8_state = scan_lane(piece, h0, self.utf8_state, &mut self.printable);
+                None if decode => {
+                    let state = self.utf8_state;
+                    self.utf8_state = scan_lane(piece, &mut self.hist, state, &mut self.printable);
                 }
+                Some(lanes) => count_only(piece, lanes),
+                None => {
+                    for &b in piece {
+                        self.hist[b as usize] += 1;
+                    }
+                }
+            }
+            if decode {
                 self.examined += piece.len() as u64;
                 self.state_offset = offset + piece.len() as u64;
-            } else {
-                count_only(piece, lanes);
             }
             self.bytes += piece.len() as u64;
             rest = tail;
@@ -549,7 +590,7 @@ impl Accumulator {
 
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
-        let mut h = *self.folded;
+        let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
         for (total, &c) in h.iter_mut().zip(self.hist.iter()) {
             *total += u64::from(c);
         }
@@ -558,7 +599,8 @@ impl Accumulator {
 
     /// Move the 32-bit counters into the 64-bit totals.
     fn fold(&mut self) {
-        for (total, c) in self.folded.iter_mut().zip(self.hist.iter_mut()) {
+        let folded = self.folded.get_or_insert_with(|| Box::new([0; 256]));
+        for (total, c) in folded.iter_mut().zip(self.hist.iter_mut()) {
             *total += u64::from(*c);
             *c = 0;
         }
@@ -583,10 +625,17 @@ impl Accumulator {
 
     /// The verdict on everything fed so far.
     pub fn finish(&self) -> Classification {
-        self.judge(true)
+        self.judge(true, true)
     }
 
-    fn judge(&self, detect_encodings: bool) -> Classification {
+    /// The verdict on everything fed so far and its confidence: the same as
+    /// [`Accumulator::finish`] gives, without writing the reason.
+    pub fn brief(&self) -> Brief {
+        self.judge(true, false).brief()
+    }
+
+    /// The verdict, with encoding checks if `detect_encodings`, with a reason if `words`.
+    fn judge(&self, detect_encodings: bool, words: bool) -> Classification {
         // A message cut out of a stream may start or end inside a character: up to three
         // continuation bytes at the start and an unfinished sequence at the end are pieces of
         // text, not evidence against it.
@@ -602,7 +651,7 @@ impl Accumulator {
             0
         };
         let printable = self.printable + leading as u64 + trailing;
-        let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined);
+        let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined, words);
         // The sample may have to be read back from the capture file: only if it is needed. If
         // the file cannot give it back (it was cut short under us), there are no encoding
         // checks.
@@ -652,7 +701,7 @@ const CACHED_EXPECTED: usize = 1024;
 /// Mean Shannon entropy (bits per byte) of `n` uniformly random bytes: the exact expectation
 /// of the plug-in estimator, `log2 n - (256/n) * sum_k P(c = k) k log2 k` with
 /// `c ~ Binomial(n, 1/256)`, summed outward from the mode until the terms vanish (about
-/// 10 standard deviations), cached for n up to 1024. From [`ASYMPTOTIC_FROM`] bytes on, the
+/// 10 standard deviations), cached for n up to 1024. From 2^18 bytes on, the
 /// asymptotic series for 256 equally likely values is used instead:
 /// `8 - (255/2n + 65535/12n^2 + 16711680/12n^3)/ln 2`, within 1e-12 of the sum there.
 pub fn expected_random_entropy(n: u64) -> f64 {
@@ -730,10 +779,14 @@ fn looks_random(n: u64, chi: f64, entropy: f64, expected: f64) -> (bool, bool) {
 struct Facts {
     n: u64,
     hist: [u64; 256],
+    /// Which byte values occur (bit `b % 64` of word `b / 64`).
+    present: [u64; 4],
     printable: u64,
     entropy: f64,
     expected: f64,
     chi: f64,
+    /// Whether to write the reasons (see [`Facts::say`]).
+    words: bool,
 }
 
 fn pct(x: f64) -> String {
@@ -771,21 +824,44 @@ enum EncodingCheck {
 
 impl Facts {
     /// `printable` of `examined` bytes were printable; scaled up when only a sample was decoded.
-    fn new(n: u64, hist: [u64; 256], printable: u64, examined: u64) -> Self {
+    /// Without `words`, only the verdict and confidence of what [`Facts::decide`] returns mean
+    /// anything: the numbers no verdict on text depends on are then not worked out for it.
+    fn new(n: u64, hist: [u64; 256], printable: u64, examined: u64, words: bool) -> Self {
         let printable = if examined >= n || examined == 0 {
             printable
         } else {
             (printable as f64 * n as f64 / examined as f64).round() as u64
-        };
-        let entropy = shannon_entropy(&hist);
-        Facts {
-            n,
-            hist,
-            printable: printable.min(n),
-            entropy,
-            expected: expected_random_entropy(n),
-            chi: chi_square(&hist),
         }
+        .min(n);
+        let numbers = words || n - printable > n / 20;
+        let (entropy, expected, chi) = if numbers {
+            (shannon_entropy(&hist), expected_random_entropy(n), chi_square(&hist))
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let mut present = [0u64; 4];
+        for (word, counts) in present.iter_mut().zip(hist.chunks_exact(64)) {
+            *word = counts.iter().zip(0..).fold(0, |w, (&c, i)| w | u64::from(c > 0) << i);
+        }
+        Facts { n, hist, present, printable, entropy, expected, chi, words }
+    }
+
+    /// `reason()`, or nothing when no reasons are wanted: a message's verdict is kept without
+    /// one, and writing them took most of the time on captures of many short messages.
+    fn say(&self, reason: impl FnOnce() -> String) -> String {
+        if self.words { reason() } else { String::new() }
+    }
+
+    /// The byte values that occur, in order.
+    fn occurring(&self) -> impl Iterator<Item = u8> + '_ {
+        self.present.iter().zip(0u8..).flat_map(|(&word, w)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                let bit = bits.trailing_zeros() as u8;
+                bits &= bits.wrapping_sub(1);
+                (bit < 64).then(|| w * 64 + bit)
+            })
+        })
     }
 
     fn stats(&self) -> Stats {
@@ -810,11 +886,11 @@ impl Facts {
     }
 
     fn count_where(&self, f: impl Fn(u8) -> bool) -> u64 {
-        (0u8..=255).zip(self.hist.iter()).filter(|(b, _)| f(*b)).map(|(_, &c)| c).sum()
+        self.occurring().filter(|&b| f(b)).filter_map(|b| self.hist.get(usize::from(b))).sum()
     }
 
     fn only(&self, f: impl Fn(u8) -> bool) -> bool {
-        self.count_where(|b| !f(b)) == 0
+        self.occurring().all(f)
     }
 
     /// The verdict; `sample` gives the first bytes for the encoding checks (`None` if they
@@ -829,17 +905,19 @@ impl Facts {
             return self.make(
                 Verdict::Empty,
                 Confidence::High,
-                "No bytes were sent, so there is nothing to read.".into(),
+                self.say(|| "No bytes were sent, so there is nothing to read.".into()),
             );
         }
         if n < MIN_BYTES {
             return self.make(
                 Verdict::Inconclusive,
                 Confidence::Low,
-                format!(
-                    "Only {}: too few to tell readable text from ciphertext (at least {MIN_BYTES} are needed).",
-                    plural(n, "byte", "bytes")
-                ),
+                self.say(|| {
+                    format!(
+                        "Only {}: too few to tell readable text from ciphertext (at least {MIN_BYTES} are needed).",
+                        plural(n, "byte", "bytes")
+                    )
+                }),
             );
         }
         let ratio = self.printable as f64 / n as f64;
@@ -877,12 +955,14 @@ impl Facts {
             return self.make(
                 Verdict::Ciphertext,
                 confidence,
-                format!(
-                    "The {n} bytes look like random noise (entropy {:.2} bits/byte against {:.2} for random bytes of that length, only {} printable), so they are encrypted (or compressed): the two look alike.",
-                    self.entropy,
-                    self.expected,
-                    pct(ratio)
-                ),
+                self.say(|| {
+                    format!(
+                        "The {n} bytes look like random noise (entropy {:.2} bits/byte against {:.2} for random bytes of that length, only {} printable), so they are encrypted (or compressed): the two look alike.",
+                        self.entropy,
+                        self.expected,
+                        pct(ratio)
+                    )
+                }),
             );
         }
         let confidence = if n >= 64 && self.entropy < self.expected * 0.9 {
@@ -892,19 +972,18 @@ impl Facts {
         } else {
             Confidence::Low
         };
-        let what = if ratio >= 0.7 {
-            format!("mostly text ({} printable) mixed with non-text bytes", pct(ratio))
-        } else {
-            format!("not text (only {} printable)", pct(ratio))
-        };
-        self.make(
-            Verdict::Binary,
-            confidence,
+        let reason = self.say(|| {
+            let what = if ratio >= 0.7 {
+                format!("mostly text ({} printable) mixed with non-text bytes", pct(ratio))
+            } else {
+                format!("not text (only {} printable)", pct(ratio))
+            };
             format!(
                 "The {n} bytes are {what} and too uneven to be random (entropy {:.2} bits/byte against {:.2} for random bytes of that length), so this is structured binary data, not ciphertext.",
                 self.entropy, self.expected
-            ),
-        )
+            )
+        });
+        self.make(Verdict::Binary, confidence, reason)
     }
 
     fn plaintext(&self, ratio: f64) -> Classification {
@@ -919,16 +998,15 @@ impl Facts {
             Confidence::Medium
         };
         let script = if non_ascii { " (including non-Latin letters)" } else { "" };
-        self.make(
-            Verdict::Plaintext,
-            confidence,
+        let reason = self.say(|| {
             format!(
                 "{} of the {n} bytes are printable UTF-8 text{script}, which random bytes almost never are, so anyone on the path can read it (entropy {:.2} bits/byte, random bytes would give {:.2}).",
                 pct(ratio),
                 self.entropy,
                 self.expected
-            ),
-        )
+            )
+        });
+        self.make(Verdict::Plaintext, confidence, reason)
     }
 
     fn check_encodings(&self, sample: &[u8]) -> EncodingCheck {
@@ -1071,10 +1149,12 @@ impl Facts {
             ));
         }
         if chars < 32 {
-            return EncodingCheck::Ambiguous(format!(
-                "The {} bytes are letters and digits with no spaces: a single word or a piece of base64, too few to tell which.",
-                self.n
-            ));
+            return EncodingCheck::Ambiguous(self.say(|| {
+                format!(
+                    "The {} bytes are letters and digits with no spaces: a single word or a piece of base64, too few to tell which.",
+                    self.n
+                )
+            }));
         }
         EncodingCheck::None
     }
@@ -1170,20 +1250,11 @@ impl Facts {
     ) -> Classification {
         let mut inner = Accumulator::new();
         inner.update(decoded);
-        let judged = inner.judge(false);
-        let size = plural(total, "byte", "bytes");
-        let (content, sure) = match judged.verdict {
-            Verdict::Ciphertext => (
-                format!(
-                    "{size} that look random (ciphertext, compressed data, a key or a hash){hint}"
-                ),
-                judged.confidence != Confidence::Low,
-            ),
-            Verdict::Plaintext => {
-                (format!("{size} of readable text{hint}, so anyone can decode and read it"), true)
-            }
-            Verdict::Binary => (format!("{size} of structured binary data{hint}"), true),
-            _ => (format!("{size}{hint}, too few to say what they are"), false),
+        let judged = inner.judge(false, false);
+        let sure = match judged.verdict {
+            Verdict::Ciphertext => judged.confidence != Confidence::Low,
+            Verdict::Plaintext | Verdict::Binary => true,
+            _ => false,
         };
         let confidence = if small_numbers {
             Confidence::Low
@@ -1198,9 +1269,20 @@ impl Facts {
             confidence,
             encoding: Some(encoding),
             decoded_bytes: Some(total),
-            reason: format!(
-                "The {n} printable bytes are {what}, not language: they decode to {content}."
-            ),
+            reason: self.say(|| {
+                let size = plural(total, "byte", "bytes");
+                let content = match judged.verdict {
+                    Verdict::Ciphertext => format!(
+                        "{size} that look random (ciphertext, compressed data, a key or a hash){hint}"
+                    ),
+                    Verdict::Plaintext => {
+                        format!("{size} of readable text{hint}, so anyone can decode and read it")
+                    }
+                    Verdict::Binary => format!("{size} of structured binary data{hint}"),
+                    _ => format!("{size}{hint}, too few to say what they are"),
+                };
+                format!("The {n} printable bytes are {what}, not language: they decode to {content}.")
+            }),
             stats: self.stats(),
         }
     }
@@ -1310,8 +1392,8 @@ fn decimal_to_bytes(digits: &[u8]) -> Vec<u8> {
 /// "otherwise the overall verdict": when every decisive message is ciphertext but the whole is
 /// `binary` (the repeated frame headers of many short encrypted messages), the direction is
 /// `ciphertext`.
-pub fn combine(overall: &Classification, messages: &[Classification]) -> Classification {
-    let decisive = |c: &Classification| {
+pub fn combine(overall: &Classification, messages: &[Brief]) -> Classification {
+    let decisive = |c: &Brief| {
         matches!(
             c.verdict,
             Verdict::Plaintext | Verdict::Ciphertext | Verdict::Encoded | Verdict::Binary
@@ -1751,6 +1833,7 @@ mod tests {
                 from = c;
             }
             proptest::prop_assert_eq!(acc.finish(), whole.clone());
+            proptest::prop_assert_eq!(acc.brief(), whole.brief());
             let s = whole.stats;
             proptest::prop_assert!((0.0..=1.0).contains(&s.printable_ratio));
             proptest::prop_assert!(s.entropy >= 0.0 && s.entropy <= 8.0);
@@ -1787,11 +1870,8 @@ mod tests {
         }
     }
 
-    fn message(verdict: Verdict, confidence: Confidence) -> Classification {
-        let mut c = classify(b"");
-        c.verdict = verdict;
-        c.confidence = confidence;
-        c
+    fn message(verdict: Verdict, confidence: Confidence) -> Brief {
+        Brief { verdict, confidence }
     }
 
     #[test]
@@ -1803,7 +1883,7 @@ mod tests {
             let mut frame = vec![0, 0, 0, 36, 2];
             frame.extend_from_slice(&noise(35, 1000 + i));
             acc.update(&frame);
-            messages.push(classify(&frame));
+            messages.push(classify(&frame).brief());
         }
         assert!(messages.iter().all(|m| m.verdict == Verdict::Ciphertext));
         let overall = acc.finish();

@@ -136,8 +136,7 @@ impl Analysis {
             _ => None,
         };
         let found = self.splitter.finish();
-        let per_message: Vec<Classification> =
-            found.messages.iter().map(|m| m.class.clone()).collect();
+        let per_message: Vec<classify::Brief> = found.messages.iter().map(|m| m.brief).collect();
         let class = classify::combine(&found.overall, &per_message);
         let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
         DirectionResult {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::classify::{Accumulator, Classification, Scratch};
+use super::classify::{Accumulator, Brief, Classification, Scratch};
 use crate::protocol::wire::{self as frame, FrameHeader};
 
 /// Bytes examined before deciding how to cut the stream.
@@ -36,14 +36,14 @@ pub enum Mode {
 }
 
 /// One message and its verdict.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Message {
     /// Stream offset of its first byte.
     pub offset: u64,
     /// Its length in bytes.
     pub length: u64,
-    /// The verdict on its bytes.
-    pub class: Classification,
+    /// The verdict on its bytes, and how sure.
+    pub brief: Brief,
 }
 
 #[derive(Debug)]
@@ -94,6 +94,8 @@ pub struct Splitter {
     open: Option<Open>,
     frames: FrameState,
     done: Vec<Message>,
+    /// The full verdict on the first message: the direction's, if no other message follows.
+    first: Option<Classification>,
     /// Messages not listed because of [`MAX_MESSAGES`].
     pub unlisted: u64,
     /// Every byte of the direction.
@@ -124,6 +126,7 @@ impl Splitter {
             open: None,
             frames: FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 },
             done: Vec::new(),
+            first: None,
             unlisted: 0,
             overall: Accumulator::new(),
             started: false,
@@ -227,8 +230,8 @@ impl Splitter {
         self.settle();
         // The first message is judged on the direction's own counts when it ends: if nothing
         // came after it, that verdict is the direction's.
-        let overall = match self.done.first() {
-            Some(first) if first.length == self.overall.len() => first.class.clone(),
+        let overall = match (self.done.first(), self.first) {
+            (Some(m), Some(first)) if m.length == self.overall.len() => first,
             _ => self.overall.finish(),
         };
         Finished { overall, mode: self.mode, messages: self.done, unlisted: self.unlisted }
@@ -373,11 +376,18 @@ impl Splitter {
         self.settle();
         let Some(open) = self.open.take() else { return };
         if self.done.len() < MAX_MESSAGES {
-            let class = match &open.acc {
-                Some(acc) => acc.finish(),
-                None => self.overall.finish(),
+            // Only the verdict of each message is kept, but the first one's may turn out to
+            // be the direction's.
+            let brief = match &open.acc {
+                Some(acc) => acc.brief(),
+                None => {
+                    let first = self.overall.finish();
+                    let brief = first.brief();
+                    self.first = Some(first);
+                    brief
+                }
             };
-            self.done.push(Message { offset: open.offset, length: open.length, class });
+            self.done.push(Message { offset: open.offset, length: open.length, brief });
         } else {
             self.unlisted += 1;
         }
@@ -460,7 +470,9 @@ mod tests {
         assert_eq!(f.overall.stats.bytes, text.len() as u64);
         assert_eq!(f.messages.len(), 3);
         for m in &f.messages {
-            assert_eq!(m.class.stats.bytes, m.length, "{m:?}");
+            let alone =
+                crate::analyze::classify::classify(&text[m.offset as usize..][..m.length as usize]);
+            assert_eq!(m.brief, alone.brief(), "{m:?}");
         }
     }
 

@@ -460,7 +460,7 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
         messages: d
             .messages
             .iter()
-            .map(|m| MessageReport { offset: m.offset, length: m.length, verdict: m.class.verdict })
+            .map(|m| MessageReport { offset: m.offset, length: m.length, verdict: m.brief.verdict })
             .collect(),
         unlisted_messages: d.unlisted_messages,
         extract: d.extract.map(|p| p.display().to_string()),
@@ -473,7 +473,7 @@ fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -
                     .binary_search_by_key(&f.offset, |m| m.offset)
                     .ok()
                     .and_then(|i| d.messages.get(i))
-                    .map(|m| m.class.verdict);
+                    .map(|m| m.brief.verdict);
             }
             r
         }),
