@@ -8,6 +8,10 @@
 //! run so that each starts with a warm page cache. It prints for each tool the best and median
 //! time and throughput and the peak memory, and the ratios of the rounds. Set `RCHAT_BENCH_MB`
 //! to change the size (default 300) and `RCHAT_BENCH_KEEP=1` to keep the capture.
+//!
+//! `RCHAT_BENCH_CHAT=1` times a chat instead: the same 400 connections, each carrying short
+//! lines of text (30 to 150 bytes) both ways in turn, so that every packet is a message of its
+//! own, each judged by the classifier.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -176,6 +180,71 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
     Ok(pcap.bytes)
 }
 
+/// A chat between the 400 clients and the server: lines of text both ways in turn, one line
+/// per packet (each with an ACK of the other side's last line).
+fn generate_chat(path: &Path, target: u64) -> std::io::Result<u64> {
+    const WORDS: [&str; 16] = [
+        "meet", "me", "at", "the", "old", "oak", "tree", "at", "six", "and", "bring", "the", "map",
+        "please", "ok", "see you",
+    ];
+    let mut pcap =
+        Pcap { w: BufWriter::with_capacity(1 << 20, File::create(path)?), ts_us: 0, bytes: 24 };
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        pcap.w.write_all(&v.to_le_bytes())?;
+    }
+    let server = ([10, 0, 0, 1], 9999);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // (client, client's next sequence number, server's next sequence number)
+    let mut flows: Vec<(([u8; 4], u16), u32, u32)> = (0..FLOWS)
+        .map(|i| {
+            let client = ([10, 1, (i / 250) as u8, (i % 250) as u8 + 1], 40000 + i as u16);
+            (client, rng.next() as u32, rng.next() as u32)
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(2048);
+    for (c, cseq, sseq) in &mut flows {
+        packet(&mut buf, *c, server, *cseq, 0, "S", &[]);
+        pcap.record(&buf)?;
+        packet(&mut buf, server, *c, *sseq, cseq.wrapping_add(1), "SA", &[]);
+        pcap.record(&buf)?;
+        *cseq = cseq.wrapping_add(1);
+        *sseq = sseq.wrapping_add(1);
+    }
+    let mut line = Vec::with_capacity(256);
+    let mut round = 0u64;
+    while pcap.bytes < target {
+        round += 1;
+        for (c, cseq, sseq) in &mut flows {
+            line.clear();
+            while line.len() < 30 || (line.len() < 150 && !rng.next().is_multiple_of(6)) {
+                let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+                line.extend_from_slice(w.as_bytes());
+                line.push(b' ');
+            }
+            if let Some(last) = line.last_mut() {
+                *last = b'\n';
+            }
+            let len = line.len() as u32;
+            if round % 2 == 1 {
+                packet(&mut buf, *c, server, *cseq, *sseq, "AP", &line);
+                *cseq = cseq.wrapping_add(len);
+            } else {
+                packet(&mut buf, server, *c, *sseq, *cseq, "AP", &line);
+                *sseq = sseq.wrapping_add(len);
+            }
+            pcap.record(&buf)?;
+        }
+    }
+    for (c, cseq, sseq) in &flows {
+        packet(&mut buf, *c, server, *cseq, *sseq, "FA", &[]);
+        pcap.record(&buf)?;
+        packet(&mut buf, server, *c, *sseq, cseq.wrapping_add(1), "FA", &[]);
+        pcap.record(&buf)?;
+    }
+    pcap.w.flush()?;
+    Ok(pcap.bytes)
+}
+
 struct Run {
     secs: f64,
     peak_kb: u64,
@@ -246,12 +315,19 @@ fn main() {
     let mb: u64 = std::env::var("RCHAT_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let dir = std::env::temp_dir().join("rchat-bench");
     let _ = std::fs::create_dir_all(&dir);
-    let file: PathBuf = dir.join(format!("bench-{mb}mb.pcap"));
+    let chat = std::env::var("RCHAT_BENCH_CHAT").as_deref() == Ok("1");
+    let kind = if chat { "chat-" } else { "" };
+    let file: PathBuf = dir.join(format!("bench-{kind}{mb}mb.pcap"));
     let size = match std::fs::metadata(&file) {
         Ok(m) if m.len() >= mb * 1_000_000 => m.len(),
         _ => {
             let t = Instant::now();
-            match generate(&file, mb * 1_000_000) {
+            let made = if chat {
+                generate_chat(&file, mb * 1_000_000)
+            } else {
+                generate(&file, mb * 1_000_000)
+            };
+            match made {
                 Ok(n) => {
                     println!(
                         "generated {} ({n} bytes) in {:.1} s",
@@ -320,8 +396,13 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&flow_dir);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let what = if chat {
+        "lines of 30 to 150 bytes both ways".to_string()
+    } else {
+        format!("{SEGMENT}-byte segments")
+    };
     println!(
-        "capture: {:.1} MB, {FLOWS} flows, {SEGMENT}-byte segments; {cores} cores; {ROUNDS} rounds",
+        "capture: {:.1} MB, {FLOWS} flows, {what}; {cores} cores; {ROUNDS} rounds",
         size as f64 / 1e6
     );
     println!(
