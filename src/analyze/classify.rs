@@ -314,6 +314,13 @@ fn count_only(data: &[u8], hist: &mut Lanes) {
     }
 }
 
+/// Histogram only, one table (for a few bytes).
+fn count_one_table(data: &[u8], hist: &mut [u32; 256]) {
+    for &b in data {
+        hist[b as usize] += 1;
+    }
+}
+
 /// Printable bytes in ASCII-only data (no branch per byte, so it vectorises).
 fn count_printable_ascii(data: &[u8]) -> u64 {
     data.chunks(1 << 16)
@@ -517,15 +524,17 @@ impl Accumulator {
                     }
                 }
                 None if decode => {
-                    let state = self.utf8_state;
-                    self.utf8_state = scan_lane(piece, &mut self.hist, state, &mut self.printable);
-                }
-                Some(lanes) => count_only(piece, lanes),
-                None => {
-                    for &b in piece {
-                        self.hist[b as usize] += 1;
+                    if self.utf8_state == START as usize && piece.is_ascii() {
+                        count_one_table(piece, &mut self.hist);
+                        self.printable += count_printable_ascii(piece);
+                    } else {
+                        let state = self.utf8_state;
+                        self.utf8_state =
+                            scan_lane(piece, &mut self.hist, state, &mut self.printable);
                     }
                 }
+                Some(lanes) => count_only(piece, lanes),
+                None => count_one_table(piece, &mut self.hist),
             }
             if decode {
                 self.examined += piece.len() as u64;
