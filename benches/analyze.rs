@@ -101,14 +101,23 @@ impl Pcap {
     }
 }
 
-fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
+/// The server every flow talks to.
+const SERVER: ([u8; 4], u16) = ([10, 0, 0, 1], 9999);
+
+impl Flow {
+    fn client(&self) -> ([u8; 4], u16) {
+        (self.client, self.port)
+    }
+}
+
+/// A new capture file with the 400 connections opened (SYN, SYN-ACK): each flow's `seq` and
+/// `ack` are then the numbers of the first byte the client and the server send.
+fn open_flows(path: &Path, rng: &mut Rng, buf: &mut Vec<u8>) -> std::io::Result<(Pcap, Vec<Flow>)> {
     let mut pcap =
         Pcap { w: BufWriter::with_capacity(1 << 20, File::create(path)?), ts_us: 0, bytes: 24 };
     for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
         pcap.w.write_all(&v.to_le_bytes())?;
     }
-    let server = ([10, 0, 0, 1], 9999);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut flows: Vec<Flow> = (0..FLOWS)
         .map(|i| Flow {
             client: [10, 1, (i / 250) as u8, (i % 250) as u8 + 1],
@@ -119,16 +128,37 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
             held: None,
         })
         .collect();
-    let mut buf = Vec::with_capacity(2048);
     for f in &mut flows {
-        let c = (f.client, f.port);
-        packet(&mut buf, c, server, f.seq, 0, "S", &[]);
-        pcap.record(&buf)?;
-        packet(&mut buf, server, c, f.ack, f.seq.wrapping_add(1), "SA", &[]);
-        pcap.record(&buf)?;
+        packet(buf, f.client(), SERVER, f.seq, 0, "S", &[]);
+        pcap.record(buf)?;
+        packet(buf, SERVER, f.client(), f.ack, f.seq.wrapping_add(1), "SA", &[]);
+        pcap.record(buf)?;
         f.seq = f.seq.wrapping_add(1);
         f.ack = f.ack.wrapping_add(1);
     }
+    Ok((pcap, flows))
+}
+
+/// Close every flow (the segment it still holds back first, then a FIN each way) and finish
+/// the file; returns its size.
+fn close_flows(mut pcap: Pcap, flows: &mut [Flow], buf: &mut Vec<u8>) -> std::io::Result<u64> {
+    for f in flows {
+        if let Some(h) = f.held.take() {
+            pcap.record(&h)?;
+        }
+        packet(buf, f.client(), SERVER, f.seq, f.ack, "FA", &[]);
+        pcap.record(buf)?;
+        packet(buf, SERVER, f.client(), f.ack, f.seq.wrapping_add(1), "FA", &[]);
+        pcap.record(buf)?;
+    }
+    pcap.w.flush()?;
+    Ok(pcap.bytes)
+}
+
+fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut buf = Vec::with_capacity(2048);
+    let (mut pcap, mut flows) = open_flows(path, &mut rng, &mut buf)?;
     let per_flow = target / FLOWS as u64;
     let mut payload = vec![0u8; SEGMENT];
     let mut round = 0u64;
@@ -139,8 +169,7 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
                 continue;
             }
             rng.fill(&mut payload);
-            let c = (f.client, f.port);
-            packet(&mut buf, c, server, f.seq, f.ack, "AP", &payload);
+            packet(&mut buf, f.client(), SERVER, f.seq, f.ack, "AP", &payload);
             f.seq = f.seq.wrapping_add(SEGMENT as u32);
             f.sent += SEGMENT;
             let pick = rng.next() % 100;
@@ -158,7 +187,7 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
                 pcap.record(&buf)?;
             }
             if (round + i as u64).is_multiple_of(4) {
-                packet(&mut buf, server, c, f.ack, f.seq, "A", &[]);
+                packet(&mut buf, SERVER, f.client(), f.ack, f.seq, "A", &[]);
                 pcap.record(&buf)?;
             }
         }
@@ -166,18 +195,7 @@ fn generate(path: &Path, target: u64) -> std::io::Result<u64> {
             break;
         }
     }
-    for f in &mut flows {
-        if let Some(h) = f.held.take() {
-            pcap.record(&h)?;
-        }
-        let c = (f.client, f.port);
-        packet(&mut buf, c, server, f.seq, f.ack, "FA", &[]);
-        pcap.record(&buf)?;
-        packet(&mut buf, server, c, f.ack, f.seq.wrapping_add(1), "FA", &[]);
-        pcap.record(&buf)?;
-    }
-    pcap.w.flush()?;
-    Ok(pcap.bytes)
+    close_flows(pcap, &mut flows, &mut buf)
 }
 
 /// A chat between the 400 clients and the server: lines of text both ways in turn, one line
@@ -187,34 +205,14 @@ fn generate_chat(path: &Path, target: u64) -> std::io::Result<u64> {
         "meet", "me", "at", "the", "old", "oak", "tree", "at", "six", "and", "bring", "the", "map",
         "please", "ok", "see you",
     ];
-    let mut pcap =
-        Pcap { w: BufWriter::with_capacity(1 << 20, File::create(path)?), ts_us: 0, bytes: 24 };
-    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
-        pcap.w.write_all(&v.to_le_bytes())?;
-    }
-    let server = ([10, 0, 0, 1], 9999);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // (client, client's next sequence number, server's next sequence number)
-    let mut flows: Vec<(([u8; 4], u16), u32, u32)> = (0..FLOWS)
-        .map(|i| {
-            let client = ([10, 1, (i / 250) as u8, (i % 250) as u8 + 1], 40000 + i as u16);
-            (client, rng.next() as u32, rng.next() as u32)
-        })
-        .collect();
     let mut buf = Vec::with_capacity(2048);
-    for (c, cseq, sseq) in &mut flows {
-        packet(&mut buf, *c, server, *cseq, 0, "S", &[]);
-        pcap.record(&buf)?;
-        packet(&mut buf, server, *c, *sseq, cseq.wrapping_add(1), "SA", &[]);
-        pcap.record(&buf)?;
-        *cseq = cseq.wrapping_add(1);
-        *sseq = sseq.wrapping_add(1);
-    }
+    let (mut pcap, mut flows) = open_flows(path, &mut rng, &mut buf)?;
     let mut line = Vec::with_capacity(256);
     let mut round = 0u64;
     while pcap.bytes < target {
         round += 1;
-        for (c, cseq, sseq) in &mut flows {
+        for f in &mut flows {
             line.clear();
             while line.len() < 30 || (line.len() < 150 && !rng.next().is_multiple_of(6)) {
                 let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
@@ -226,23 +224,16 @@ fn generate_chat(path: &Path, target: u64) -> std::io::Result<u64> {
             }
             let len = line.len() as u32;
             if round % 2 == 1 {
-                packet(&mut buf, *c, server, *cseq, *sseq, "AP", &line);
-                *cseq = cseq.wrapping_add(len);
+                packet(&mut buf, f.client(), SERVER, f.seq, f.ack, "AP", &line);
+                f.seq = f.seq.wrapping_add(len);
             } else {
-                packet(&mut buf, server, *c, *sseq, *cseq, "AP", &line);
-                *sseq = sseq.wrapping_add(len);
+                packet(&mut buf, SERVER, f.client(), f.ack, f.seq, "AP", &line);
+                f.ack = f.ack.wrapping_add(len);
             }
             pcap.record(&buf)?;
         }
     }
-    for (c, cseq, sseq) in &flows {
-        packet(&mut buf, *c, server, *cseq, *sseq, "FA", &[]);
-        pcap.record(&buf)?;
-        packet(&mut buf, server, *c, *sseq, cseq.wrapping_add(1), "FA", &[]);
-        pcap.record(&buf)?;
-    }
-    pcap.w.flush()?;
-    Ok(pcap.bytes)
+    close_flows(pcap, &mut flows, &mut buf)
 }
 
 struct Run {
