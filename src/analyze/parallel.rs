@@ -426,15 +426,8 @@ impl Sharded {
     }
 
     /// Copy bytes that are not in the reader's block into the batch.
-    fn copy(
-        &mut self,
-        stream: usize,
-        dir: Dir,
-        offset: u64,
-        bytes: &[u8],
-        new_run: bool,
-        file_at: Option<u64>,
-    ) {
+    fn copy(&mut self, stream: usize, dir: Dir, piece: Delivered<'_>) {
+        let Delivered { offset, bytes, new_run, file_at } = piece;
         let w = self.shard(stream);
         let start = w.batch.bytes.len();
         w.batch.bytes.extend_from_slice(bytes);
@@ -555,7 +548,7 @@ impl Sink for Sharded {
             self.push(stream, ev);
             return;
         }
-        self.copy(stream, dir, offset, bytes, new_run, None);
+        self.copy(stream, dir, Delivered { offset, bytes, new_run, file_at: None });
     }
 
     fn data_copied(
@@ -567,7 +560,7 @@ impl Sink for Sharded {
         new_run: bool,
         file_at: u64,
     ) {
-        self.copy(stream, dir, offset, bytes, new_run, Some(file_at));
+        self.copy(stream, dir, Delivered { offset, bytes, new_run, file_at: Some(file_at) });
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
