@@ -101,6 +101,10 @@ fn the_handshake_and_frames_are_shown_without_a_key() {
     let out = rchat(&["analyze", chat.file.to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("rchat handshake: HELLO from \"alice\" with a 2048-bit RSA public key"));
+    let len = m[0]["length"].as_u64().unwrap();
+    let line =
+        format!("MESSAGE #0: {len} bytes, 1 RSA-OAEP block of 256 bytes, 256-byte signature");
+    assert!(text.contains(&line), "{text}");
     assert!(text.contains("MESSAGE #1"), "{text}");
     assert!(!text.contains("4711"), "no key, no plaintext: {text}");
 }

@@ -809,7 +809,8 @@ fn pct(x: f64) -> String {
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+/// `n` and the word for one or for many: "1 byte", "2 bytes".
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") }
 }
 

@@ -360,9 +360,11 @@ fn analyze_reader<R: io::Read>(
             + s.stats(Dir::ServerToClient).before_start_bytes;
         if before > 0 {
             warnings.push(format!(
-                "stream {}: the capture starts mid-connection; {before} byte(s) sent before the \
-                 first segment seen are not in the reassembled stream",
-                s.id
+                "stream {}: the capture starts mid-connection; {} sent before the first \
+                 segment seen {} not in the reassembled stream",
+                s.id,
+                classify::plural(before, "byte", "bytes"),
+                if before == 1 { "is" } else { "are" }
             ));
         }
         let c2s = direction_report(s.stats(Dir::ClientToServer), c2s);

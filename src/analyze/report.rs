@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::classify::{Confidence, Encoding, Verdict};
+use super::classify::{Confidence, Encoding, Verdict, plural};
 use super::messages::{Mode, looks_like_text};
 
 /// The JSON schema version.
@@ -451,9 +451,9 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
     for f in messages.iter().take(FRAMES_SHOWN) {
         let blocks = f.blocks.unwrap_or(0);
         let mut line = format!(
-            "      MESSAGE #{}: {} byte(s), {blocks} RSA-OAEP block{} of {} bytes, {}-byte signature",
+            "      MESSAGE #{}: {}, {blocks} RSA-OAEP block{} of {} bytes, {}-byte signature",
             f.seq.unwrap_or(0),
-            f.length,
+            plural(f.length, "byte", "bytes"),
             if blocks == 1 { "" } else { "s" },
             f.block_len.unwrap_or(0),
             f.signature_len.unwrap_or(0)
