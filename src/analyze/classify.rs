@@ -884,13 +884,19 @@ impl Facts {
         }
     }
 
-    fn make(&self, verdict: Verdict, confidence: Confidence, reason: String) -> Classification {
+    /// A verdict, its reason written only if reasons are wanted (see [`Facts::say`]).
+    fn make(
+        &self,
+        verdict: Verdict,
+        confidence: Confidence,
+        reason: impl FnOnce() -> String,
+    ) -> Classification {
         Classification {
             verdict,
             confidence,
             encoding: None,
             decoded_bytes: None,
-            reason,
+            reason: self.say(reason),
             stats: self.stats(),
         }
     }
@@ -912,22 +918,20 @@ impl Facts {
     ) -> Classification {
         let n = self.n;
         if n == 0 {
-            return self.make(
-                Verdict::Empty,
-                Confidence::High,
-                self.say(|| "No bytes were sent, so there is nothing to read.".into()),
-            );
+            return self.make(Verdict::Empty, Confidence::High, || {
+                "No bytes were sent, so there is nothing to read.".into()
+            });
         }
         if n < MIN_BYTES {
             return self.make(
                 Verdict::Inconclusive,
                 Confidence::Low,
-                self.say(|| {
+                || {
                     format!(
                         "Only {}: too few to tell readable text from ciphertext (at least {MIN_BYTES} are needed).",
                         plural(n, "byte", "bytes")
                     )
-                }),
+                },
             );
         }
         let ratio = self.printable as f64 / n as f64;
@@ -939,7 +943,7 @@ impl Facts {
                     match self.check_encodings(sample) {
                         EncodingCheck::Found(c) => return c,
                         EncodingCheck::Ambiguous(reason) => {
-                            return self.make(Verdict::Inconclusive, Confidence::Low, reason);
+                            return self.make(Verdict::Inconclusive, Confidence::Low, || reason);
                         }
                         EncodingCheck::None => {}
                     }
@@ -965,14 +969,14 @@ impl Facts {
             return self.make(
                 Verdict::Ciphertext,
                 confidence,
-                self.say(|| {
+                || {
                     format!(
                         "The {n} bytes look like random noise (entropy {:.2} bits/byte against {:.2} for random bytes of that length, only {} printable), so they are encrypted (or compressed): the two look alike.",
                         self.entropy,
                         self.expected,
                         pct(ratio)
                     )
-                }),
+                },
             );
         }
         let confidence = if n >= 64 && self.entropy < self.expected * 0.9 {
@@ -982,7 +986,7 @@ impl Facts {
         } else {
             Confidence::Low
         };
-        let reason = self.say(|| {
+        self.make(Verdict::Binary, confidence, || {
             let what = if ratio >= 0.7 {
                 format!("mostly text ({} printable) mixed with non-text bytes", pct(ratio))
             } else {
@@ -992,8 +996,7 @@ impl Facts {
                 "The {n} bytes are {what} and too uneven to be random (entropy {:.2} bits/byte against {:.2} for random bytes of that length), so this is structured binary data, not ciphertext.",
                 self.entropy, self.expected
             )
-        });
-        self.make(Verdict::Binary, confidence, reason)
+        })
     }
 
     fn plaintext(&self, ratio: f64) -> Classification {
@@ -1008,15 +1011,14 @@ impl Facts {
             Confidence::Medium
         };
         let script = if non_ascii { " (including non-Latin letters)" } else { "" };
-        let reason = self.say(|| {
+        self.make(Verdict::Plaintext, confidence, || {
             format!(
                 "{} of the {n} bytes are printable UTF-8 text{script}, which random bytes almost never are, so anyone on the path can read it (entropy {:.2} bits/byte, random bytes would give {:.2}).",
                 pct(ratio),
                 self.entropy,
                 self.expected
             )
-        });
-        self.make(Verdict::Plaintext, confidence, reason)
+        })
     }
 
     fn check_encodings(&self, sample: &[u8]) -> EncodingCheck {
