@@ -257,7 +257,7 @@ impl Identity {
         block_len: usize,
     ) -> Vec<Result<Vec<u8>, rsa::Error>> {
         let blocks: Vec<&[u8]> = blocks.chunks(block_len.max(1)).collect();
-        let threads = if blocks.len() <= 1 { 1 } else { cores().min(blocks.len()) };
+        let threads = if blocks.len() <= 1 { 1 } else { crate::cores().min(blocks.len()) };
         if threads <= 1 {
             return blocks.iter().map(|b| self.decrypt_block(b)).collect();
         }
@@ -290,13 +290,6 @@ impl Identity {
             .map(|pem| pem.to_string())
             .map_err(|e| KeyError::Generate(rsa::Error::Pkcs8(e)))
     }
-}
-
-/// The cores to share a long message's blocks over, looked up once: asking the system reads
-/// several files on some, too much to do for every message received.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Check a key size asked for on the command line.

@@ -23,6 +23,13 @@ use std::process::ExitCode;
 
 pub use error::{Error, Result};
 
+/// The cores this process may use, looked up once (at least 1): asking the system reads
+/// several files on some, too much to do for every message received.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Run one parsed command line and return the exit status on success.
 pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     match cli.command {

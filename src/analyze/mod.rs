@@ -121,7 +121,7 @@ impl Config {
         };
         ports.sort_unstable();
         ports.dedup();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = crate::cores();
         // One file: all cores on it. Several: the files already keep the cores busy.
         let workers = if args.files.len() == 1 && cores > 1 { cores } else { 0 };
         Config { ports, full: args.full, extract: args.extract.clone(), workers, keys: Vec::new() }
@@ -167,11 +167,10 @@ pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
                         .and_then(|()| w.write_all(b"\n"))
                         .and_then(|()| w.flush())
                 } else {
-                    let mut s = report::human(&r, Style::new(color));
-                    if several && i > 0 {
-                        s.insert(0, '\n');
-                    }
-                    out.write_all(s.as_bytes())
+                    let gap: &[u8] = if several && i > 0 { b"\n" } else { b"" };
+                    out.write_all(gap).and_then(|()| {
+                        out.write_all(report::human(&r, Style::new(color)).as_bytes())
+                    })
                 };
                 if let Err(e) = written {
                     if e.kind() == io::ErrorKind::BrokenPipe {
@@ -200,7 +199,7 @@ pub fn analyze_files(
     let slots: Vec<Mutex<Option<Result<FileReport, AnalyzeError>>>> =
         files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+    let workers = crate::cores().min(files.len());
     std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
             scope.spawn(|| {
@@ -313,8 +312,7 @@ fn analyze_reader<R: io::Read>(
     };
     let mut defrag = Defrag::default();
     let mut skipped = Skipped::default();
-    let mut sink =
-        if cfg.workers == 0 { Sharded::inline(&opts) } else { Sharded::new(cfg.workers, &opts) };
+    let mut sink = Sharded::new(cfg.workers, &opts);
     let read = read_all(&name, &mut reader, &mut re, &mut sink, &mut defrag, &mut skipped);
     let streams = re.finish_all(&mut sink);
     let (results, mut sink_errors) = sink.finish();

@@ -360,9 +360,14 @@ impl Batch {
 }
 
 impl Sharded {
-    /// Start `n` worker threads (at least one) sharing the work of several shards each.
+    /// Start `n` worker threads sharing the work of several shards each; with none (`n` is
+    /// 0, or no thread could start), the batches run on the calling thread
+    /// ([`Sharded::inline`]).
     pub fn new(n: usize, opts: &Options) -> Self {
-        let threads = n.max(1);
+        if n == 0 {
+            return Sharded::inline(opts);
+        }
+        let threads = n;
         let count = threads * SHARDS_PER_THREAD;
         let pool = Arc::new(Pool {
             state: Mutex::new(PoolState {
@@ -398,7 +403,7 @@ impl Sharded {
 
     /// One shard whose batches run on the calling thread as soon as they are full: the same
     /// work without threads (for a file analysed beside others, each on its own core).
-    pub fn inline(opts: &Options) -> Self {
+    fn inline(opts: &Options) -> Self {
         let runner =
             Runner::Inline { sink: Box::new(Analyses::new(opts.clone())), order: Vec::new() };
         let shard = Shard { batch: Batch::default(), limit: BATCH_BYTES };
@@ -663,8 +668,7 @@ mod tests {
         let want = serial.into_results();
         for workers in [0, 1, 2, 3] {
             // 0: one worker run inline, on this thread.
-            let mut sharded =
-                if workers == 0 { Sharded::inline(&opts) } else { Sharded::new(workers, &opts) };
+            let mut sharded = Sharded::new(workers, &opts);
             feed(&mut sharded);
             let (got, errors) = sharded.finish();
             assert!(errors.is_empty(), "{errors:?}");

@@ -449,12 +449,12 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
     let messages: Vec<&super::rchat::FrameReport> =
         r.frames.iter().filter(|f| f.kind == "MESSAGE").collect();
     for f in messages.iter().take(FRAMES_SHOWN) {
-        let blocks = f.blocks.unwrap_or(0);
+        // A MESSAGE frame is always many bytes long.
         let mut line = format!(
-            "      MESSAGE #{}: {}, {blocks} RSA-OAEP block{} of {} bytes, {}-byte signature",
+            "      MESSAGE #{}: {} bytes, {} of {} bytes, {}-byte signature",
             f.seq.unwrap_or(0),
-            plural(f.length, "byte", "bytes"),
-            if blocks == 1 { "" } else { "s" },
+            f.length,
+            plural(f.blocks.unwrap_or(0) as u64, "RSA-OAEP block", "RSA-OAEP blocks"),
             f.block_len.unwrap_or(0),
             f.signature_len.unwrap_or(0)
         );
@@ -512,8 +512,8 @@ pub fn summary(r: &FileReport) -> String {
         .collect();
     let n = r.streams.len();
     format!(
-        "{n} stream{} on {}: {}",
-        if n == 1 { "" } else { "s" },
+        "{} on {}: {}",
+        plural(n as u64, "stream", "streams"),
         ports_phrase(&r.ports),
         parts.join(", ")
     )
