@@ -287,6 +287,10 @@ impl Conn {
         if from_us { &self.us } else { &self.them }
     }
 
+    fn flow_mut(&mut self, from_us: bool) -> &mut Flow {
+        if from_us { &mut self.us } else { &mut self.them }
+    }
+
     fn data(&mut self, from_us: bool, bytes: &[u8]) {
         if self.flow(from_us).fin || bytes.is_empty() {
             return;
@@ -316,7 +320,7 @@ impl Conn {
         };
         let seq = if matches!(kind, Kind::Syn | Kind::SynAck) { flow.isn } else { flow.next };
         let built = segment(src, dst, seq, other.next, kind, payload);
-        let flow = if from_us { &mut self.us } else { &mut self.them };
+        let flow = self.flow_mut(from_us);
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         match kind {
             Kind::Data => flow.next = flow.next.wrapping_add(len),
@@ -410,6 +414,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A folder of the test's own, removed when dropped.
+    fn scratch() -> tempfile::TempDir {
+        tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap()
+    }
+
     struct Seen {
         from_local: bool,
         seq: u32,
@@ -473,7 +482,7 @@ mod tests {
     /// A whole conversation: numbers line up, FINs close it, payload is what was passed.
     fn conversation(local: &str, peer: &str, we_connected: bool, isn: (u32, u32)) {
         let (local, peer) = (addr(local), addr(peer));
-        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let dir = scratch();
         let path = dir.path().join("conversation.pcap");
         let tap = Tap::with_isns(local, peer, we_connected, isn.0, isn.1);
         tap.received(b"early");
@@ -539,7 +548,7 @@ mod tests {
     #[test]
     fn finishing_twice_adds_nothing() {
         let (local, peer) = (addr("127.0.0.1:1"), addr("127.0.0.1:2"));
-        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let dir = scratch();
         let path = dir.path().join("twice.pcap");
         let tap = Tap::with_isns(local, peer, true, 5, 6);
         tap.attach(Recording::create(&path).unwrap());
@@ -553,7 +562,7 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_reported_with_its_name() {
-        let dir = tempfile::Builder::new().prefix("rchat-record-unit-").tempdir().unwrap();
+        let dir = scratch();
         let missing = dir.path().join("no-such-dir").join("x.pcap");
         let err = Recording::create(&missing).unwrap_err();
         let msg = err.to_string();
