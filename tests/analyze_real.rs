@@ -193,7 +193,7 @@ fn a_report_that_cannot_be_written_is_one_error_line() {
     let file = data("chat-plaintext.pcap");
     for extra in [&["--json"][..], &[][..]] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
+        let out = std::process::Command::new(common::BIN)
             .arg("analyze")
             .args(extra)
             .arg(&file)
@@ -215,7 +215,7 @@ fn a_report_that_cannot_be_written_is_one_error_line() {
 fn a_reader_that_goes_away_ends_the_run_quietly() {
     let file = data("tls-openssl.pcapng");
     for extra in [&["--json", "--full"][..], &["--full"][..]] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rchat"))
+        let mut child = std::process::Command::new(common::BIN)
             .arg("analyze")
             .args(extra)
             .arg(&file)

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::BIN;
-use rsa::sha2::{Digest, Sha256};
 
 fn captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")
@@ -91,7 +90,7 @@ fn every_listed_capture_exists_with_its_sha256() {
     for Listed { file, link_type, sha256 } in files {
         let bytes = fs::read(captures_dir().join(&file))
             .unwrap_or_else(|e| panic!("captures/{file} is listed but cannot be read: {e}"));
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let actual = common::capture::sha256(&bytes);
         assert_eq!(actual, sha256, "sha256 of captures/{file} differs from the README");
         assert!(bytes.len() < 32 * 1024, "captures/{file} should stay small");
 
@@ -205,7 +204,7 @@ mod make_captures {
                 if path.is_dir() {
                     todo.push(path);
                 } else {
-                    let hash = hex::encode(Sha256::digest(fs::read(&path).unwrap()));
+                    let hash = common::capture::sha256(&fs::read(&path).unwrap());
                     out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), hash);
                 }
             }

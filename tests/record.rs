@@ -394,6 +394,13 @@ fn with_small_file_limit(args: &[&str]) -> Command {
 #[cfg(unix)]
 const SMALL_FILE_LIMIT: u64 = 16 * 1024;
 
+/// Nothing but one line of `p`'s stderr speaks of the recording.
+#[cfg(unix)]
+fn told_once_about_the_recording(p: &Proc) {
+    let about_it = p.err.iter().filter(|l| l.contains("recording")).count();
+    assert_eq!(about_it, 1, "told once: {:#?}", p.err);
+}
+
 /// Check how a chat whose recording failed half-way ended: the side that recorded exits 1
 /// with one error line saying the recording is incomplete, naming the file and why;
 /// nothing else in its stderr speaks of the recording; the file stops at the limit.
@@ -409,8 +416,7 @@ fn check_incomplete_recording(recorder: &mut Proc, file: &Path) {
         recorder.err
     );
     assert!(errors[0].contains("File too large"), "the reason is hidden: {}", errors[0]);
-    let about_it = recorder.err.iter().filter(|l| l.contains("recording")).count();
-    assert_eq!(about_it, 1, "told once: {:#?}", recorder.err);
+    told_once_about_the_recording(recorder);
     let len = std::fs::metadata(file).unwrap().len();
     assert!(len > 1000 && len <= SMALL_FILE_LIMIT, "the recording is {len} bytes");
 }
@@ -455,23 +461,6 @@ fn a_recording_that_fails_mid_chat_does_not_break_the_chat_plaintext() {
     assert!(!has(b"sent after the recording failed"), "nothing is recorded after the failure");
 }
 
-/// An encrypted host on loopback (an ephemeral port) recording to `file` under the small
-/// file-size limit; returns it and its port.
-#[cfg(unix)]
-fn host_with_small_file_limit(file: &Path) -> (Proc, u16) {
-    let mut host = Proc::start(with_small_file_limit(&[
-        "host",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--record",
-        path_str(file),
-    ]));
-    let port = host.listening_port();
-    (host, port)
-}
-
 /// Encrypted: the host's recording fails on a long message after the handshake and a first
 /// message were recorded. The chat goes on (the joiner gets the long message, the host the
 /// next one, and both say goodbye); the host ends with status 1 and one line saying the
@@ -481,7 +470,7 @@ fn host_with_small_file_limit(file: &Path) -> (Proc, u16) {
 fn a_recording_that_fails_mid_chat_does_not_break_the_chat_encrypted() {
     let dir = scratch("record-full-enc");
     let file = dir.path().join("host.pcap");
-    let (mut host, port) = host_with_small_file_limit(&file);
+    let (mut host, port) = Proc::host_with(&["--record", path_str(&file)], with_small_file_limit);
     let target = format!("127.0.0.1:{port}");
     let mut join = Proc::spawn(&["join", &target]);
     join.send(&["recorded before the disk filled up"]);
@@ -511,7 +500,7 @@ fn a_recording_that_fails_mid_chat_does_not_break_the_chat_encrypted() {
 fn a_broken_chat_with_a_broken_recording_says_both() {
     let dir = scratch("record-full-dropped");
     let file = dir.path().join("host.pcap");
-    let (mut host, port) = host_with_small_file_limit(&file);
+    let (mut host, port) = Proc::host_with(&["--record", path_str(&file)], with_small_file_limit);
     let mut join = Proc::spawn(&["join", &format!("127.0.0.1:{port}")]);
     host.send(&[&"z".repeat(20_000)]);
     join.wait_out_lines(1, 60);
@@ -524,6 +513,5 @@ fn a_broken_chat_with_a_broken_recording_says_both() {
     let warning = format!("warning: the recording {} is incomplete: ", file.display());
     let said = |start: &str| host.err.iter().filter(|l| l.starts_with(start)).count();
     assert_eq!((said(error), said(&warning)), (1, 1), "{:#?}", host.err);
-    let about_it = host.err.iter().filter(|l| l.contains("recording")).count();
-    assert_eq!(about_it, 1, "told once: {:#?}", host.err);
+    told_once_about_the_recording(&host);
 }

@@ -43,12 +43,17 @@ fn pump(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
+/// The command `rchat ARGS`.
+pub fn rchat_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    cmd
+}
+
 impl Proc {
     /// Start `rchat ARGS` with piped stdio.
     pub fn spawn(args: &[&str]) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args);
-        Proc::start(cmd)
+        Proc::start(rchat_command(args))
     }
 
     /// Start a command (rchat, or a wrapper that runs it) with piped stdio.
@@ -67,9 +72,15 @@ impl Proc {
 
     /// Start `rchat host` on loopback with an ephemeral port; returns it and its port.
     pub fn host(extra: &[&str]) -> (Proc, u16) {
+        Proc::host_with(extra, rchat_command)
+    }
+
+    /// [`Proc::host`], run by the command `command` makes of rchat's arguments (a wrapper
+    /// that sets a limit first, say).
+    pub fn host_with(extra: &[&str], command: impl FnOnce(&[&str]) -> Command) -> (Proc, u16) {
         let mut args = vec!["host", "--bind", "127.0.0.1", "--port", "0"];
         args.extend_from_slice(extra);
-        let mut p = Proc::spawn(&args);
+        let mut p = Proc::start(command(&args));
         let port = p.listening_port();
         (p, port)
     }
