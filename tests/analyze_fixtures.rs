@@ -426,6 +426,19 @@ fn mid_connection_start_with_the_first_segment_out_of_order() {
     assert_extract_matches_tshark(&file, &[]);
 }
 
+#[test]
+fn one_byte_from_before_the_capture_is_one_byte() {
+    let (c, s) = v4();
+    let mut conv = Conv::new(c, s, 5000, 6000);
+    let base = conv.cseq;
+    conv.c_at(base + 1, b"ello\n").c_at(base, b"h");
+    let (_dir, _file, r) = run_case("midstream-one", &conv.packets, &[]);
+    assert_eq!(dir(&r, 0, "client_to_server")["before_start_bytes"], 1);
+    let warnings = r["warnings"].to_string();
+    let said = "starts mid-connection; 1 byte sent before the first segment seen is not in";
+    assert!(warnings.contains(said), "{warnings}");
+}
+
 /// Long directions of every kind the encoding checks look at, in 1448-byte segments: read
 /// from a file, whose classifier samples are noted by their place in it and read back, they
 /// give the same report as read from a pipe, whose samples are copied.

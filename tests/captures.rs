@@ -231,6 +231,18 @@ mod make_captures {
             ScriptCopy { dir }
         }
 
+        /// A copy whose tcpdump is a stand-in running `tcpdump` and whose cargo notes where
+        /// it ran and fails; `None` (the test is skipped) if the script's tools are missing.
+        fn with_tcpdump(tag: &str, tcpdump: &[&str]) -> Option<ScriptCopy> {
+            if !script_tools_present() {
+                return None;
+            }
+            let copy = ScriptCopy::new(tag);
+            copy.stand_in("tcpdump", tcpdump);
+            copy.stand_in("cargo", CARGO_TRIPWIRE);
+            Some(copy)
+        }
+
         fn path(&self, rel: &str) -> PathBuf {
             self.dir.path().join(rel)
         }
@@ -280,12 +292,8 @@ mod make_captures {
     /// anything (its copy's tree and the real captures/ are as they were).
     #[test]
     fn without_capture_rights_it_stops_before_building() {
-        if !script_tools_present() {
-            return;
-        }
-        let copy = ScriptCopy::new("make-captures-denied");
-        copy.stand_in(
-            "tcpdump",
+        let Some(copy) = ScriptCopy::with_tcpdump(
+            "make-captures-denied",
             &[
                 r#"echo "$@" >>"$(dirname "$0")/tcpdump-args""#,
                 concat!(
@@ -295,8 +303,9 @@ mod make_captures {
                 r#"echo "(socket: Operation not permitted)" >&2"#,
                 "exit 1",
             ],
-        );
-        copy.stand_in("cargo", CARGO_TRIPWIRE);
+        ) else {
+            return;
+        };
         let before = snapshot(&captures_dir());
 
         let (out, took) = copy.run();
@@ -324,15 +333,12 @@ mod make_captures {
     /// the stand-in cargo notes it ran, and fails) and leaves the real captures/ alone.
     #[test]
     fn a_copy_works_in_its_own_tree() {
-        if !script_tools_present() {
-            return;
-        }
-        let copy = ScriptCopy::new("make-captures-copy");
-        copy.stand_in(
-            "tcpdump",
+        let Some(copy) = ScriptCopy::with_tcpdump(
+            "make-captures-copy",
             &[r#"echo "listening on lo, link-type EN10MB (Ethernet), snapshot length 262144" >&2"#],
-        );
-        copy.stand_in("cargo", CARGO_TRIPWIRE);
+        ) else {
+            return;
+        };
         let before = snapshot(&captures_dir());
 
         let (out, _) = copy.run();
