@@ -118,6 +118,19 @@ pub enum WireError {
         /// What did not add up.
         why: String,
     },
+    /// A field that needs more bytes than the body has left (kept without a message of its
+    /// own, so that a reader waiting for more bytes pays nothing for asking early).
+    #[error("malformed {kind} frame: {what} needs {need} bytes but only {have} remain")]
+    Short {
+        /// The frame type.
+        kind: FrameType,
+        /// The field.
+        what: &'static str,
+        /// Bytes it needs.
+        need: usize,
+        /// Bytes left.
+        have: usize,
+    },
 }
 
 /// A decoded frame header.
@@ -216,10 +229,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Take the next `n` bytes.
-    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WireError> {
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
-            return Err(self
-                .malformed(format!("{what} needs {n} bytes but only {} remain", self.buf.len())));
+            return Err(WireError::Short { kind: self.kind, what, need: n, have: self.buf.len() });
         }
         let (head, rest) = self.buf.split_at(n);
         self.buf = rest;
@@ -227,7 +239,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Take `N` bytes as an array.
-    pub fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], WireError> {
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
         let bytes = self.take(N, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(bytes);
@@ -235,22 +247,22 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte.
-    pub fn u8(&mut self, what: &str) -> Result<u8, WireError> {
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
         Ok(self.array::<1>(what)?[0])
     }
 
     /// A big-endian u16.
-    pub fn u16(&mut self, what: &str) -> Result<u16, WireError> {
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
     /// A big-endian u64.
-    pub fn u64(&mut self, what: &str) -> Result<u64, WireError> {
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     /// Bytes preceded by a u16 length, which must not exceed `max`.
-    pub fn bytes_u16(&mut self, what: &str, max: usize) -> Result<&'a [u8], WireError> {
+    pub fn bytes_u16(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], WireError> {
         let n = usize::from(self.u16(what)?);
         if n > max {
             return Err(self.malformed(format!("{what} is {n} bytes, over the {max}-byte limit")));
@@ -640,6 +652,12 @@ mod tests {
         for cut in 0..body.len() {
             assert!(Message::decode(&body[..cut]).is_err(), "cut at {cut}");
         }
+        // A cut inside the blocks says which field is short, and by how much.
+        let cut = Message::decode(&body[..12 + 5]).unwrap_err().to_string();
+        assert_eq!(
+            cut,
+            "malformed MESSAGE frame: ciphertext blocks needs 8 bytes but only 5 remain"
+        );
         let mut long = body.clone();
         long.push(0);
         assert!(Message::decode(&long).is_err());
