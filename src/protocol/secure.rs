@@ -380,8 +380,7 @@ impl Opener {
     /// overlaps the sender's signing. `None` when the blocks are not for our key or too many:
     /// [`Opener::open_with`] then refuses the message in its usual order.
     pub fn decrypt_early(&self, blocks: MessageBlocks<'_>) -> Option<Early> {
-        let count = blocks.blocks.len() / usize::from(blocks.block_len).max(1);
-        self.check_shape(blocks.block_len, count).ok()?;
+        self.check_shape(blocks.block_len, blocks.blocks).ok()?;
         Some(Early {
             block_len: blocks.block_len,
             blocks: blocks.blocks.to_vec(),
@@ -395,13 +394,14 @@ impl Opener {
         MAX_MESSAGE_LEN.div_ceil(cap).clamp(1, MAX_BLOCKS)
     }
 
-    /// Whether `count` blocks of `block_len` bytes can be a message to our key: blocks of our
-    /// key's size, no more of them than the longest message needs.
-    fn check_shape(&self, block_len: u16, count: usize) -> Result<(), SecurityError> {
+    /// Whether `blocks`, cut in blocks of `block_len` bytes, can be a message to our key:
+    /// blocks of our key's size, no more of them than the longest message needs.
+    fn check_shape(&self, block_len: u16, blocks: &[u8]) -> Result<(), SecurityError> {
         let want = self.s.me.public().size();
         if usize::from(block_len) != want {
             return Err(SecurityError::BlockSize { got: usize::from(block_len), want });
         }
+        let count = blocks.len().checked_div(want).unwrap_or(0);
         if count > self.max_blocks() {
             return Err(SecurityError::TooManyBlocks(count));
         }
@@ -431,13 +431,12 @@ impl Opener {
             return Err(SecurityError::BadSignature("message"));
         }
         self.check_seq(msg.seq)?;
-        let count = msg.block_count();
-        self.check_shape(msg.block_len, count)?;
+        self.check_shape(msg.block_len, &msg.blocks)?;
         let pieces = match early {
             Some(e) if e.block_len == msg.block_len && e.blocks == msg.blocks => e.plain,
             _ => self.s.me.decrypt_blocks(&msg.blocks, usize::from(msg.block_len)),
         };
-        let mut text = Vec::with_capacity(count * self.s.me.public().block_capacity());
+        let mut text = Vec::with_capacity(msg.block_count() * self.s.me.public().block_capacity());
         for (i, piece) in pieces.into_iter().enumerate() {
             text.extend_from_slice(&piece.map_err(|_| SecurityError::Decrypt(i))?);
         }
