@@ -591,6 +591,19 @@ mod tests {
     }
 
     #[test]
+    fn more_blocks_than_the_longest_message_needs_are_refused() {
+        let (mut hseal, _, _, mut jopen) = pair();
+        let sig_len = hseal.signature_len();
+        let mut msg = hseal.encrypt("x").unwrap();
+        let block = msg.blocks.clone();
+        let most = jopen.max_blocks();
+        msg.blocks = block.repeat(most + 1);
+        assert!(early(&jopen, &msg, sig_len).is_none(), "not decrypted early either");
+        hseal.sign(&mut msg).unwrap();
+        assert_eq!(jopen.open(&msg), Err(SecurityError::TooManyBlocks(most + 1)));
+    }
+
+    #[test]
     fn goodbye_is_signed_and_numbered() {
         let (mut hseal, _, _, mut jopen) = pair();
         let m = hseal.seal("hi").unwrap();
