@@ -129,21 +129,23 @@ impl Proc {
         self.wait_line(true, pred, secs)
     }
 
-    /// Wait for a line of stdout (`out`) or stderr matching `pred`, looking at each line once.
-    fn wait_line(&mut self, out: bool, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+    /// Take in the output until `found` gives something; panic, saying what was expected
+    /// (`what`) and with everything seen, after `secs`.
+    fn wait_for<T>(
+        &mut self,
+        secs: u64,
+        what: &str,
+        mut found: impl FnMut(&Proc) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut seen = 0;
         loop {
             self.drain();
-            let lines = if out { &self.out } else { &self.err };
-            if let Some(l) = lines[seen..].iter().find(|l| pred(l)) {
-                return l.clone();
+            if let Some(t) = found(self) {
+                return t;
             }
-            seen = lines.len();
             if Instant::now() > deadline {
-                let which = if out { "stdout" } else { "stderr" };
                 panic!(
-                    "no expected {which} line within {secs} s; stdout: {:#?}\nstderr: {:#?}",
+                    "no {what} within {secs} s; stdout: {:#?}\nstderr: {:#?}",
                     self.out, self.err
                 );
             }
@@ -151,43 +153,35 @@ impl Proc {
         }
     }
 
+    /// Wait for a line of stdout (`out`) or stderr matching `pred`, looking at each line once.
+    fn wait_line(&mut self, out: bool, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let mut seen = 0;
+        let what = if out { "expected stdout line" } else { "expected stderr line" };
+        self.wait_for(secs, what, |p| {
+            let lines = if out { &p.out } else { &p.err };
+            let hit = lines.get(seen..).and_then(|new| new.iter().find(|l| pred(l))).cloned();
+            seen = lines.len();
+            hit
+        })
+    }
+
     /// Wait until stdout has `n` lines.
     pub fn wait_out_lines(&mut self, n: usize, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            self.drain();
-            if self.out.len() >= n {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "expected {n} stdout lines within {secs} s, got {}; stderr: {:#?}",
-                    self.out.len(),
-                    self.err
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{n} stdout lines");
+        self.wait_for(secs, &what, |p| (p.out.len() >= n).then_some(()));
     }
 
     /// Wait for the process to exit; kill it and panic after `secs`.
     pub fn finish(&mut self, secs: u64) -> i32 {
         self.stdin = None;
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the pumps catch the last lines.
-                thread::sleep(Duration::from_millis(50));
-                self.drain();
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                self.drain();
-                panic!("rchat did not exit within {secs} s; stderr: {:#?}", self.err);
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let Some(status) = exit_within(&mut self.child, secs) else {
+            self.drain();
+            panic!("rchat did not exit within {secs} s; stderr: {:#?}", self.err);
+        };
+        // Let the pumps catch the last lines.
+        thread::sleep(Duration::from_millis(50));
+        self.drain();
+        status.code().unwrap_or(-1)
     }
 
     /// Whether stderr so far has a line containing `needle`.
@@ -263,19 +257,26 @@ pub fn output_within(mut cmd: Command, secs: u64) -> std::process::Output {
     };
     let out = collect(child.stdout.take().map(|s| Box::new(s) as _));
     let err = collect(child.stderr.take().map(|s| Box::new(s) as _));
+    let Some(status) = exit_within(&mut child, secs) else {
+        panic!("{cmd:?} did not exit within {secs} s");
+    };
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// Wait for `child` to exit; after `secs`, kill it, reap it and return `None`.
+fn exit_within(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not exit within {secs} s");
+            return None;
         }
         thread::sleep(Duration::from_millis(20));
-    };
-    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+    }
 }
 
 /// Packets of a capture that tshark flags: bad checksums, malformed packets, expert
