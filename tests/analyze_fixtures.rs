@@ -89,7 +89,7 @@ fn every_link_type_in_pcap_both_byte_orders() {
         }
         assert_eq!(report["streams"][0]["start"].as_f64(), Some(1_700_000_000.0), "{link:?}");
         if link == Link::Raw(101) || link == Link::NullBe(30) || link == Link::Sll2 {
-            assert_extract_matches_tshark(&file, &[]);
+            assert_extract_matches_tshark(&file);
         }
     }
     let (c, s) = v6();
@@ -134,16 +134,16 @@ fn pcapng_sections_interfaces_resolutions_and_simple_blocks() {
     // Microsecond (if_tsresol 6) and nanosecond (9) interfaces give the same times.
     assert_eq!(report["streams"][0]["start"].as_f64(), Some(1_700_000_000.0));
     assert_eq!(report["streams"][1]["start"].as_f64(), Some(1_700_000_000.0));
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 /// Write `ips` as a raw-IP pcap in a scratch folder and analyse it: the folder (keep it while
 /// the file is used), the file and the report.
-fn run_case(name: &str, ips: &[Vec<u8>], extra: &[&str]) -> (TempDir, PathBuf, Value) {
+fn run_case(name: &str, ips: &[Vec<u8>]) -> (TempDir, PathBuf, Value) {
     let dir = scratch(&format!("analyze-{name}"));
     let bytes = pcap_bytes(101, &records(Link::Raw(101), ips), Endianness::Little, false);
     let file = write(dir.path(), &format!("{name}.pcap"), &bytes);
-    let report = analyze_json(&file, extra);
+    let report = analyze_json(&file, &[]);
     (dir, file, report)
 }
 
@@ -156,10 +156,10 @@ fn out_of_order_segments_are_put_back_in_order() {
     conv.c_at(base + 10, b"KLMNOPQRST").c_at(base + 5, b"FGHIJ").c_at(base, b"ABCDE");
     conv.cseq = base + 20;
     conv.c(b"\n").close();
-    let (_dir, file, r) = run_case("ooo", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("ooo", &conv.packets);
     assert_dir(&r, 0, "client_to_server", b"ABCDEFGHIJKLMNOPQRST\n");
     assert_eq!(dir(&r, 0, "client_to_server")["missing_bytes"], 0);
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -174,12 +174,12 @@ fn retransmissions_first_copy_wins_and_conflicts_are_counted() {
     conv.c_at(base + 6, b"copy\nmore\n"); // overlaps the end, adds "more\n"
     conv.cseq = base + 16;
     conv.close();
-    let (_dir, file, r) = run_case("retrans", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("retrans", &conv.packets);
     assert_dir(&r, 0, "client_to_server", b"first copy\nmore\n");
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["retransmitted_bytes"], 11 + 11 + 5);
     assert_eq!(d["conflicting_retransmissions"], 1);
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -199,14 +199,14 @@ fn retransmissions_of_long_segments_are_compared_with_the_first_copy() {
     conv.c_at(base + 16 * 1200, &forged); // one byte changed
     conv.c_at(base + 2 * 1200, &forged); // changed, but long forgotten: not compared
     conv.close();
-    let (_dir, file, r) = run_case("retrans-long", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("retrans-long", &conv.packets);
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["bytes"], 20 * 1200);
     assert_eq!(d["retransmitted_bytes"], 3 * 1200);
     assert_eq!(d["conflicting_retransmissions"], 1);
     let all: Vec<u8> = (0..20).flat_map(seg).collect();
     assert_dir(&r, 0, "client_to_server", &all);
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -215,10 +215,10 @@ fn sequence_numbers_wrap_around() {
     let mut conv = Conv::new(c, s, u32::MAX - 5, u32::MAX);
     conv.handshake();
     conv.c(b"0123456789").s(b"abcdefgh").c(b"wrapped\n").close();
-    let (_dir, file, r) = run_case("wrap", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("wrap", &conv.packets);
     assert_dir(&r, 0, "client_to_server", b"0123456789wrapped\n");
     assert_dir(&r, 0, "server_to_client", b"abcdefgh");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -228,12 +228,12 @@ fn capture_starting_mid_connection() {
     conv.handshake();
     conv.c(b"before the capture\n").s(b"reply one\n").c(b"after\n").s(b"reply two\n");
     let ips = conv.packets[7..].to_vec(); // from the server's ACK of "reply one"
-    let (_dir, file, r) = run_case("midstream", &ips, &[]);
+    let (_dir, file, r) = run_case("midstream", &ips);
     let st = &r["streams"][0];
     assert_eq!(st["client"], c.ep(), "client is the side not on port 9999");
     assert_dir(&r, 0, "client_to_server", b"after\n");
     assert_dir(&r, 0, "server_to_client", b"reply two\n");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -246,7 +246,7 @@ fn lost_segments_become_gaps_and_reassembly_carries_on() {
     conv.c(b"two (lost)\n").c(b"three\n").close();
     let mut ips = conv.packets.clone();
     ips.remove(lost_at);
-    let (_dir, file, r) = run_case("gap", &ips, &[]);
+    let (_dir, file, r) = run_case("gap", &ips);
     let d = dir(&r, 0, "client_to_server");
     assert_eq!(d["bytes"], 10);
     assert_eq!(d["sha256"], sha256(b"one\nthree\n"));
@@ -254,7 +254,7 @@ fn lost_segments_become_gaps_and_reassembly_carries_on() {
     assert_eq!(d["gaps"], serde_json::json!([{"offset": 4, "length": 11}]));
     assert_eq!(d["preview"], "one\\n[11 bytes missing]three\\n");
     // tshark writes "[11 bytes missing in capture file]" where the bytes are: so does --extract.
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -269,9 +269,9 @@ fn fin_rst_late_data_and_data_after_fin() {
     conv.c_at(base + 3, b"def");
     conv.c_at(base + 7, b"after fin");
     conv.packets.push(tcp_ip(s, c, conv.sseq, base + 7, RST, b""));
-    let (_dir, file, r) = run_case("fin", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("fin", &conv.packets);
     assert_dir(&r, 0, "client_to_server", b"abcdef");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -286,11 +286,11 @@ fn reused_port_pair_is_a_new_stream_but_a_retransmitted_syn_is_not() {
     b.c(b"second\n").close();
     let mut ips = a.packets.clone();
     ips.extend(b.packets.clone());
-    let (_dir, file, r) = run_case("reuse", &ips, &[]);
+    let (_dir, file, r) = run_case("reuse", &ips);
     assert_eq!(r["streams"].as_array().map(Vec::len), Some(2));
     assert_dir(&r, 0, "client_to_server", b"first\n");
     assert_dir(&r, 1, "client_to_server", b"second\n");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -300,9 +300,9 @@ fn unacknowledged_data_at_end_of_capture_is_kept() {
     conv.handshake();
     conv.c(b"acked\n");
     conv.c_at(conv.cseq, b"last words, never acked\n");
-    let (_dir, file, r) = run_case("unacked", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("unacked", &conv.packets);
     assert_dir(&r, 0, "client_to_server", b"acked\nlast words, never acked\n");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -320,12 +320,12 @@ fn ipv4_options_ipv6_extension_headers_and_ipv4_fragments() {
     let mut frags = fragment_ipv4(&whole, 256);
     frags.swap(1, 2);
     ips.extend(frags);
-    let (_dir, file, r) = run_case("ipopts", &ips, &[]);
+    let (_dir, file, r) = run_case("ipopts", &ips);
     assert_eq!(r["streams"].as_array().map(Vec::len), Some(3), "{r}");
     assert_dir(&r, 0, "client_to_server", b"with options\n");
     assert_dir(&r, 1, "client_to_server", b"with ext\n");
     assert_dir(&r, 2, "client_to_server", &big);
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -344,7 +344,7 @@ fn snaplen_cut_records_are_read_and_counted() {
     assert_eq!(d["snaplen_cut_bytes"], 300);
     assert_eq!(d["missing_bytes"], 300);
     assert_dir(&r, 0, "server_to_client", b"ok\n");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -376,7 +376,7 @@ fn ports_filter_all_ports_and_empty_capture() {
     let (c, _) = v4();
     let other = End::new("10.1.1.2", 8080);
     let mut conv = chat(c, other, 1, 2);
-    let (_dir, file, r) = run_case("ports", &std::mem::take(&mut conv.packets), &[]);
+    let (_dir, file, r) = run_case("ports", &std::mem::take(&mut conv.packets));
     assert_eq!(r["streams"], serde_json::json!([]));
     let out = rchat(&["analyze", file.to_str().expect("utf-8"), "--color", "never"]);
     assert!(out.status.success());
@@ -394,7 +394,7 @@ fn ports_filter_all_ports_and_empty_capture() {
 fn human_report_shows_streams_previews_and_summary() {
     let (c, s) = v4();
     let conv = chat(c, s, 1, 2);
-    let (_dir, file, _) = run_case("human", &conv.packets, &[]);
+    let (_dir, file, _) = run_case("human", &conv.packets);
     let out = rchat(&["analyze", file.to_str().expect("utf-8")]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -416,14 +416,14 @@ fn mid_connection_start_with_the_first_segment_out_of_order() {
     conv.c_at(base + 6, b"world\n").c_at(base, b"hello ");
     conv.cseq = base + 12;
     conv.c(b"more\n");
-    let (_dir, file, r) = run_case("midstream-ooo", &conv.packets, &[]);
+    let (_dir, file, r) = run_case("midstream-ooo", &conv.packets);
     // Like Wireshark, the first segment seen fixes where the stream starts: "hello " came
     // from before that point and is counted, not reassembled.
     assert_dir(&r, 0, "client_to_server", b"world\nmore\n");
     assert_eq!(dir(&r, 0, "client_to_server")["before_start_bytes"], 6);
     let warnings = r["warnings"].to_string();
     assert!(warnings.contains("starts mid-connection; 6 bytes sent before"), "{warnings}");
-    assert_extract_matches_tshark(&file, &[]);
+    assert_extract_matches_tshark(&file);
 }
 
 #[test]
@@ -432,7 +432,7 @@ fn one_byte_from_before_the_capture_is_one_byte() {
     let mut conv = Conv::new(c, s, 5000, 6000);
     let base = conv.cseq;
     conv.c_at(base + 1, b"ello\n").c_at(base, b"h");
-    let (_dir, _file, r) = run_case("midstream-one", &conv.packets, &[]);
+    let (_dir, _file, r) = run_case("midstream-one", &conv.packets);
     assert_eq!(dir(&r, 0, "client_to_server")["before_start_bytes"], 1);
     let warnings = r["warnings"].to_string();
     let said = "starts mid-connection; 1 byte sent before the first segment seen is not in";

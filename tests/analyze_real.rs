@@ -33,7 +33,7 @@ fn every_real_capture_gives_a_report() {
 #[test]
 fn extract_matches_tshark_on_real_captures() {
     for name in CAPTURES {
-        assert_extract_matches_tshark(&data(name), &[]);
+        assert_extract_matches_tshark(&data(name));
     }
 }
 

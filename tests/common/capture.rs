@@ -64,15 +64,13 @@ pub fn tshark_follow(file: &Path, index: u64, a: &str, b: &str) -> (Vec<u8>, Vec
 }
 
 /// Run `rchat analyze --extract` and compare every stream with tshark's Follow TCP Stream.
-pub fn assert_extract_matches_tshark(file: &Path, extra: &[&str]) {
+pub fn assert_extract_matches_tshark(file: &Path) {
     if !have_tool("tshark") {
         return;
     }
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("x");
     let dir = scratch(&format!("analyze-extract-{name}"));
-    let mut args = vec!["--extract", dir.path().to_str().expect("utf-8")];
-    args.extend_from_slice(extra);
-    let report = analyze_json(file, &args);
+    let report = analyze_json(file, &["--extract", dir.path().to_str().expect("utf-8")]);
     let streams = report["streams"].as_array().expect("streams");
     assert!(!streams.is_empty(), "no streams in {}", file.display());
     for s in streams {
