@@ -196,20 +196,13 @@ mod make_captures {
 
     /// Every file under `dir`, by path relative to it, with its sha256.
     fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
-        let mut out = BTreeMap::new();
-        let mut todo = vec![dir.to_path_buf()];
-        while let Some(d) = todo.pop() {
-            for entry in fs::read_dir(&d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    todo.push(path);
-                } else {
-                    let hash = common::capture::sha256(&fs::read(&path).unwrap());
-                    out.insert(path.strip_prefix(dir).unwrap().to_path_buf(), hash);
-                }
-            }
-        }
-        out
+        common::files_under(dir)
+            .into_iter()
+            .map(|path| {
+                let hash = common::capture::sha256(&fs::read(&path).unwrap());
+                (path.strip_prefix(dir).unwrap().to_path_buf(), hash)
+            })
+            .collect()
     }
 
     /// A scratch folder for running a copy of `captures/make-captures.sh`:
@@ -273,7 +266,9 @@ mod make_captures {
 
         /// The files in the copy's tree, by path relative to it.
         fn tree(&self) -> Vec<PathBuf> {
-            snapshot(&self.path("tree")).into_keys().collect()
+            let root = self.path("tree");
+            let files = common::files_under(&root);
+            files.iter().map(|p| p.strip_prefix(&root).unwrap().to_path_buf()).collect()
         }
     }
 

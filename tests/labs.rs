@@ -48,20 +48,8 @@ fn root() -> PathBuf {
 }
 
 fn worksheets() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "md") {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = vec![];
-    walk(&root().join("labs"), &mut out);
-    out.sort();
+    let mut out = common::files_under(&root().join("labs"));
+    out.retain(|p| p.extension().is_some_and(|x| x == "md"));
     out
 }
 

@@ -6,6 +6,7 @@
 
 pub mod capture;
 
+use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -224,6 +225,23 @@ pub fn converse(
     assert_eq!(join.finish(120), 0, "joiner stderr: {:#?}", join.err);
     assert_eq!(host.finish(120), 0, "host stderr: {:#?}", host.err);
     (host, join, port)
+}
+
+/// Every file under `dir`, at any depth, in order (none if it cannot be read).
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for path in fs::read_dir(&d).into_iter().flatten().flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A fresh empty folder `rchat-{tag}-XXXXXX` in the system temp dir, removed when dropped.
