@@ -361,8 +361,8 @@ impl Batch {
 
 impl Sharded {
     /// Start `n` worker threads sharing the work of several shards each; with none (`n` is
-    /// 0, or no thread could start), the batches run on the calling thread
-    /// ([`Sharded::inline`]).
+    /// 0, or no thread could start), one shard's batches run on the calling thread as soon as
+    /// they are full.
     pub fn new(n: usize, opts: &Options) -> Self {
         if n == 0 {
             return Sharded::inline(opts);
