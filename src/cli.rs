@@ -1,16 +1,14 @@
 //! Command-line surface: the raw arguments as clap parses them.
 //!
 //! Every `///` comment on a field is the help text a user sees. This module only describes
-//! flags; checking that a combination makes sense (and turning it into the settings the rest
-//! of the program uses) happens in `chat` and [`crate::analyze`], so no other
-//! module ever sees an unvalidated flag.
+//! flags; checking that a combination makes sense, and turning it into the settings a library
+//! takes, happens in [`crate::cmd`], so no library ever sees an unvalidated flag.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Default TCP port, the one the original classroom program used.
-pub const DEFAULT_PORT: u16 = 9999;
+use crate::protocol::DEFAULT_PORT;
 
 /// rchat: a two-person chat that shows what encryption does on a network.
 #[derive(Debug, Parser)]

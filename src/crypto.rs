@@ -3,13 +3,12 @@
 //!
 //! This module owns every call into the `rsa` crate, so the choice of padding lives in one
 //! place: OAEP for encryption and PSS for signatures. It never uses PKCS#1 v1.5 and never
-//! prints anything; `keygen_command` and `fingerprint_command` return what to print.
+//! prints anything: the `keygen` and `fingerprint` commands (in `cmd`) print what it returns.
 
 use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::str::FromStr;
 
 use base64::Engine;
@@ -21,8 +20,6 @@ use rsa::pkcs8::{
 use rsa::sha2::{Digest, Sha256};
 use rsa::traits::PublicKeyParts;
 use rsa::{PrivateKey, PublicKey};
-
-use crate::cli::{FingerprintArgs, KeygenArgs};
 
 /// Smallest key accepted without `--allow-weak-keys`.
 pub const MIN_STRONG_BITS: usize = 2048;
@@ -365,25 +362,8 @@ fn describe(bytes: &[u8]) -> String {
     }
 }
 
-/// `rchat keygen`.
-pub fn keygen_command(args: &KeygenArgs) -> crate::Result<ExitCode> {
-    check_bits(args.bits, args.allow_weak_keys)?;
-    if args.out.exists() && !args.force {
-        return Err(KeyError::Exists { path: args.out.clone() }.into());
-    }
-    if args.bits < MIN_STRONG_BITS {
-        eprintln!("rchat: warning: a {}-bit key is weak; use it only in a lab", args.bits);
-    }
-    let id = Identity::generate(args.bits)?;
-    write_private_key(&args.out, &id.to_pem()?)
-        .map_err(|source| KeyError::Write { path: args.out.clone(), source })?;
-    println!("wrote {}-bit key to {}", args.bits, args.out.display());
-    println!("fingerprint: {}", id.public().fingerprint);
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Write a private key readable only by its owner (mode 0600 where the system has modes).
-fn write_private_key(path: &Path, pem: &str) -> std::io::Result<()> {
+pub fn write_private_key(path: &Path, pem: &str) -> std::io::Result<()> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -414,13 +394,6 @@ pub fn fingerprint_of_file(path: &Path) -> Result<(Fingerprint, usize), KeyError
         .to_public_key_der()
         .map_err(|e| KeyError::Parse { path: path.to_owned(), what: e.to_string() })?;
     Ok((Fingerprint::of_spki(der.as_bytes()), public.size() * 8))
-}
-
-/// `rchat fingerprint`.
-pub fn fingerprint_command(args: &FingerprintArgs) -> crate::Result<ExitCode> {
-    let (fp, bits) = fingerprint_of_file(&args.file)?;
-    println!("{fp} ({bits}-bit RSA, {})", args.file.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The error every command returns, its exit status, and the one function that prints it.
 //!
-//! Library code never prints errors and never exits: it returns an [`Error`]. Messages are
-//! lowercase, name the thing at fault and say what to do next.
+//! Library code never prints errors and never exits: it returns its own error type
+//! ([`crate::crypto::KeyError`], [`crate::chat::ChatError`], [`crate::analyze::AnalyzeError`]),
+//! which converts into an [`Error`] here, in the commands. Messages are lowercase, name the
+//! thing at fault and say what to do next.
 
 use std::fmt;
 use std::io;
@@ -44,7 +46,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Key(e) if e.is_usage() => 2,
+            Error::Key(e) | Error::Chat(crate::chat::ChatError::Key(e)) if e.is_usage() => 2,
             _ => 1,
         }
     }

@@ -6,10 +6,10 @@ mod common;
 use common::capture::*;
 use common::scratch;
 use proptest::prelude::*;
-use rchat::analyze::{Config, analyze_input};
+use rchat::analyze::{Options, analyze_input};
 
-fn cfg() -> Config {
-    Config { ports: vec![9999], full: false, extract: None, workers: 0, keys: Vec::new() }
+fn cfg() -> Options {
+    Options { ports: vec![9999], full: false, extract: None, workers: 0, keys: Vec::new() }
 }
 
 fn stopped(report: &rchat::analyze::report::FileReport) -> bool {
@@ -146,7 +146,7 @@ proptest! {
         ];
         let mut file = headers[which].to_vec();
         file.extend_from_slice(&body);
-        let _ = analyze_input("fuzz".into(), &file[..], &Config { ports: vec![], full: true, extract: None, workers: 2, keys: Vec::new() });
+        let _ = analyze_input("fuzz".into(), &file[..], &Options { ports: vec![], full: true, extract: None, workers: 2, keys: Vec::new() });
     }
 
     #[test]
@@ -160,6 +160,6 @@ proptest! {
             let i = at.index(bytes.len());
             bytes[i] = value;
         }
-        let _ = analyze_input(name.into(), &bytes[..], &Config { ports: vec![], full: false, extract: None, workers: 0, keys: Vec::new() });
+        let _ = analyze_input(name.into(), &bytes[..], &Options { ports: vec![], full: false, extract: None, workers: 0, keys: Vec::new() });
     }
 }

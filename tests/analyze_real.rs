@@ -133,12 +133,12 @@ fn several_files_in_one_run_one_of_them_not_a_capture() {
 
 #[test]
 fn worker_threads_give_the_same_report_as_one_thread() {
-    use rchat::analyze::{Config, analyze_input};
+    use rchat::analyze::{Options, analyze_input};
     for name in CAPTURES {
         let bytes = std::fs::read(data(name)).expect("capture");
         let run = |workers| {
             let cfg =
-                Config { ports: vec![9999], full: true, extract: None, workers, keys: Vec::new() };
+                Options { ports: vec![9999], full: true, extract: None, workers, keys: Vec::new() };
             let r = analyze_input(name.to_string(), &bytes[..], &cfg).expect("report");
             serde_json::to_string(&r).expect("json")
         };

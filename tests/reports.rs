@@ -60,5 +60,10 @@ fn reports_match_their_snapshots() {
         }
     }
     assert!(count >= 30, "only {count} cases in cases.txt");
-    assert!(failed.is_empty(), "{} of {count} reports changed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} of {count} reports changed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }

@@ -31,7 +31,7 @@ const MAX_PREVIEW_GAPS: usize = 1000;
 
 /// How the analysis of each direction is set up.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct Work {
     /// Keep every byte for the preview.
     pub full: bool,
     /// Write each direction to a file in this folder.
@@ -169,7 +169,7 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
 
 /// Runs every direction of every stream through its consumers.
 pub struct Analyses {
-    opts: Options,
+    opts: Work,
     /// Streams still open, by id (closed ones leave no trace here).
     open: HashMap<usize, Box<[Analysis; 2]>, foldhash::fast::RandomState>,
     results: Vec<Option<[DirectionResult; 2]>>,
@@ -181,7 +181,7 @@ pub struct Analyses {
 
 impl Analyses {
     /// Consumers configured by `opts`.
-    pub fn new(opts: Options) -> Self {
+    pub fn new(opts: Work) -> Self {
         Analyses {
             opts,
             open: HashMap::default(),

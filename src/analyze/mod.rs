@@ -24,20 +24,18 @@ pub mod report;
 pub mod sample;
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::cli::{AnalyzeArgs, ColorChoice, DEFAULT_PORT};
 use crate::crypto::Identity;
 use capture::{Magic, OpenError, Reader};
 use decode::{Decoded, Defrag};
-use direction::{Analyses, Options};
+use direction::{Analyses, Work};
 use parallel::Sharded;
 use reassembly::{Dir, Reassembler};
-use report::{DirectionReport, Directions, FileReport, MessageReport, StreamReport, Style};
+use report::{DirectionReport, Directions, FileReport, MessageReport, StreamReport};
 
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +91,9 @@ pub enum AnalyzeError {
     },
 }
 
-/// Validated settings of one run.
+/// Validated settings of one run (`cmd::analyze` makes them from the flags).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Options {
     /// Ports analysed; empty means all.
     pub ports: Vec<u16>,
     /// Keep everything for the preview.
@@ -109,25 +107,6 @@ pub struct Config {
     pub keys: Vec<Arc<Identity>>,
 }
 
-impl Config {
-    /// Turn the parsed flags into settings.
-    pub fn from_args(args: &AnalyzeArgs) -> Self {
-        let mut ports = if args.all_ports {
-            Vec::new()
-        } else if args.ports.is_empty() {
-            vec![DEFAULT_PORT]
-        } else {
-            args.ports.clone()
-        };
-        ports.sort_unstable();
-        ports.dedup();
-        let cores = crate::cores();
-        // One file: all cores on it. Several: the files already keep the cores busy.
-        let workers = if args.files.len() == 1 && cores > 1 { cores } else { 0 };
-        Config { ports, full: args.full, extract: args.extract.clone(), workers, keys: Vec::new() }
-    }
-}
-
 /// Pseudo-random numbers for tests (xorshift64): the same sequence for the same seed.
 #[cfg(test)]
 pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
@@ -139,61 +118,10 @@ pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Run `rchat analyze`.
-pub fn run(args: &AnalyzeArgs) -> crate::Result<ExitCode> {
-    let mut cfg = Config::from_args(args);
-    for path in &args.keys {
-        cfg.keys.push(Arc::new(Identity::load(path)?));
-    }
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => io::stdout().is_terminal(),
-    };
-    let several = args.files.len() > 1;
-    let results = analyze_files(&args.files, &cfg, several);
-    let mut failed = false;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    for (i, result) in results.into_iter().enumerate() {
-        match result {
-            Ok(r) => {
-                let written = if args.json {
-                    // Written as it is made: a report with `--full` previews can be as large
-                    // as the capture, and need not be held twice.
-                    let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
-                    serde_json::to_writer_pretty(&mut w, &r)
-                        .map_err(io::Error::from)
-                        .and_then(|()| w.write_all(b"\n"))
-                        .and_then(|()| w.flush())
-                } else {
-                    let gap: &[u8] = if several && i > 0 { b"\n" } else { b"" };
-                    out.write_all(gap).and_then(|()| {
-                        out.write_all(report::human(&r, Style::new(color)).as_bytes())
-                    })
-                };
-                if let Err(e) = written {
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    return Err(crate::Error::io("cannot write the report", e));
-                }
-            }
-            Err(e) => {
-                let _ = out.flush();
-                failed = true;
-                crate::error::print(&e.into());
-            }
-        }
-    }
-    let _ = out.flush();
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
 /// Analyse several files on all cores; results in the order of `files`.
 pub fn analyze_files(
     files: &[PathBuf],
-    cfg: &Config,
+    cfg: &Options,
     several: bool,
 ) -> Vec<Result<FileReport, AnalyzeError>> {
     let slots: Vec<Mutex<Option<Result<FileReport, AnalyzeError>>>> =
@@ -238,7 +166,7 @@ pub fn analyze_files(
 }
 
 /// Analyse one capture file (mapped into memory when it is a regular file).
-pub fn analyze_file(path: &Path, cfg: &Config) -> Result<FileReport, AnalyzeError> {
+pub fn analyze_file(path: &Path, cfg: &Options) -> Result<FileReport, AnalyzeError> {
     let name = path.display().to_string();
     let file =
         File::open(path).map_err(|source| AnalyzeError::Read { path: name.clone(), source })?;
@@ -250,7 +178,7 @@ pub fn analyze_file(path: &Path, cfg: &Config) -> Result<FileReport, AnalyzeErro
 pub fn analyze_input(
     name: String,
     input: impl io::Read,
-    cfg: &Config,
+    cfg: &Options,
 ) -> Result<FileReport, AnalyzeError> {
     let reader = Reader::open(input).map_err(|e| open_error(&name, e))?;
     analyze_opened(name, reader, cfg)
@@ -275,7 +203,7 @@ fn open_error(name: &str, e: OpenError) -> AnalyzeError {
 fn analyze_opened<R: io::Read>(
     name: String,
     reader: Reader<R>,
-    cfg: &Config,
+    cfg: &Options,
 ) -> Result<FileReport, AnalyzeError> {
     if let Some(dir) = &cfg.extract {
         Analyses::prepare(dir).map_err(|source| AnalyzeError::ExtractDir {
@@ -301,10 +229,10 @@ struct Skipped {
 fn analyze_reader<R: io::Read>(
     name: String,
     mut reader: Reader<R>,
-    cfg: &Config,
+    cfg: &Options,
 ) -> Result<FileReport, AnalyzeError> {
     let mut re = Reassembler::new(cfg.ports.clone());
-    let opts = Options {
+    let opts = Work {
         full: cfg.full,
         extract: cfg.extract.clone(),
         keys: cfg.keys.clone(),

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::capture::Block;
-use super::direction::{Analyses, DirectionResult, Options};
+use super::direction::{Analyses, DirectionResult, Work};
 use super::reassembly::{Delivered, Dir, Sink};
 
 /// Bytes gathered for one worker before the batch is handed over (a stream then has several
@@ -363,7 +363,7 @@ impl Sharded {
     /// Start `n` worker threads sharing the work of several shards each; with none (`n` is
     /// 0, or no thread could start), one shard's batches run on the calling thread as soon as
     /// they are full.
-    pub fn new(n: usize, opts: &Options) -> Self {
+    pub fn new(n: usize, opts: &Work) -> Self {
         if n == 0 {
             return Sharded::inline(opts);
         }
@@ -403,7 +403,7 @@ impl Sharded {
 
     /// One shard whose batches run on the calling thread as soon as they are full: the same
     /// work without threads (for a file analysed beside others, each on its own core).
-    fn inline(opts: &Options) -> Self {
+    fn inline(opts: &Work) -> Self {
         let runner =
             Runner::Inline { sink: Box::new(Analyses::new(opts.clone())), order: Vec::new() };
         let shard = Shard { batch: Batch::default(), limit: BATCH_BYTES };
@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn workers_give_the_results_of_one_serial_analysis() {
-        let opts = Options::default();
+        let opts = Work::default();
         let mut serial = Analyses::new(opts.clone());
         feed(&mut serial);
         let want = serial.into_results();

@@ -9,17 +9,15 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::record::Tap;
+use super::record::{Recording, Tap};
 use super::session::{Link, PeerEvent, establish};
 use super::terminal::{Ui, escape};
 use super::{ChatError, KeySource, Settings, net};
-use crate::cli::DemoArgs;
 use crate::crypto::Identity;
 use crate::protocol::secure::Role;
 
@@ -87,7 +85,7 @@ fn settings(plaintext: bool, who: Person) -> Settings {
 }
 
 /// Make both keys at once (two cores, two people).
-fn two_keys() -> crate::Result<(Arc<Identity>, Arc<Identity>)> {
+fn two_keys() -> Result<(Arc<Identity>, Arc<Identity>), ChatError> {
     let (alice, bob) = thread::scope(|s| {
         let alice = s.spawn(|| Identity::generate(BITS));
         let bob = Identity::generate(BITS);
@@ -97,10 +95,20 @@ fn two_keys() -> crate::Result<(Arc<Identity>, Arc<Identity>)> {
     Ok((Arc::new(alice?), Arc::new(bob?)))
 }
 
-/// Run `rchat demo`.
-pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
+/// How to play the demo.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoSettings {
+    /// Send the lines unencrypted.
+    pub plaintext: bool,
+    /// TCP port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// No pauses between the lines.
+    pub fast: bool,
+}
+
+/// Run `rchat demo`, writing the connection to `recording` when there is one.
+pub fn run(args: DemoSettings, recording: Option<Recording>) -> Result<(), ChatError> {
     let plaintext = args.plaintext;
-    let recording = super::open_recording(args.record.as_deref())?;
     // Ctrl-C (even while the keys are made) skips the rest of the script: the goodbyes still
     // close the recording properly. A second Ctrl-C stops at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -159,7 +167,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
             if let Some(tap) = &tap {
                 let _ = tap.finish();
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     show(format!("bob ({bob_addr}) joined alice ({host_addr}): the chat starts"));
@@ -183,7 +191,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         show(format!("  {}", sender.send_explained(text)?));
         match receiver.receive()? {
             PeerEvent::Message(got) => show(format!("  {to} received: {}", escape(&got))),
-            other => return Err(unexpected(to, "a message", &other).into()),
+            other => return Err(unexpected(to, "a message", &other)),
         }
     }
 
@@ -194,7 +202,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
         link.goodbye()?;
         match other.receive()? {
             PeerEvent::Bye | PeerEvent::Closed => {}
-            event => return Err(unexpected(stayer.name(), "a goodbye", &event).into()),
+            event => return Err(unexpected(stayer.name(), "a goodbye", &event)),
         }
     }
     show(if plaintext {
@@ -211,7 +219,7 @@ pub fn run(args: &DemoArgs) -> crate::Result<ExitCode> {
             path.display()
         ));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `who`'s link first, the other person's second.

@@ -14,14 +14,12 @@ pub mod transport;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{ChatArgs, HostArgs, JoinArgs};
-use crate::crypto::{self, Fingerprint};
+use crate::crypto::{Fingerprint, KeyError};
 use crate::protocol::secure::SecurityError;
-use crate::protocol::wire::{FrameType, MAX_NAME_LEN, WireError};
-use record::{RecordError, Recording};
+use crate::protocol::wire::{FrameType, WireError};
+use record::RecordError;
 use terminal::Input;
 use transport::ReadError;
 
@@ -109,6 +107,9 @@ pub enum ChatError {
     /// `--record` could not write its file.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// Our key could not be made or loaded, or is unfit.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The scripted demo did not go as written.
     #[error("the demo went wrong: {0}")]
     Demo(String),
@@ -167,7 +168,8 @@ pub enum KeySource {
     File(PathBuf),
 }
 
-/// Chat settings after validation: the rest of the chat sees only these.
+/// Chat settings after validation (`cmd::chat` makes them from the flags): the rest of the
+/// chat sees only these.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `--plaintext`.
@@ -188,69 +190,6 @@ pub struct Settings {
     pub frame_timeout: Duration,
 }
 
-fn usage(msg: impl Into<String>) -> crate::Error {
-    crate::Error::Usage(msg.into())
-}
-
-impl Settings {
-    /// Check the shared chat flags.
-    pub fn from_args(args: ChatArgs, default_name: &str) -> crate::Result<Self> {
-        if args.plaintext {
-            for (set, flag) in [
-                (args.key.is_some(), "--key"),
-                (args.bits.is_some(), "--bits"),
-                (args.peer_fingerprint.is_some(), "--peer-fingerprint"),
-                (args.allow_weak_keys, "--allow-weak-keys"),
-            ] {
-                if set {
-                    return Err(usage(format!(
-                        "{flag} has no effect with --plaintext, which uses no keys: drop one of them"
-                    )));
-                }
-            }
-        }
-        let key = match (args.key, args.bits) {
-            (Some(path), _) => KeySource::File(path),
-            (None, bits) => {
-                let bits = bits.unwrap_or(2048);
-                crypto::check_bits(bits, args.allow_weak_keys)?;
-                KeySource::Fresh(bits)
-            }
-        };
-        let pin = args
-            .peer_fingerprint
-            .map(|s| s.parse::<Fingerprint>())
-            .transpose()
-            .map_err(|e| usage(format!("--peer-fingerprint: {e}")))?;
-        let name = args.name.unwrap_or_else(|| default_name.to_owned());
-        if name.trim().is_empty()
-            || name.len() > MAX_NAME_LEN
-            || name.chars().any(|c| c.is_control())
-        {
-            return Err(usage(format!(
-                "--name must be 1 to {MAX_NAME_LEN} bytes of text without control characters"
-            )));
-        }
-        let secs = |v: f64, flag: &str| {
-            if v.is_finite() && v > 0.0 && v <= 3600.0 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(usage(format!("{flag} must be a number of seconds between 0 and 3600")))
-            }
-        };
-        Ok(Settings {
-            plaintext: args.plaintext,
-            key,
-            pin,
-            name,
-            explain: args.explain,
-            allow_weak: args.allow_weak_keys,
-            handshake_timeout: secs(args.handshake_timeout, "--handshake-timeout")?,
-            frame_timeout: secs(args.frame_timeout, "--frame-timeout")?,
-        })
-    }
-}
-
 /// Everything the chat's main loop waits for, from every thread.
 #[derive(Debug)]
 pub enum Event {
@@ -264,29 +203,6 @@ pub enum Event {
     Handshake(SocketAddr, Box<Result<session::Link, ChatError>>),
     /// The peer's reader thread reports.
     Peer(session::PeerEvent),
-}
-
-/// Create the `--record` file, if one was asked for: after the flags are checked, before
-/// any key is made or connection opened.
-fn open_recording(path: Option<&std::path::Path>) -> crate::Result<Option<Recording>> {
-    Ok(path.map(Recording::create).transpose().map_err(ChatError::from)?)
-}
-
-/// Run `rchat host`.
-pub fn host(mut args: HostArgs) -> crate::Result<ExitCode> {
-    let record = args.chat.record.take();
-    let settings = Settings::from_args(args.chat, "host")?;
-    let recording = open_recording(record.as_deref())?;
-    session::run_host(args.bind, args.port, settings, recording)
-}
-
-/// Run `rchat join`.
-pub fn join(mut args: JoinArgs) -> crate::Result<ExitCode> {
-    let record = args.chat.record.take();
-    let settings = Settings::from_args(args.chat, "guest")?;
-    let (host, port) = net::parse_target(&args.target).map_err(crate::Error::Usage)?;
-    let recording = open_recording(record.as_deref())?;
-    session::run_join(&host, port, settings, recording)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::ChatError;
-use crate::cli::DEFAULT_PORT;
+use crate::protocol::DEFAULT_PORT;
 
 /// How long `join` waits for the host to answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,7 +13,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
@@ -109,7 +108,7 @@ impl Link {
 }
 
 /// Our key for this run, or none in plaintext mode.
-fn load_identity(settings: &Settings, ui: &Ui) -> crate::Result<Option<Arc<Identity>>> {
+fn load_identity(settings: &Settings, ui: &Ui) -> Result<Option<Arc<Identity>>, ChatError> {
     if settings.plaintext {
         return Ok(None);
     }
@@ -161,7 +160,7 @@ pub fn run_host(
     port: u16,
     settings: Settings,
     mut recording: Option<Recording>,
-) -> crate::Result<ExitCode> {
+) -> Result<(), ChatError> {
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
@@ -218,7 +217,7 @@ pub fn run_host(
             Event::Input(Input::End) => input_open = false,
             Event::Input(Input::Interrupt) => {
                 ui.status("stopped waiting");
-                return Ok(ExitCode::SUCCESS);
+                return Ok(());
             }
             Event::Warning(w) => ui.warn(w),
             Event::Incoming(stream, addr) if candidates >= MAX_CANDIDATES => {
@@ -257,7 +256,7 @@ pub fn run_host(
             Event::Peer(_) => {}
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn accept_loop(listener: TcpListener, tx: &Sender<Event>) {
@@ -302,7 +301,7 @@ pub fn run_join(
     port: u16,
     settings: Settings,
     recording: Option<Recording>,
-) -> crate::Result<ExitCode> {
+) -> Result<(), ChatError> {
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
@@ -323,7 +322,7 @@ pub fn run_join(
         Err(e) => {
             // The failed handshake is recorded too, closed like the connection was.
             unfinished_recording(tap.as_ref(), &ui);
-            return Err(e.into());
+            return Err(e);
         }
     };
     let outcome = chat(link, Vec::new(), true, &tx, &rx, &ui, &settings, me.as_deref());
@@ -336,7 +335,7 @@ fn finish(
     outcome: Result<bool, ChatError>,
     ui: &Ui,
     rx: &Receiver<Event>,
-) -> crate::Result<ExitCode> {
+) -> Result<(), ChatError> {
     let input_open = match &outcome {
         Ok(open) => *open,
         Err(_) => true,
@@ -352,7 +351,7 @@ fn finish(
             }
         }
     }
-    outcome.map(|_| ExitCode::SUCCESS).map_err(Into::into)
+    outcome.map(|_| ())
 }
 
 /// Handshake on a fresh connection: HELLO both ways, checks, AUTH both ways. In plaintext

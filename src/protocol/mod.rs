@@ -3,5 +3,8 @@
 //! handshake and every signature cover and checks received frames before they are believed.
 //! Neither touches a socket.
 
+/// The TCP port rchat uses unless told otherwise: the one the original classroom program used.
+pub const DEFAULT_PORT: u16 = 9999;
+
 pub mod secure;
 pub mod wire;
