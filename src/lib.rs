@@ -11,6 +11,7 @@
 //! - [`protocol`]: the wire format of the encrypted mode (frames, handshake, messages).
 //! - [`chat`]: `host`, `join` and `demo`: sockets, the session loop, the terminal,
 //!   `--record` capture files.
+//! - [`escape`]: the one way text from a peer or a capture is shown.
 //! - [`analyze`]: `analyze`: capture files, TCP reassembly, classification, reports.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod error;
+pub mod escape;
 pub mod protocol;
 
 pub use cmd::run;

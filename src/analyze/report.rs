@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::classify::{Confidence, Encoding, Verdict, plural};
 use super::messages::{Mode, looks_like_text};
+use crate::escape::bytes as escape;
 
 /// The JSON schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -155,29 +156,6 @@ pub fn preview_string(bytes: &[u8], gaps: &[(usize, u64)]) -> (String, &'static 
     }
     out.push_str(&escape(bytes.get(at..).unwrap_or(&[])));
     (out, "text")
-}
-
-/// Escape non-printable characters and invalid UTF-8 as `\xNN`, newlines as `\n`.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\\' => out.push_str("\\\\"),
-                c if c.is_control() => {
-                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-                }
-                c => out.push(c),
-            }
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 /// How many times each value occurs, in the order each first occurs.
@@ -525,7 +503,6 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(escape(b"hi\n\x01\xff"), "hi\\n\\u{1}\\xff");
         assert_eq!(preview_string(&[0, 1, 2, 0xff], &[]).1, "hex");
         assert_eq!(preview_string("привет".as_bytes(), &[]), ("привет".to_string(), "text"));
         assert_eq!(preview_string(b"ab\ncd", &[(3, 7)]).0, "ab\\n[7 bytes missing]cd");

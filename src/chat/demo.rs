@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use super::record::{Recording, Tap};
 use super::session::{Link, PeerEvent, establish};
-use super::terminal::{Ui, escape};
+use super::terminal::Ui;
 use super::{ChatError, KeySource, Settings, net};
 use crate::crypto::Identity;
+use crate::escape::text as escape;
 use crate::protocol::secure::Role;
 
 /// One of the two people in the demo.

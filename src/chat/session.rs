@@ -19,10 +19,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::record::{Recording, Tap};
-use super::terminal::{Input, Ui, escape, stdio_is_terminal};
+use super::terminal::{Input, Ui, stdio_is_terminal};
 use super::transport::{PeerReader, ReadError, preview};
 use super::{ChatError, Event, KeySource, Settings, net};
 use crate::crypto::{self, Identity};
+use crate::escape::text as escape;
 use crate::protocol::secure::{Opener, Role, Sealer, Session, check_hello, hello_frame};
 use crate::protocol::wire::{
     Auth, Busy, Bye, Frame, FrameType, HEADER_LEN, Hello, MAX_MESSAGE_LEN, Message, MessageBlocks,

@@ -8,7 +8,6 @@
 //! stderr. Everything shown that came from the peer is escaped first, so a peer cannot
 //! move the cursor or clear the screen.
 
-use std::borrow::Cow;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -19,6 +18,7 @@ use rustyline::error::ReadlineError;
 use rustyline::{DefaultEditor, ExternalPrinter};
 
 use super::Event;
+use crate::escape::text as escape;
 use crate::protocol::wire::MAX_MESSAGE_LEN;
 
 /// What the person did.
@@ -138,20 +138,6 @@ fn clock() -> String {
     chrono::Local::now().format("%H:%M:%S").to_string()
 }
 
-/// Escape control characters (except tab) so received text cannot drive the terminal.
-pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.into() }
-            })
-            .collect(),
-    )
-}
-
 fn read_terminal(
     mut editor: DefaultEditor,
     prompt: &str,
@@ -269,11 +255,5 @@ mod tests {
         let exact = vec![b'b'; MAX_MESSAGE_LEN];
         let got = lines_of(&exact);
         assert!(matches!(&got[0], Event::Input(Input::Line(l)) if l.len() == MAX_MESSAGE_LEN));
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape("plain\ttext 你好"), "plain\ttext 你好");
-        assert_eq!(escape("\x1b[2Jboo\r"), "\\u{1b}[2Jboo\\r");
     }
 }
