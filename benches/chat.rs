@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rchat::chat::session::{Link, PeerEvent, establish};
+use rchat::chat::link::{Link, Local, PeerEvent, establish};
 use rchat::chat::terminal::Ui;
 use rchat::chat::{KeySource, Settings};
 use rchat::crypto::Identity;
@@ -39,13 +39,18 @@ fn pair(plaintext: bool, bits: usize) -> (Link, Link, Duration) {
         let me = (!plaintext).then(|| Arc::new(Identity::generate(bits).unwrap()));
         let (stream, peer) = listener.accept().unwrap();
         let s = settings(plaintext, bits);
-        establish(stream, peer, Role::Host, me, &s, &Ui::detached("host"), None).unwrap()
+        let ui = Ui::detached("host");
+        let local = Local { role: Role::Host, me: me.as_ref(), settings: &s, ui: &ui };
+        establish(stream, peer, local, None).unwrap()
     });
     let me = (!plaintext).then(|| Arc::new(Identity::generate(bits).unwrap()));
     let stream = TcpStream::connect(addr).unwrap();
     let s = settings(plaintext, bits);
-    let joiner =
-        establish(stream, addr, Role::Joiner, me, &s, &Ui::detached("guest"), None).unwrap();
+    let joiner = {
+        let ui = Ui::detached("guest");
+        let local = Local { role: Role::Joiner, me: me.as_ref(), settings: &s, ui: &ui };
+        establish(stream, addr, local, None).unwrap()
+    };
     let host = host.join().unwrap();
     (host, joiner, start.elapsed())
 }

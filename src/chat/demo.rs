@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::link::{Link, Local, PeerEvent, establish};
 use super::record::{Recording, Tap};
-use super::session::{Link, PeerEvent, establish};
 use super::terminal::Ui;
 use super::{ChatError, KeySource, Settings, net};
 use crate::crypto::Identity;
@@ -258,7 +258,8 @@ fn handshake(
     let run = |(stream, addr, key): Side, who: Person, tap: Option<Tap>| {
         let role = if who == Person::Alice { Role::Host } else { Role::Joiner };
         let ui = Ui::detached(who.name());
-        establish(stream, addr, role, key, &settings(plaintext, who), &ui, tap)
+        let settings = settings(plaintext, who);
+        establish(stream, addr, Local { role, me: key.as_ref(), settings: &settings, ui: &ui }, tap)
     };
     thread::scope(|s| {
         let host = s.spawn(|| run(alice, Person::Alice, tap));

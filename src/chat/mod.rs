@@ -1,10 +1,15 @@
-//! `rchat host`, `rchat join` and `rchat demo`: validated settings, the errors a chat can
-//! end with, and the entry points. The work is split by concern:
-//! [`net`] opens sockets, [`transport`] reads the peer's bytes with limits,
-//! [`session`] runs the handshake and the chat loop, [`terminal`] talks to the person,
-//! [`record`] writes `--record` capture files, [`demo`] plays a scripted chat in one process.
+//! The chat library behind `rchat host`, `rchat join` and `rchat demo`: the validated
+//! [`Settings`] it runs with, the errors a chat can end with, and the parts, from the socket up:
+//! [`net`] opens sockets, [`transport`] reads the peer's bytes with limits, [`link`] runs the
+//! handshake and yields an established link, [`conversation`] runs the message loop on one
+//! link, [`session`] waits for a peer (host) or connects (join) and hands the link over,
+//! [`terminal`] talks to the person, [`record`] writes `--record` capture files, [`demo`]
+//! plays a scripted chat in one process. It never sees the command line: `cmd::chat` turns
+//! the flags into settings.
 
+pub mod conversation;
 pub mod demo;
+pub mod link;
 pub mod net;
 pub mod record;
 pub mod session;
@@ -200,9 +205,9 @@ pub enum Event {
     /// A new connection on a listening socket.
     Incoming(std::net::TcpStream, SocketAddr),
     /// A handshake with a candidate peer finished.
-    Handshake(SocketAddr, Box<Result<session::Link, ChatError>>),
+    Handshake(SocketAddr, Box<Result<link::Link, ChatError>>),
     /// The peer's reader thread reports.
-    Peer(session::PeerEvent),
+    Peer(link::PeerEvent),
 }
 
 #[cfg(test)]

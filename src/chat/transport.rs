@@ -14,9 +14,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::record::Tap;
-use crate::protocol::wire::{
-    Frame, FrameHeader, FrameType, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError,
-};
+use crate::protocol::deframe::{Front, front};
+use crate::protocol::wire::{Frame, FrameType, HEADER_LEN, MAGIC, MAX_MESSAGE_LEN, WireError};
 
 /// Why reading from the peer stopped.
 #[derive(Debug, thiserror::Error)]
@@ -161,23 +160,25 @@ impl PeerReader {
         let mut body_deadline = started.then(|| Instant::now() + self.frame_timeout);
         loop {
             let have = self.available();
-            // Refuse non-rchat bytes as soon as the first of them differs from the magic.
-            let n = have.len().min(MAGIC.len());
-            if have[..n] != MAGIC[..n] {
-                return Err(ReadError::NotRchat { preview: preview(have) });
-            }
-            if let Some(head) = have.first_chunk::<HEADER_LEN>() {
-                let header = FrameHeader::decode(head)?;
-                let need = HEADER_LEN + header.len as usize;
-                if have.len() >= need {
-                    let body = have[HEADER_LEN..need].to_vec();
-                    self.start += need;
+            // The protocol's deframer: a wrong magic is refused as soon as the first byte
+            // that differs is in, a header as soon as its 10 bytes are.
+            match front(have) {
+                Err(WireError::BadMagic(_)) => {
+                    return Err(ReadError::NotRchat { preview: preview(have) });
+                }
+                Err(e) => return Err(e.into()),
+                Ok(Front::Whole { header, len }) => {
+                    let body = have.get(HEADER_LEN..len).unwrap_or_default().to_vec();
+                    self.start += len;
                     return Ok(Frame { kind: header.kind, body });
                 }
-                let began = Instant::now();
-                early(header.kind, &have[HEADER_LEN..]);
-                let spent = began.elapsed();
-                body_deadline = body_deadline.map(|d| d + spent);
+                Ok(Front::Partial { header: Some(header) }) => {
+                    let began = Instant::now();
+                    early(header.kind, have.get(HEADER_LEN..).unwrap_or_default());
+                    let spent = began.elapsed();
+                    body_deadline = body_deadline.map(|d| d + spent);
+                }
+                Ok(Front::Partial { header: None }) => {}
             }
             let empty = have.is_empty();
             // Inside a frame both limits hold: the frame's own and the caller's.
@@ -196,11 +197,10 @@ impl PeerReader {
                 if have == 0 {
                     return Err(ReadError::Closed);
                 }
-                let need = self
-                    .available()
-                    .first_chunk::<HEADER_LEN>()
-                    .and_then(|h| FrameHeader::decode(h).ok())
-                    .map_or(HEADER_LEN, |h| HEADER_LEN + h.len as usize);
+                let need = match front(self.available()) {
+                    Ok(Front::Partial { header: Some(h) }) => HEADER_LEN + h.len as usize,
+                    _ => HEADER_LEN,
+                };
                 return Err(ReadError::ClosedMidFrame { have, need });
             }
             if body_deadline.is_none() {

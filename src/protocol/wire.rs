@@ -192,21 +192,12 @@ impl Frame {
     /// Split one frame off the front of `bytes`: `Ok(None)` when more bytes are needed,
     /// otherwise the frame and the number of bytes it used.
     pub fn parse(bytes: &[u8]) -> Result<Option<(Frame, usize)>, WireError> {
-        let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
-            // Reject a wrong magic as soon as the bytes present show it.
-            let n = bytes.len().min(4);
-            if bytes[..n] != MAGIC[..n] {
-                let mut m = [0u8; 4];
-                m[..n].copy_from_slice(&bytes[..n]);
-                return Err(WireError::BadMagic(m));
+        match super::deframe::front(bytes)? {
+            super::deframe::Front::Whole { header, len } => {
+                let body = bytes.get(HEADER_LEN..len).unwrap_or_default().to_vec();
+                Ok(Some((Frame { kind: header.kind, body }, len)))
             }
-            return Ok(None);
-        };
-        let header = FrameHeader::decode(head)?;
-        let total = HEADER_LEN + header.len as usize;
-        match bytes.get(HEADER_LEN..total) {
-            Some(body) => Ok(Some((Frame { kind: header.kind, body: body.to_vec() }, total))),
-            None => Ok(None),
+            super::deframe::Front::Partial { .. } => Ok(None),
         }
     }
 }
