@@ -619,7 +619,7 @@ impl Accumulator {
     /// Ask for this accumulator's counting table to be brought into the cache, ahead of
     /// [`Accumulator::settle`].
     pub fn prefetch(&self) {
-        super::cache::prefetch_value(&*self.hist);
+        crate::analyze::cache::prefetch_value(&*self.hist);
     }
 
     /// Add the scratch lanes into this accumulator's table and clear them.

@@ -15,12 +15,12 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::capture::Block;
 use super::classify::{self, Classification};
 use super::digest::{self, Sha256Stream};
 use super::messages::{Message, Mode, Splitter, Tallies};
 use super::rchat::{FrameLog, RchatReport};
 use super::reassembly::{Delivered, Dir, Recent, Sink};
+use crate::analyze::input::Block;
 use crate::crypto::Identity;
 use std::sync::Arc;
 

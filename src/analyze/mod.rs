@@ -11,11 +11,10 @@
 //! the pipeline and never exits: errors are returned.
 
 pub mod cache;
-pub mod capture;
 pub mod classify;
-pub mod decode;
 pub mod digest;
 pub mod direction;
+pub mod input;
 pub mod messages;
 pub mod parallel;
 pub mod rchat;
@@ -30,9 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::crypto::Identity;
-use capture::{Magic, OpenError, Reader};
-use decode::{Decoded, Defrag};
 use direction::{Analyses, Work};
+use input::decode::{Decoded, Defrag};
+use input::{Magic, OpenError, Reader};
 use parallel::Sharded;
 use reassembly::{Dir, Reassembler};
 use report::{DirectionReport, Directions, FileReport, MessageReport, StreamReport};
@@ -255,7 +254,7 @@ fn analyze_reader<R: io::Read>(
     for (lt, n) in &skipped.unknown_link {
         warnings.push(format!(
             "link type {} is not one rchat reads: its {n} packet(s) were skipped",
-            capture::link_type_name(*lt)
+            input::link_type_name(*lt)
         ));
     }
     if skipped.malformed > 0 {
@@ -297,8 +296,8 @@ fn analyze_reader<R: io::Read>(
         let s2c = direction_report(s.stats(Dir::ServerToClient), s2c);
         reports.push(StreamReport {
             id: s.id,
-            client: decode::endpoint(s.client.0, s.client.1),
-            server: decode::endpoint(s.server.0, s.server.1),
+            client: input::decode::endpoint(s.client.0, s.client.1),
+            server: input::decode::endpoint(s.server.0, s.server.1),
             start: s.start_ns as f64 / 1e9,
             end: s.end_ns as f64 / 1e9,
             verdict: report::stream_verdict(c2s.verdict, s2c.verdict),
@@ -309,7 +308,7 @@ fn analyze_reader<R: io::Read>(
         schema_version: report::SCHEMA_VERSION,
         file: name,
         format: reader.format().name(),
-        link_types: reader.link_types().iter().map(|l| capture::link_type_name(*l)).collect(),
+        link_types: reader.link_types().iter().map(|l| input::link_type_name(*l)).collect(),
         packets,
         ports: cfg.ports.clone(),
         warnings,
@@ -336,7 +335,7 @@ fn read_all<R: io::Read>(
         };
         packets += 1;
         sink.backing(rec.block);
-        match decode::decode(rec.link_type, rec.data, defrag) {
+        match input::decode::decode(rec.link_type, rec.data, defrag) {
             Decoded::Tcp(seg) => {
                 re.segment(&seg, rec.ts_ns, sink);
             }

@@ -15,8 +15,8 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::capture::{Block, READ_BACK_MIN, read_back};
-use super::decode::{Segment, flags};
+use crate::analyze::input::decode::{Segment, flags};
+use crate::analyze::input::{Block, READ_BACK_MIN, read_back};
 
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
 pub const OOO_CAP: usize = 4 * 1024 * 1024;

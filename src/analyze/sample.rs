@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::sync::Arc;
 
-use super::capture::{READ_BACK_MIN, read_back};
+use crate::analyze::input::{READ_BACK_MIN, read_back};
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
