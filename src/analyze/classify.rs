@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
-use super::sample::Sample;
+use super::input::sample::Sample;
 
 /// What an eavesdropper is looking at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,7 +158,7 @@ impl Classification {
 pub const MIN_BYTES: u64 = 16;
 /// Chi-square is reported from this many bytes on (5 expected per bin).
 pub const CHI_SQUARE_MIN_BYTES: u64 = 1280;
-pub use super::sample::SAMPLE_LIMIT;
+pub use super::input::sample::SAMPLE_LIMIT;
 
 const LANES: usize = 4;
 /// Interleaved counting tables: consecutive bytes go to different tables, so repeated bytes
@@ -619,7 +619,7 @@ impl Accumulator {
     /// Ask for this accumulator's counting table to be brought into the cache, ahead of
     /// [`Accumulator::settle`].
     pub fn prefetch(&self) {
-        crate::analyze::cache::prefetch_value(&*self.hist);
+        crate::analyze::engine::cache::prefetch_value(&*self.hist);
     }
 
     /// Add the scratch lanes into this accumulator's table and clear them.

@@ -10,17 +10,12 @@
 //! and `cache` asks the processor for bytes ahead of their use. It never prints from inside
 //! the pipeline and never exits: errors are returned.
 
-pub mod cache;
 pub mod classify;
-pub mod digest;
-pub mod direction;
+pub mod engine;
 pub mod input;
-pub mod messages;
-pub mod parallel;
 pub mod rchat;
-pub mod reassembly;
 pub mod report;
-pub mod sample;
+pub mod stream;
 
 use std::fs::File;
 use std::io;
@@ -29,12 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::crypto::Identity;
-use direction::{Analyses, Work};
+use engine::direction::{Analyses, Work};
+use engine::parallel::Sharded;
 use input::decode::{Decoded, Defrag};
 use input::{Magic, OpenError, Reader};
-use parallel::Sharded;
-use reassembly::{Dir, Reassembler};
 use report::{DirectionReport, Directions, FileReport, MessageReport, StreamReport};
+use stream::{Dir, Reassembler};
 
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -278,7 +273,7 @@ fn analyze_reader<R: io::Read>(
                 "stream {}: more than {} MiB arrived out of order; the hole in front of it was \
                  declared missing",
                 s.id,
-                reassembly::OOO_CAP / (1024 * 1024)
+                stream::OOO_CAP / (1024 * 1024)
             ));
         }
         let before = s.stats(Dir::ClientToServer).before_start_bytes
@@ -322,7 +317,7 @@ fn read_all<R: io::Read>(
     name: &str,
     reader: &mut Reader<R>,
     re: &mut Reassembler,
-    sink: &mut impl reassembly::Sink,
+    sink: &mut impl stream::Sink,
     defrag: &mut Defrag,
     skipped: &mut Skipped,
 ) -> Result<u64, AnalyzeError> {
@@ -358,7 +353,10 @@ fn read_all<R: io::Read>(
     }
 }
 
-fn direction_report(st: &reassembly::HalfStats, d: direction::DirectionResult) -> DirectionReport {
+fn direction_report(
+    st: &stream::HalfStats,
+    d: engine::direction::DirectionResult,
+) -> DirectionReport {
     let (preview, preview_format) = report::preview_string(&d.preview, &d.preview_gaps);
     let c = d.class;
     DirectionReport {

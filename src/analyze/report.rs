@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::classify::{Confidence, Encoding, Verdict, plural};
-use super::messages::{Mode, looks_like_text};
+use super::stream::messages::{Mode, looks_like_text};
 use crate::escape::bytes as escape;
 
 /// The JSON schema version.
@@ -67,7 +67,7 @@ pub struct Directions {
 }
 
 /// A gap in a direction.
-pub use super::reassembly::Gap;
+pub use super::stream::Gap;
 
 /// One direction of a stream.
 #[derive(Debug, Serialize)]

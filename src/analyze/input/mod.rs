@@ -14,6 +14,7 @@
 pub mod decode;
 pub mod pcap;
 pub mod pcapng;
+pub mod sample;
 pub mod window;
 
 use std::fs::File;
@@ -265,7 +266,7 @@ impl<R: Read> Reader<R> {
         self.pending = Some(p);
         if let Some(next) = self.win.available().get(p.len..) {
             // The next record's header and packet headers, wanted soon.
-            crate::analyze::cache::prefetch(next.get(..128).unwrap_or(next));
+            crate::analyze::engine::cache::prefetch(next.get(..128).unwrap_or(next));
         }
         let data = self.win.available().get(p.data_at..p.data_at + p.data_len).unwrap_or(&[]);
         let block = &self.win.buf;

@@ -15,12 +15,14 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::classify::{self, Classification};
+use super::Delivered;
 use super::digest::{self, Sha256Stream};
-use super::messages::{Message, Mode, Splitter, Tallies};
-use super::rchat::{FrameLog, RchatReport};
-use super::reassembly::{Delivered, Dir, Recent, Sink};
+use super::recent::Recent;
+use crate::analyze::classify::{self, Classification};
 use crate::analyze::input::Block;
+use crate::analyze::rchat::{FrameLog, RchatReport};
+use crate::analyze::stream::messages::{Message, Mode, Splitter, Tallies};
+use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::classify::{Accumulator, Brief, Classification, Scratch};
+use crate::analyze::classify::{Accumulator, Brief, Classification, Scratch};
 use crate::protocol::wire::{self as frame, FrameHeader};
 
 /// Bytes examined before deciding how to cut the stream.

@@ -21,9 +21,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use super::Delivered;
 use super::direction::{Analyses, DirectionResult, Work};
-use super::reassembly::{Delivered, Dir, Sink};
 use crate::analyze::input::Block;
+use crate::analyze::stream::{Dir, Sink};
 
 /// Bytes gathered for one worker before the batch is handed over (a stream then has several
 /// pieces in most batches).
@@ -236,7 +237,7 @@ impl<'b> Group<'b> {
             }
             run_of = Some((stream, dir));
             if ahead {
-                crate::analyze::cache::prefetch_all(p.bytes);
+                crate::analyze::engine::cache::prefetch_all(p.bytes);
             }
             self.pieces.push(p);
         }
