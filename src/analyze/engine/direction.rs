@@ -20,7 +20,8 @@ use super::digest::{self, Sha256Stream};
 use super::recent::Recent;
 use crate::analyze::classify::{self, Classification};
 use crate::analyze::input::Block;
-use crate::analyze::rchat::{FrameLog, RchatReport};
+use crate::analyze::recognise::Watch;
+use crate::analyze::recognise::rchat::{FrameLog, RchatReport};
 use crate::analyze::stream::messages::{Message, Mode, Splitter, Tallies};
 use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
@@ -86,7 +87,7 @@ struct Analysis {
     extract: Option<Extract>,
     recent: Recent,
     conflicts: u64,
-    rchat: FrameLog,
+    rchat: Watch<FrameLog>,
 }
 
 impl Analysis {
@@ -100,7 +101,7 @@ impl Analysis {
             extract: extract.map(|path| Extract { path, out: None }),
             recent: Recent::default(),
             conflicts: 0,
-            rchat: FrameLog::new(keys),
+            rchat: Watch::new(FrameLog::new(keys)),
         }
     }
 

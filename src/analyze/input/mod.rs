@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
+use decode::{Decoded, Defrag, Segment};
 use pcapng::Interface;
 pub(crate) use window::read_back;
 pub use window::{Block, READ_BACK_MIN};
@@ -230,6 +231,11 @@ impl<R: Read> Reader<R> {
         &self.win.buf
     }
 
+    /// The names of the link types declared so far (see [`Reader::link_types`]).
+    pub fn link_type_names(&self) -> Vec<String> {
+        self.link_types.iter().map(|l| link_type_name(*l)).collect()
+    }
+
     /// Link types declared so far (pcap: one; pcapng: one per interface, first seen first).
     pub fn link_types(&self) -> &[u32] {
         &self.link_types
@@ -277,6 +283,83 @@ impl<R: Read> Reader<R> {
             orig_len: p.orig_len,
             block,
         }))
+    }
+}
+
+/// What the records that were not TCP segments of interest were, and the IPv4 fragments
+/// still waiting for the rest of their datagram.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    defrag: Defrag,
+    malformed: u64,
+    unknown_link: Vec<(u32, u64)>,
+    fragments: u64,
+}
+
+impl Decoder {
+    /// Read every record of `reader`, decode it, and hand each TCP segment to `segment` with
+    /// its timestamp and the shared block its record lies in. Returns the number of records
+    /// read.
+    pub fn read_all<R: Read>(
+        &mut self,
+        reader: &mut Reader<R>,
+        mut segment: impl FnMut(&Arc<Block>, &Segment<'_>, i64),
+    ) -> io::Result<u64> {
+        let mut packets = 0u64;
+        while let Some(rec) = reader.next_record()? {
+            packets += 1;
+            match decode::decode(rec.link_type, rec.data, &mut self.defrag) {
+                Decoded::Tcp(seg) => segment(rec.block, &seg, rec.ts_ns),
+                Decoded::Fragment(Some(dgram)) => {
+                    self.fragments += 1;
+                    if let Some(seg) = dgram.segment() {
+                        segment(rec.block, &seg, rec.ts_ns);
+                    }
+                }
+                Decoded::Fragment(None) => self.fragments += 1,
+                Decoded::Other => {}
+                Decoded::UnknownLink => {
+                    match self.unknown_link.iter_mut().find(|(l, _)| *l == rec.link_type) {
+                        Some((_, n)) => *n += 1,
+                        None => self.unknown_link.push((rec.link_type, 1)),
+                    }
+                }
+                Decoded::Malformed => self.malformed += 1,
+            }
+        }
+        Ok(packets)
+    }
+
+    /// The warnings about reading and decoding the capture: blocks skipped, where reading
+    /// stopped, link types not read, packets that did not decode, fragments not put together.
+    pub fn warnings<R: Read>(&self, reader: &mut Reader<R>) -> Vec<String> {
+        let mut warnings = reader.take_notes();
+        if let Some(stop) = reader.stop() {
+            warnings.push(format!(
+                "the capture stops at byte {}: {}; everything before it was analysed",
+                stop.offset, stop.what
+            ));
+        }
+        for (lt, n) in &self.unknown_link {
+            warnings.push(format!(
+                "link type {} is not one rchat reads: its {n} packet(s) were skipped",
+                link_type_name(*lt)
+            ));
+        }
+        if self.malformed > 0 {
+            warnings.push(format!(
+                "{} packet(s) were too short or inconsistent to decode and were skipped",
+                self.malformed
+            ));
+        }
+        let defrag = &self.defrag;
+        if defrag.dropped > 0 || defrag.incomplete() > 0 {
+            warnings.push(format!(
+                "{} IP fragment(s) could not be put back together and were skipped",
+                defrag.dropped + defrag.incomplete() as u64
+            ));
+        }
+        warnings
     }
 }
 

@@ -307,15 +307,13 @@ impl Splitter {
                     self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
                     at += take;
                     if let Some(h) = header {
-                        // The protocol's own checked decoder (magic, version, type, and the
-                        // body length against that type's maximum).
-                        match FrameHeader::decode(&h).ok() {
-                            Some(h) if h.len == 0 => {
+                        match frame_body_len(&h) {
+                            Some(0) => {
                                 self.end_message();
                                 self.frames =
                                     FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
                             }
-                            Some(h) => self.frames = FrameState::Body { left: u64::from(h.len) },
+                            Some(len) => self.frames = FrameState::Body { left: u64::from(len) },
                             None => {
                                 // Not a frame after all: cut the rest by runs.
                                 self.mode = Some(Mode::Runs);
@@ -392,6 +390,13 @@ impl Splitter {
             self.unlisted += 1;
         }
     }
+}
+
+/// The body length of the rchat frame whose header is `header`, or `None` when it is not a
+/// valid header: the one place this module cuts frames, with the protocol's own checked decoder
+/// (magic, version, type, and the body length against that type's maximum).
+fn frame_body_len(header: &[u8; frame::HEADER_LEN]) -> Option<u32> {
+    FrameHeader::decode(header).ok().map(|h| h.len)
 }
 
 /// Whether the first bytes of a direction read as text (UTF-8, mostly printable).
