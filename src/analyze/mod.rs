@@ -29,7 +29,7 @@ use engine::direction::{Analyses, Work};
 use engine::parallel::Sharded;
 use input::{Decoder, Magic, OpenError, Reader};
 use report::{Capture, FileReport};
-use stream::{Reassembler, Sink};
+use stream::Reassembler;
 
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -199,8 +199,7 @@ fn analyze_reader<R: io::Read>(
     let mut engine = Sharded::new(cfg.workers, &work);
     let mut flows = Reassembler::new(cfg.ports.clone());
     let mut decoder = Decoder::default();
-    let read = decoder.read_all(&mut reader, |block, segment, ts_ns| {
-        engine.backing(block);
+    let read = decoder.read_all(&mut reader, |segment, ts_ns| {
         flows.segment(segment, ts_ns, &mut engine);
     });
     let streams = flows.finish_all(&mut engine);

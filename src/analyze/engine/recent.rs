@@ -15,7 +15,7 @@ pub const RECENT: usize = 16 * 1024;
 /// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
 ///
 /// Bytes are copied into a ring, except pieces whose place in the capture file is known
-/// ([`Delivered::file_at`]): of those only the position is noted, and the few that a
+/// ([`Delivered::bytes`]): of those only the position is noted, and the few that a
 /// retransmission needs are found in a mapped window of the file still at hand, or read back.
 #[derive(Debug, Default)]
 pub struct Recent {
@@ -123,7 +123,7 @@ impl Recent {
                 self.continue_at(p.offset);
                 self.end = p.offset + p.bytes.len() as u64;
             } else {
-                self.remember_piece(p.offset, p.bytes, p.file_at);
+                self.remember_piece(p.offset, p.bytes.bytes(), p.bytes.file_at());
             }
         }
     }
@@ -191,6 +191,7 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::input::Captured;
 
     #[test]
     fn recent_bytes_compare_only_what_is_remembered() {
@@ -220,18 +221,17 @@ mod tests {
             .windows(2)
             .map(|w| Delivered {
                 offset: w[0] as u64,
-                bytes: &data[w[0]..w[1]],
+                bytes: Captured::copied_from(&data[w[0]..w[1]], Some(w[0] as u64)),
                 new_run: false,
-                file_at: Some(w[0] as u64),
             })
             .collect();
         let mut copied = Recent::default();
         for p in &pieces {
-            copied.remember(p.offset, p.bytes);
+            copied.remember(p.offset, p.bytes.bytes());
         }
         let mut one_by_one = Recent::default();
         for p in &pieces {
-            one_by_one.remember_piece(p.offset, p.bytes, p.file_at);
+            one_by_one.remember_piece(p.offset, p.bytes.bytes(), p.bytes.file_at());
         }
         let mut at_once = Recent::default();
         at_once.remember_all(&pieces[..4]);

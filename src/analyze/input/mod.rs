@@ -11,6 +11,7 @@
 //! ([`MAX_RECORD`] for one record), never panic, and never look past the TCP header: what the
 //! payload means is for the stages after it.
 
+pub mod captured;
 pub mod decode;
 pub mod pcap;
 pub mod pcapng;
@@ -21,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
+pub use captured::{Captured, CapturedCopy, Origin};
 use decode::{Decoded, Defrag, Segment};
 use pcapng::Interface;
 pub(crate) use window::read_back;
@@ -94,6 +96,13 @@ pub struct Record<'a> {
     pub orig_len: u32,
     /// The shared block `data` lies in (see [`Reader::block`]).
     pub block: &'a Arc<Block>,
+}
+
+impl<'a> Record<'a> {
+    /// The record's bytes, in their shared block.
+    pub fn captured(&self) -> Captured<'a> {
+        Captured::in_block(self.block, self.data)
+    }
 }
 
 /// Why reading stopped before the natural end of the file.
@@ -298,22 +307,22 @@ pub struct Decoder {
 
 impl Decoder {
     /// Read every record of `reader`, decode it, and hand each TCP segment to `segment` with
-    /// its timestamp and the shared block its record lies in. Returns the number of records
-    /// read.
+    /// its timestamp (its payload lies in the record's shared block: see [`Captured`]). Returns
+    /// the number of records read.
     pub fn read_all<R: Read>(
         &mut self,
         reader: &mut Reader<R>,
-        mut segment: impl FnMut(&Arc<Block>, &Segment<'_>, i64),
+        mut segment: impl FnMut(&Segment<'_>, i64),
     ) -> io::Result<u64> {
         let mut packets = 0u64;
         while let Some(rec) = reader.next_record()? {
             packets += 1;
-            match decode::decode(rec.link_type, rec.data, &mut self.defrag) {
-                Decoded::Tcp(seg) => segment(rec.block, &seg, rec.ts_ns),
+            match decode::decode_captured(rec.link_type, rec.captured(), &mut self.defrag) {
+                Decoded::Tcp(seg) => segment(&seg, rec.ts_ns),
                 Decoded::Fragment(Some(dgram)) => {
                     self.fragments += 1;
                     if let Some(seg) = dgram.segment() {
-                        segment(rec.block, &seg, rec.ts_ns);
+                        segment(&seg, rec.ts_ns);
                     }
                 }
                 Decoded::Fragment(None) => self.fragments += 1,

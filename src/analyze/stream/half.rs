@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use super::flows::Stream;
 use super::stats::{Gap, HalfStats};
 use super::{Dir, Sink};
+use crate::analyze::input::{Captured, CapturedCopy};
 
 /// Gaps listed per direction (more are counted in `missing_bytes` only).
 const MAX_GAPS: usize = 1000;
 
 #[derive(Debug)]
 enum Piece {
-    /// A copy of segment bytes, and where they are in the capture file if known.
-    Data(Vec<u8>, Option<u64>),
+    /// A copy of segment bytes (which knows where they came from).
+    Data(CapturedCopy),
     /// Bytes known to exist but cut off by the snaplen.
     Hole(u64),
 }
@@ -25,7 +26,7 @@ enum Piece {
 impl Piece {
     fn len(&self) -> u64 {
         match self {
-            Piece::Data(d, _) => d.len() as u64,
+            Piece::Data(d) => d.len() as u64,
             Piece::Hole(n) => *n,
         }
     }
@@ -72,25 +73,15 @@ impl Half {
     }
 }
 
-/// Hand in-order bytes to the sink: straight from the segment, or (`copied_from`) a copy of
-/// the capture file's bytes there.
-fn deliver(
-    stream: &mut Stream,
-    dir: Dir,
-    bytes: &[u8],
-    copied_from: Option<u64>,
-    sink: &mut impl Sink,
-) {
+/// Hand in-order bytes to the sink: straight from the segment, or a copy kept out of order.
+fn deliver(stream: &mut Stream, dir: Dir, bytes: Captured<'_>, sink: &mut impl Sink) {
     if bytes.is_empty() {
         return;
     }
     let new_run = stream.last_data != Some(dir);
     stream.last_data = Some(dir);
     let h = &mut stream.halves[dir.index()];
-    match copied_from {
-        Some(at) => sink.data_copied(stream.id, dir, h.next, bytes, new_run, at),
-        None => sink.data(stream.id, dir, h.next, bytes, new_run),
-    }
+    sink.data(stream.id, dir, h.next, bytes, new_run);
     h.next += bytes.len() as u64;
     h.stats.bytes += bytes.len() as u64;
 }
@@ -99,7 +90,7 @@ pub(super) fn insert(
     stream: &mut Stream,
     dir: Dir,
     off: i64,
-    data: &[u8],
+    data: Captured<'_>,
     cut: u64,
     cap: usize,
     sink: &mut impl Sink,
@@ -113,7 +104,7 @@ pub(super) fn insert(
         let before = (-off) as u64;
         let drop = before.min(data.len() as u64) as usize;
         h.stats.before_start_bytes += drop as u64;
-        data = data.get(drop..).unwrap_or(&[]);
+        data = data.after(drop);
         cut = cut.saturating_sub(before - drop as u64);
         off = 0;
     }
@@ -123,7 +114,7 @@ pub(super) fn insert(
         let end = off + data.len() as u64;
         if end > f {
             let keep = f.saturating_sub(off).min(data.len() as u64) as usize;
-            data = data.get(..keep).unwrap_or(&[]);
+            data = data.first(keep);
             cut = 0;
         }
     }
@@ -133,7 +124,7 @@ pub(super) fn insert(
         let (seen, rest) = data.split_at(old);
         h.stats.retransmitted_bytes += seen.len() as u64;
         // Whether the bytes differ from the first copy is for the sink to tell: it saw them.
-        sink.retransmit(stream.id, dir, off, seen);
+        sink.retransmit(stream.id, dir, off, seen.bytes());
         data = rest;
         off += old as u64;
         if data.is_empty() {
@@ -146,7 +137,7 @@ pub(super) fn insert(
         }
     }
     if off == h.next && h.ooo.is_empty() {
-        deliver(stream, dir, data, None, sink);
+        deliver(stream, dir, data, sink);
         if cut > 0 {
             let h = &mut stream.halves[dir.index()];
             let at = h.next;
@@ -156,9 +147,8 @@ pub(super) fn insert(
         }
         return;
     }
-    let file_at = sink.locate(data);
     let h = &mut stream.halves[dir.index()];
-    store(h, off, data, file_at);
+    store(h, off, data);
     if cut > 0 {
         let at = off + data.len() as u64;
         h.ooo.entry(at).or_insert(Piece::Hole(cut));
@@ -175,9 +165,9 @@ pub(super) fn insert(
     }
 }
 
-/// Store out-of-order bytes, keeping only what no earlier copy covers; `file_at` is where
-/// `data` is in the capture file, if known.
-fn store(h: &mut Half, off: u64, data: &[u8], file_at: Option<u64>) {
+/// Store out-of-order bytes, keeping only what no earlier copy covers (each copy knows where
+/// its bytes came from).
+fn store(h: &mut Half, off: u64, data: Captured<'_>) {
     let end = off + data.len() as u64;
     let mut pieces: Vec<(u64, u64)> = Vec::new(); // covered [start, end) by earlier copies
     if let Some((&k, p)) = h.ooo.range(..off).next_back()
@@ -197,12 +187,13 @@ fn store(h: &mut Half, off: u64, data: &[u8], file_at: Option<u64>) {
             fresh.push((cursor, s2));
         }
         if e2 > s2 {
-            let slice_at =
-                |a: u64, b: u64| data.get((a - off) as usize..(b - off) as usize).unwrap_or(&[]);
+            let slice_at = |a: u64, b: u64| {
+                data.bytes().get((a - off) as usize..(b - off) as usize).unwrap_or(&[])
+            };
             let new = slice_at(s2, e2);
             h.stats.retransmitted_bytes += e2 - s2;
-            if let Some(Piece::Data(old, _)) = h.ooo.get(&s) {
-                let old = old.get((s2 - s) as usize..(e2 - s) as usize).unwrap_or(&[]);
+            if let Some(Piece::Data(old)) = h.ooo.get(&s) {
+                let old = old.bytes().get((s2 - s) as usize..(e2 - s) as usize).unwrap_or(&[]);
                 if old != new {
                     h.stats.conflicting_retransmissions += 1;
                 }
@@ -214,9 +205,9 @@ fn store(h: &mut Half, off: u64, data: &[u8], file_at: Option<u64>) {
         fresh.push((cursor, end));
     }
     for (a, b) in fresh {
-        let bytes = data.get((a - off) as usize..(b - off) as usize).unwrap_or(&[]).to_vec();
-        h.ooo_bytes += bytes.len();
-        h.ooo.insert(a, Piece::Data(bytes, file_at.map(|at| at + (a - off))));
+        let piece = data.get((a - off) as usize..(b - off) as usize).unwrap_or_default().to_copy();
+        h.ooo_bytes += piece.len();
+        h.ooo.insert(a, Piece::Data(piece));
     }
 }
 
@@ -231,7 +222,7 @@ fn drain(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) {
         }
         let piece = entry.remove();
         let plen = piece.len();
-        if let Piece::Data(d, _) = &piece {
+        if let Piece::Data(d) = &piece {
             h.ooo_bytes -= d.len();
         }
         if k + plen <= h.next {
@@ -239,10 +230,7 @@ fn drain(stream: &mut Stream, dir: Dir, sink: &mut impl Sink) {
         }
         let skip = (h.next - k) as usize;
         match piece {
-            Piece::Data(d, file_at) => {
-                let d = d.get(skip..).unwrap_or(&[]);
-                deliver(stream, dir, d, file_at.map(|at| at + skip as u64), sink);
-            }
+            Piece::Data(d) => deliver(stream, dir, d.captured().after(skip), sink),
             Piece::Hole(n) => {
                 let n = n - skip as u64;
                 let at = h.next;

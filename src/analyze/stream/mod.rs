@@ -17,9 +17,8 @@ pub mod stats;
 mod tests;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use crate::analyze::input::Block;
+use crate::analyze::input::Captured;
 
 pub use flows::{OOO_CAP, Reassembler, Stream};
 pub use stats::{Gap, HalfStats};
@@ -43,39 +42,17 @@ impl Dir {
 pub trait Sink {
     /// A new stream begins.
     fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16));
-    /// In-order bytes of one direction, starting at stream offset `offset`. `new_run` is true
-    /// when the other direction sent data since this direction last did (or this is the
-    /// direction's first data).
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool);
-    /// [`Sink::data`] for bytes reassembly kept out of order, a copy of the capture file's
-    /// bytes at `file_at` (as [`Sink::locate`] told). A sink that notes where bytes are in the
-    /// file instead of copying them may do so for these too.
-    fn data_copied(
-        &mut self,
-        stream: usize,
-        dir: Dir,
-        offset: u64,
-        bytes: &[u8],
-        new_run: bool,
-        file_at: u64,
-    ) {
-        let _ = file_at;
-        self.data(stream, dir, offset, bytes, new_run);
-    }
+    /// In-order bytes of one direction, starting at stream offset `offset` (straight from a
+    /// segment, or a copy of bytes kept out of order: the [`Captured`] tells a sink that cares
+    /// where they came from). `new_run` is true when the other direction sent data since this
+    /// direction last did (or this is the direction's first data).
+    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool);
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);
     /// Bytes at `offset`, all of them delivered before, arrived again. The sink may compare
-    /// them with what it was given (see [`Recent`]).
+    /// them with what it was given.
     fn retransmit(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8]);
     /// The stream is over: no more calls for it.
     fn close(&mut self, stream: usize);
-    /// The shared block the bytes of the next segments come from. A sink that hands bytes to
-    /// another thread may keep a reference to it instead of copying them; others ignore it.
-    fn backing(&mut self, _block: &Arc<Block>) {}
-    /// Where `bytes`, which reassembly is about to copy, are in the capture file, if the
-    /// sink can tell (they lie in a mapped window it was given by [`Sink::backing`]).
-    fn locate(&self, _bytes: &[u8]) -> Option<u64> {
-        None
-    }
 }

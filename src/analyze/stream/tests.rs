@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
+use crate::analyze::input::Captured;
 use crate::analyze::input::decode::{Segment, flags};
 
 #[derive(Default)]
@@ -15,9 +16,9 @@ struct Collect {
 
 impl Sink for Collect {
     fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
-    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: &[u8], _n: bool) {
+    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: Captured<'_>, _n: bool) {
         assert_eq!(off as usize, self.bytes[dir.index()].len() + self.gap_len(dir));
-        self.bytes[dir.index()].extend_from_slice(bytes);
+        self.bytes[dir.index()].extend_from_slice(bytes.bytes());
     }
     fn gap(&mut self, _s: usize, dir: Dir, off: u64, len: u64, _cut: bool) {
         self.gaps.push((dir, off, len));
@@ -46,59 +47,7 @@ const S: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 fn seg(from_client: bool, seq: u32, fl: u8, payload: &[u8]) -> Segment<'_> {
     let (src, dst, sport, dport) =
         if from_client { (C, S, 40000, 9999) } else { (S, C, 9999, 40000) };
-    Segment { src, dst, sport, dport, seq, flags: fl, payload, cut: 0 }
-}
-
-/// A sink whose segments all come from one buffer (the "capture file"): it can locate
-/// them, and checks that every copy handed back says truly where its bytes were.
-struct Located<'f> {
-    file: &'f [u8],
-    got: Vec<u8>,
-    copies: usize,
-}
-
-impl Sink for Located<'_> {
-    fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
-    fn data(&mut self, _s: usize, _d: Dir, off: u64, bytes: &[u8], _n: bool) {
-        assert_eq!(off as usize, self.got.len());
-        self.got.extend_from_slice(bytes);
-    }
-    fn data_copied(&mut self, s: usize, d: Dir, off: u64, b: &[u8], n: bool, at: u64) {
-        assert_eq!(self.file.get(at as usize..at as usize + b.len()), Some(b), "at {at}");
-        self.copies += 1;
-        self.data(s, d, off, b, n);
-    }
-    fn gap(&mut self, _s: usize, _d: Dir, _o: u64, _l: u64, _c: bool) {
-        panic!("no gap expected");
-    }
-    fn retransmit(&mut self, _s: usize, _d: Dir, _o: u64, _b: &[u8]) {}
-    fn close(&mut self, _s: usize) {}
-    fn locate(&self, bytes: &[u8]) -> Option<u64> {
-        let at = (bytes.as_ptr() as usize).checked_sub(self.file.as_ptr() as usize)?;
-        Some(at as u64)
-    }
-}
-
-#[test]
-fn bytes_kept_out_of_order_say_where_they_are_in_the_file() {
-    // Segments of "0123456789ABCDEFGHIJ" (sequence 101 on), each at its own place in the
-    // file, arriving out of order and overlapping what is already kept.
-    let file = b"..GHIJ..6789ABCDEF..56789..01234..";
-    let piece = |s: &str| {
-        let at = file.windows(s.len()).position(|w| w == s.as_bytes()).unwrap();
-        &file[at..at + s.len()]
-    };
-    let mut r = Reassembler::new(vec![9999]);
-    let mut sink = Located { file, got: Vec::new(), copies: 0 };
-    r.segment(&seg(true, 100, flags::SYN, b""), 0, &mut sink);
-    r.segment(&seg(true, 106, flags::ACK, piece("56789")), 1, &mut sink);
-    // Its first bytes are kept already: only "ABCDEF", from its fifth byte on, is new.
-    r.segment(&seg(true, 107, flags::ACK, piece("6789ABCDEF")), 2, &mut sink);
-    r.segment(&seg(true, 117, flags::ACK, piece("GHIJ")), 3, &mut sink);
-    r.segment(&seg(true, 101, flags::ACK, piece("01234")), 4, &mut sink);
-    r.finish_all(&mut sink);
-    assert_eq!(sink.got, b"0123456789ABCDEFGHIJ");
-    assert_eq!(sink.copies, 4);
+    Segment { src, dst, sport, dport, seq, flags: fl, payload: Captured::from(payload), cut: 0 }
 }
 
 #[test]
@@ -176,7 +125,7 @@ mod model {
         fn open(&mut self, s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {
             self.open.push(s);
         }
-        fn data(&mut self, s: usize, dir: Dir, off: u64, bytes: &[u8], _n: bool) {
+        fn data(&mut self, s: usize, dir: Dir, off: u64, bytes: Captured<'_>, _n: bool) {
             let next = self.next.entry((s, dir)).or_insert(0);
             assert_eq!(*next, off, "stream {s} {dir:?}");
             assert!(!bytes.is_empty());
