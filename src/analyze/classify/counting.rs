@@ -251,7 +251,7 @@ impl Accumulator {
     }
 
     /// An accumulator that decodes every byte for the printable count, however long the
-    /// input (slower on long streams; what [`classify`] uses).
+    /// input (slower on long streams; what [`classify`](super::classify) uses).
     pub fn exact() -> Self {
         Self { exact_blocks: u64::MAX, ..Self::default() }
     }

@@ -1,10 +1,15 @@
-//! Telling readable text from ciphertext: byte statistics and the verdict built on them.
+//! Stage 4, classifying: bytes come in (a direction, or one of its messages, in pieces); a
+//! verdict goes out: readable text, ciphertext, encoded, binary, mixed, with its confidence,
+//! its numbers and one plain sentence.
 //!
-//! Owns the statistics (Shannon entropy against the entropy expected of random bytes of the
-//! same length, printable UTF-8 ratio, chi-square when the sample is large enough), the
-//! detection of text encodings that carry high-entropy bytes (base64, hex, decimal numbers),
-//! and the plain-words reason given for each verdict. It sees bytes only: never packets,
-//! files or streams. Input is fed in pieces so memory stays bounded whatever the length.
+//! In four parts: `counting` (the [`Accumulator`] and the statistics of its histogram:
+//! Shannon entropy against the entropy expected of random bytes of the same length, printable
+//! UTF-8 ratio, chi-square when the sample is large enough), `encodings` (text encodings that
+//! carry high-entropy bytes: base64, hex, decimal numbers), `verdict` (the order of the tests,
+//! and [`combine`] over a direction's messages) and `reasons` (the wording). It sees bytes only
+//! (through [`Captured`](crate::analyze::input::Captured), whose origin it never asks): never
+//! packets, streams, or where bytes lie in the capture file. Input is fed in pieces so memory
+//! stays bounded whatever the length.
 //!
 //! How a verdict is reached, in order:
 //! 1. Under 16 bytes nothing can be told (`inconclusive`).
@@ -18,9 +23,9 @@
 //!    against its exact expectation for that length), otherwise `binary`.
 //!
 //! Memory is a 256-bin histogram (bytes are counted in four interleaved scratch tables, the
-//! thread's own or ones lent for a run of pieces, then added to it), a UTF-8 decoder state
-//! carried across pieces, and the first 64 KiB as a sample for encoding detection (copied, or
-//! noted by its place in the capture file and read back if needed: see `sample`). The
+//! thread's own or a caller's for a run of pieces, then added to it), a UTF-8 decoder state
+//! carried across pieces, and the first 64 KiB as a sample for encoding detection, kept by
+//! `input::sample` (copied, or noted by where it came from and fetched back if needed). The
 //! printable count of a stream decodes every byte of the first 64 KiB and one 64 KiB block in
 //! 16 after it, which keeps `update` at histogram speed on long streams; a single message
 //! given to [`classify`] is decoded in full.

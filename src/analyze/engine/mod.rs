@@ -1,4 +1,16 @@
-//! Stage 5, the engine: how the work on each direction's bytes is done, and where.
+//! The engine: how the work on each direction's bytes is done, and where. Reassembly's events
+//! come in (through the [`Sink`](crate::analyze::stream::Sink) that [`parallel::Sharded`]
+//! is); each direction's finished result goes out ([`direction::DirectionResult`]).
+//!
+//! Owns the worker threads and their batches ([`parallel`]), the consumers every in-order
+//! byte passes through once ([`direction`]: hash, message splitter and classifier, rchat
+//! recogniser, preview, `--extract` file), SHA-256 of several directions at once
+//! ([`digest`]), the recent bytes retransmissions are compared with ([`recent`]), and cache
+//! hints ([`cache`]). With `input`, it is the one stage that knows where captured bytes lie in
+//! the file: it shares the reader's blocks with the workers instead of copying them, and notes
+//! positions instead of bytes where that saves a copy. It must never reorder the events of one
+//! stream, never decide what bytes mean (that is for `stream`, `recognise` and `classify`),
+//! and keep memory bounded whatever the capture size.
 
 pub mod cache;
 pub mod digest;

@@ -6,9 +6,9 @@
 //! at a known position, or nowhere known. The stages that only read bytes (`stream`,
 //! `recognise`, `classify`, `report`) see [`Captured::bytes`] and cut pieces out of it with
 //! [`Captured::get`] and [`Captured::split_at`], which keep the origin right; only `input` and
-//! `engine` ask where the bytes are ([`Captured::file_at`], [`Captured::shared_block`]), to
+//! `engine` ask where the bytes are (`Captured::file_at`, `Captured::shared_block`), to
 //! share a block instead of copying it, or to note a position instead of copying the bytes and
-//! read them back later ([`read_back`](super::read_back)).
+//! read them back later (`read_back`).
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -5,8 +5,12 @@
 //! by name), the read window ([`window`]: the file mapped into memory a window at a time, or
 //! read into buffers), timestamps in nanoseconds, the point where a damaged file stops being
 //! readable ([`Stop`]), and decoding each record's link layer, IP and TCP header down to a
-//! segment ([`decode`]). Each record's bytes lie in a shared [`Block`], so that later stages can
-//! keep them instead of copying them. It must never trust a length before checking it against
+//! segment ([`decode`], driven over a whole file by [`Decoder`], which also words the warnings
+//! about what it skipped). Each record's bytes lie in a shared [`Block`], so that later stages
+//! can keep them instead of copying them, and travel on as [`Captured`] bytes that remember
+//! where they came from ([`captured`]); [`sample`] keeps a direction's first bytes by that
+//! origin and reads them back. Only this stage and `engine` know where bytes lie in the file.
+//! It must never trust a length before checking it against
 //! the bytes at hand, never map or allocate more than a bounded window whatever a header claims
 //! ([`MAX_RECORD`] for one record), never panic, and never look past the TCP header: what the
 //! payload means is for the stages after it.

@@ -2,10 +2,10 @@
 //! analyse them.
 //!
 //! Owns the two ways bytes come in: windows of a regular file mapped into memory
-//! ([`MAP_WINDOW`] at a time, with `memmap2`), or heap blocks filled by `read` calls (pipes,
+//! (`MAP_WINDOW`, 4 MiB, at a time, with `memmap2`), or heap blocks filled by `read` calls (pipes,
 //! other readers, or a file whose mapping failed). A [`Block`] is one of either, shared by
 //! reference counting, so a consumer may keep a record's bytes instead of copying them. It also
-//! reads bytes back from the file later ([`read_back`]). It never interprets the bytes and
+//! reads bytes back from the file later (`read_back`). It never interprets the bytes and
 //! never maps or allocates more than a bounded window whatever a header claims.
 
 use std::fs::File;

@@ -5,7 +5,7 @@
 //!
 //! The [`Recogniser`] of rchat's protocol: a direction is rchat's when it opens with the frame
 //! magic `RCHT`. Owns nothing but what one direction says. It decodes frames with the same
-//! checked decoder the chat uses (`protocol::wire`, in [`read_header`] and the body decoders),
+//! checked decoder the chat uses (`protocol::wire`, in `read_header` and the body decoders),
 //! keeps at most one frame's bytes at a time, and lists at most [`MAX_FRAMES`] frames. It never
 //! verifies signatures: that needs both directions.
 

@@ -1,5 +1,5 @@
-//! Stage 6, the report: what the stages found comes in; the analysis of one capture file as a
-//! document goes out, in its JSON form and its human form ([`human`]).
+//! Stage 5, the report: what the stages found comes in; the analysis of one capture file as a
+//! document goes out, in its JSON form and its human form ([`human()`], in [`mod@human`]).
 //!
 //! Owns the report's data model (schema version 1, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other

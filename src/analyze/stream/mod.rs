@@ -6,7 +6,8 @@
 //! direction's out-of-order buffer; [`stats`]: its counters), the way Wireshark's Follow TCP
 //! Stream shows a connection, and cutting a direction into messages as it flows past. Memory
 //! depends on the number of live connections and the out-of-order cap, never on the size of
-//! the capture. It must never look at what the bytes mean beyond where a message ends, never
+//! the capture. It sees bytes as [`Captured`] and cuts pieces out of them, never asking where
+//! they lie in the file. It must never look at what the bytes mean beyond where a message ends, never
 //! check checksums (offload makes them wrong), and never keep a whole stream.
 
 pub mod flows;
