@@ -454,7 +454,7 @@ fn main() {
             let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = ratios.iter().copied().fold(0.0, f64::max);
             println!(
-                "rchat is {:.1}x faster than {} (median of {} rounds; {:.1}x to {:.1}x)",
+                "rchat is {:.2}x faster than {} (median of {} rounds; {:.2}x to {:.2}x)",
                 median(ratios.clone()),
                 t.name,
                 ratios.len(),

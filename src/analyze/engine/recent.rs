@@ -123,7 +123,9 @@ impl Recent {
                 self.continue_at(p.offset);
                 self.end = p.offset + p.bytes.len() as u64;
             } else {
-                self.remember_piece(p.offset, p.bytes.bytes(), p.bytes.file_at());
+                // Only pieces long enough to be noted by position need to say where they are.
+                let at = if p.bytes.len() >= READ_BACK_MIN { p.bytes.file_at() } else { None };
+                self.remember_piece(p.offset, p.bytes.bytes(), at);
             }
         }
     }

@@ -74,14 +74,17 @@ impl Sample {
         if take == 0 {
             return;
         }
-        let at = data.file_at();
+        let origin = data;
         let Some(data) = data.bytes().get(..take) else { return };
         for (i, &b) in data.iter().enumerate().take(3usize.saturating_sub(self.len)) {
             if let Some(h) = self.head.get_mut(self.len + i) {
                 *h = b;
             }
         }
-        let at = at.filter(|_| self.file.is_some() && take >= READ_BACK_MIN);
+        // Where the bytes came from matters only for a sample that may read them back, and
+        // only for pieces long enough to be noted by position.
+        let noted = self.file.is_some() && take >= READ_BACK_MIN;
+        let at = if noted { origin.file_at() } else { None };
         match (self.parts.last_mut(), at) {
             (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
                 last.len += take;
