@@ -12,6 +12,11 @@
 //! `RCHAT_BENCH_CHAT=1` times a chat instead: the same 400 connections, each carrying short
 //! lines of text (30 to 150 bytes) both ways in turn, so that every packet is a message of its
 //! own, each judged by the classifier.
+//!
+//! `RCHAT_BENCH_BASE=/path/to/other/rchat` adds that binary as one more tool in the same
+//! rounds (right after this one, on the same warm file), so that a change is measured against
+//! the binary it started from side by side; the ratios then include `rchat base`.
+//! `RCHAT_BENCH_ROUNDS` changes the number of rounds (default 5).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -23,7 +28,8 @@ use etherparse::PacketBuilder;
 
 const FLOWS: usize = 400;
 const SEGMENT: usize = 1448;
-/// Rounds of runs (every tool once per round, tshark every other round).
+/// Rounds of runs (every tool once per round, tshark every other round), unless
+/// `RCHAT_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 5;
 
 struct Rng(u64);
@@ -343,13 +349,24 @@ fn main() {
     let _ = std::fs::remove_dir_all(&flow_dir);
     let _ = std::fs::create_dir_all(&flow_dir);
     let fd = flow_dir.to_str().unwrap_or_default();
-    let mut tools = vec![
-        Tool {
-            name: "rchat analyze --json",
-            cmd: vec![env!("CARGO_BIN_EXE_rchat"), "analyze", "--json", f],
+    let rounds: usize =
+        std::env::var("RCHAT_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS);
+    let base = std::env::var("RCHAT_BENCH_BASE").ok();
+    let mut tools = vec![Tool {
+        name: "rchat analyze --json",
+        cmd: vec![env!("CARGO_BIN_EXE_rchat"), "analyze", "--json", f],
+        every: 1,
+        runs: Vec::new(),
+    }];
+    if let Some(base) = &base {
+        tools.push(Tool {
+            name: "rchat base --json",
+            cmd: vec![base.as_str(), "analyze", "--json", f],
             every: 1,
             runs: Vec::new(),
-        },
+        });
+    }
+    tools.extend([
         Tool {
             name: "tcpflow -r",
             cmd: vec!["tcpflow", "-r", f, "-o", fd],
@@ -362,7 +379,7 @@ fn main() {
             every: 2,
             runs: Vec::new(),
         },
-    ];
+    ]);
     tools.retain(|t| {
         let have = installed(t.cmd[0]);
         if !have {
@@ -372,7 +389,7 @@ fn main() {
     });
     // The machine's speed may change from one minute to the next: the tools take turns, round
     // after round, so that each sees the same moments, and each round gives its own ratios.
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for t in &mut tools {
             // Pages of the file may have been dropped from the cache since the last run (a
             // machine under memory pressure, or one whose host reclaims idle pages): read it
@@ -393,7 +410,7 @@ fn main() {
         format!("{SEGMENT}-byte segments")
     };
     println!(
-        "capture: {:.1} MB, {FLOWS} flows, {what}; {cores} cores; {ROUNDS} rounds",
+        "capture: {:.1} MB, {FLOWS} flows, {what}; {cores} cores; {rounds} rounds",
         size as f64 / 1e6
     );
     println!(
@@ -437,7 +454,7 @@ fn main() {
             let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = ratios.iter().copied().fold(0.0, f64::max);
             println!(
-                "rchat is {:.1}x faster than {} (median of {} rounds; {:.1}x to {:.1}x)",
+                "rchat is {:.2}x faster than {} (median of {} rounds; {:.2}x to {:.2}x)",
                 median(ratios.clone()),
                 t.name,
                 ratios.len(),

@@ -15,12 +15,17 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::capture::Block;
-use super::classify::{self, Classification};
+use super::Delivered;
 use super::digest::{self, Sha256Stream};
-use super::messages::{Message, Mode, Splitter, Tallies};
-use super::rchat::{FrameLog, RchatReport};
-use super::reassembly::{Delivered, Dir, Recent, Sink};
+use super::recent::Recent;
+use crate::analyze::classify::{self, Classification};
+use crate::analyze::input::Block;
+use crate::analyze::input::Captured;
+use crate::analyze::input::sample::Sample;
+use crate::analyze::recognise::Watch;
+use crate::analyze::recognise::rchat::{FrameLog, RchatReport};
+use crate::analyze::stream::messages::{Message, Mode, Splitter, Tallies};
+use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
 
@@ -39,7 +44,7 @@ pub struct Work {
     /// Private keys to decrypt the rchat messages sent to them.
     pub keys: Vec<Arc<Identity>>,
     /// The capture file, to read back delivered bytes that said where they are in it
-    /// ([`Delivered::file_at`]) when a retransmission must be compared with them.
+    /// ([`Delivered::bytes`]) when a retransmission must be compared with them.
     pub file: Option<Arc<File>>,
 }
 
@@ -84,7 +89,7 @@ struct Analysis {
     extract: Option<Extract>,
     recent: Recent,
     conflicts: u64,
-    rchat: FrameLog,
+    rchat: Watch<FrameLog>,
 }
 
 impl Analysis {
@@ -94,32 +99,17 @@ impl Analysis {
             preview: Vec::new(),
             preview_gaps: Vec::new(),
             preview_truncated: false,
-            splitter: file.map_or_else(Splitter::new, |f| Splitter::sampling_in(f.clone())),
+            splitter: file
+                .map_or_else(Splitter::new, |f| Splitter::keeping(Sample::in_file(f.clone()))),
             extract: extract.map(|path| Extract { path, out: None }),
             recent: Recent::default(),
             conflicts: 0,
-            rchat: FrameLog::new(keys),
+            rchat: Watch::new(FrameLog::new(keys)),
         }
     }
 
     fn write(&mut self, bytes: &[u8], errors: &mut Vec<String>) {
-        let Some(ex) = &mut self.extract else { return };
-        if ex.out.is_none() {
-            match File::create(&ex.path) {
-                Ok(f) => ex.out = Some(BufWriter::with_capacity(256 * 1024, f)),
-                Err(e) => {
-                    errors.push(format!("cannot write {}: {e}", ex.path.display()));
-                    self.extract = None;
-                    return;
-                }
-            }
-        }
-        if let Some(out) = &mut ex.out
-            && let Err(e) = out.write_all(bytes)
-        {
-            errors.push(format!("cannot write {}: {e}", ex.path.display()));
-            self.extract = None;
-        }
+        write(&mut self.extract, bytes, errors);
     }
 
     fn finish(mut self, errors: &mut Vec<String>) -> DirectionResult {
@@ -155,6 +145,28 @@ impl Analysis {
     }
 }
 
+/// Write `bytes` to the direction's `--extract` file (made at the first call); on an error,
+/// say so and write no more.
+fn write(extract: &mut Option<Extract>, bytes: &[u8], errors: &mut Vec<String>) {
+    let Some(ex) = extract else { return };
+    if ex.out.is_none() {
+        match File::create(&ex.path) {
+            Ok(f) => ex.out = Some(BufWriter::with_capacity(256 * 1024, f)),
+            Err(e) => {
+                errors.push(format!("cannot write {}: {e}", ex.path.display()));
+                *extract = None;
+                return;
+            }
+        }
+    }
+    if let Some(out) = &mut ex.out
+        && let Err(e) = out.write_all(bytes)
+    {
+        errors.push(format!("cannot write {}: {e}", ex.path.display()));
+        *extract = None;
+    }
+}
+
 /// The text tshark's Follow TCP Stream puts where bytes are missing (raw output included).
 pub fn missing_marker(len: u64) -> Vec<u8> {
     let mut m = format!("[{len} bytes missing in capture file]").into_bytes();
@@ -175,7 +187,7 @@ pub struct Analyses {
     results: Vec<Option<[DirectionResult; 2]>>,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
-    /// Counting tables lent to each direction's splitter in turn.
+    /// Counting tables for each direction's splitter in turn (see [`Splitter::run`]).
     tallies: Option<Box<Tallies>>,
 }
 
@@ -206,12 +218,10 @@ impl Analyses {
     pub fn take_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
         let full = self.opts.full;
         let mut errors = Vec::new();
-        let mut tallies = self.tallies.take();
         if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
-            if let Some(t) = tallies.take() {
-                a.splitter.lend(t);
-            }
-            for &Delivered { offset, bytes, new_run, file_at } in pieces {
+            let mut run = a.splitter.run(&mut self.tallies);
+            for &Delivered { offset, bytes: captured, new_run } in pieces {
+                let bytes = captured.bytes();
                 if full || a.preview.len() < PREVIEW {
                     let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
                     let take = room.min(bytes.len());
@@ -222,14 +232,16 @@ impl Analyses {
                 } else if !bytes.is_empty() {
                     a.preview_truncated = true;
                 }
-                a.splitter.data_at(offset, bytes, new_run, file_at);
+                run.data(offset, captured, new_run);
                 a.rchat.data(offset, bytes);
-                a.write(bytes, &mut errors);
+                write(&mut a.extract, bytes, &mut errors);
             }
+            drop(run);
             a.recent.remember_all(pieces);
-            tallies = a.splitter.give_back();
         }
-        self.tallies = tallies.or_else(|| Some(Box::default()));
+        if self.tallies.is_none() {
+            self.tallies = Some(Box::default());
+        }
         self.errors.append(&mut errors);
     }
 
@@ -253,7 +265,7 @@ impl Analyses {
             let (stream, dir) = (*stream, *dir);
             let from = pieces.len();
             let run = delivered.get(range.clone()).unwrap_or(&[]);
-            pieces.extend(run.iter().map(|p| p.bytes));
+            pieces.extend(run.iter().map(|p| p.bytes.bytes()));
             match lent.last_mut() {
                 Some((s, d, _, range)) if *s == stream && *d == dir => range.end = pieces.len(),
                 _ => {
@@ -316,10 +328,12 @@ impl Sink for Analyses {
     /// One piece at a time, hashed on its own: the plain path, kept as the reference the
     /// batched one (`parallel`, through [`Analyses::take_run`] and [`Analyses::hash_runs`])
     /// is tested against.
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
-        self.take_run(stream, dir, &[Delivered { offset, bytes, new_run, file_at: None }]);
+    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool) {
+        // As the reference, without noting where the bytes came from.
+        let bytes = Captured::from(bytes.bytes());
+        self.take_run(stream, dir, &[Delivered { offset, bytes, new_run }]);
         if let Some(a) = self.get(stream, dir) {
-            a.sha.update(bytes);
+            a.sha.update(bytes.bytes());
         }
     }
 

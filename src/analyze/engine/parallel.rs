@@ -21,9 +21,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::capture::Block;
+use super::Delivered;
 use super::direction::{Analyses, DirectionResult, Work};
-use super::reassembly::{Delivered, Dir, Sink};
+use crate::analyze::input::Block;
+use crate::analyze::input::Captured;
+use crate::analyze::stream::{Dir, Sink};
 
 /// Bytes gathered for one worker before the batch is handed over (a stream then has several
 /// pieces in most batches).
@@ -149,8 +151,6 @@ enum Slot {
 pub struct Sharded {
     shards: Vec<Shard>,
     runner: Runner,
-    /// The reader's current block (see [`Sink::backing`]).
-    block: Option<Arc<Block>>,
     /// Set when a worker could not be reached (it panicked or never started).
     failed: bool,
 }
@@ -170,19 +170,22 @@ impl Event {
 
 /// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
 fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
-    let (stream, dir, offset, bytes, new_run, file_at) = match *ev {
+    let (stream, dir, offset, bytes, new_run) = match *ev {
         Event::Data { stream, dir, offset, start, len, new_run, file_at } => {
-            (stream, dir, offset, batch.bytes.get(start..start + len), new_run, file_at)
+            let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
+            (stream, dir, offset, Captured::copied_from(bytes, file_at), new_run)
         }
         Event::Shared { stream, dir, offset, block, start, len, new_run } => {
             let block = batch.blocks.get(block);
-            let bytes = block.and_then(|b| b.get(start..start + len));
-            let file_at = block.and_then(|b| b.file_at()).map(|at| at + start as u64);
-            (stream, dir, offset, bytes, new_run, file_at)
+            let bytes = match block {
+                Some(b) => Captured::in_block(b, b.get(start..start + len).unwrap_or(&[])),
+                None => Captured::default(),
+            };
+            (stream, dir, offset, bytes, new_run)
         }
         _ => return None,
     };
-    Some((stream, dir, Delivered { offset, bytes: bytes.unwrap_or(&[]), new_run, file_at }))
+    Some((stream, dir, Delivered { offset, bytes, new_run }))
 }
 
 /// Streams whose bytes are hashed together (see [`Analyses::hash_runs`]).
@@ -236,7 +239,7 @@ impl<'b> Group<'b> {
             }
             run_of = Some((stream, dir));
             if ahead {
-                super::cache::prefetch_all(p.bytes);
+                crate::analyze::engine::cache::prefetch_all(p.bytes.bytes());
             }
             self.pieces.push(p);
         }
@@ -398,7 +401,7 @@ impl Sharded {
         let shards = (0..count)
             .map(|_| Shard { batch: Batch::default(), limit: FIRST_BATCH_BYTES })
             .collect();
-        Sharded { shards, runner: Runner::Threads { pool, handles }, block: None, failed: false }
+        Sharded { shards, runner: Runner::Threads { pool, handles }, failed: false }
     }
 
     /// One shard whose batches run on the calling thread as soon as they are full: the same
@@ -407,7 +410,7 @@ impl Sharded {
         let runner =
             Runner::Inline { sink: Box::new(Analyses::new(opts.clone())), order: Vec::new() };
         let shard = Shard { batch: Batch::default(), limit: BATCH_BYTES };
-        Sharded { shards: vec![shard], runner, block: None, failed: false }
+        Sharded { shards: vec![shard], runner, failed: false }
     }
 
     /// Which shard `stream` belongs to.
@@ -432,10 +435,11 @@ impl Sharded {
 
     /// Copy bytes that are not in the reader's block into the batch.
     fn copy(&mut self, stream: usize, dir: Dir, piece: Delivered<'_>) {
-        let Delivered { offset, bytes, new_run, file_at } = piece;
+        let Delivered { offset, bytes, new_run } = piece;
+        let file_at = bytes.file_at();
         let w = self.shard(stream);
         let start = w.batch.bytes.len();
-        w.batch.bytes.extend_from_slice(bytes);
+        w.batch.bytes.extend_from_slice(bytes.bytes());
         let len = bytes.len();
         self.push(stream, Event::Data { stream, dir, offset, start, len, new_run, file_at });
     }
@@ -527,14 +531,11 @@ impl Sink for Sharded {
         self.push(stream, Event::Open { stream, client, server });
     }
 
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: &[u8], new_run: bool) {
-        // Bytes inside the reader's block are shared; others (reassembled from out-of-order
-        // segments) are copied.
-        let inside = self
-            .block
-            .as_ref()
-            .and_then(|block| position_in(block, bytes).map(|start| (Arc::as_ptr(block), start)));
-        if let Some((key, start)) = inside {
+    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool) {
+        // Bytes inside one of the reader's blocks are shared; others (reassembled from
+        // out-of-order segments) are copied.
+        if let Some((block, start)) = bytes.shared_block() {
+            let key = Arc::as_ptr(block);
             let len = bytes.len();
             let i = self.index(stream);
             let held = &self.shards[i].batch.blocks;
@@ -542,7 +543,6 @@ impl Sink for Sharded {
             if new_block && held.len() >= MAX_BATCH_BLOCKS {
                 self.hand_over(stream);
             }
-            let Some(block) = &self.block else { return };
             let batch = &mut self.shards[i].batch;
             batch.shared += len;
             if new_block {
@@ -553,19 +553,7 @@ impl Sink for Sharded {
             self.push(stream, ev);
             return;
         }
-        self.copy(stream, dir, Delivered { offset, bytes, new_run, file_at: None });
-    }
-
-    fn data_copied(
-        &mut self,
-        stream: usize,
-        dir: Dir,
-        offset: u64,
-        bytes: &[u8],
-        new_run: bool,
-        file_at: u64,
-    ) {
-        self.copy(stream, dir, Delivered { offset, bytes, new_run, file_at: Some(file_at) });
+        self.copy(stream, dir, Delivered { offset, bytes, new_run });
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
@@ -582,24 +570,6 @@ impl Sink for Sharded {
     fn close(&mut self, stream: usize) {
         self.push(stream, Event::Close { stream });
     }
-
-    fn backing(&mut self, block: &Arc<Block>) {
-        if !self.block.as_ref().is_some_and(|b| Arc::ptr_eq(b, block)) {
-            self.block = Some(Arc::clone(block));
-        }
-    }
-
-    fn locate(&self, bytes: &[u8]) -> Option<u64> {
-        let block = self.block.as_ref()?;
-        Some(block.file_at()? + position_in(block, bytes)? as u64)
-    }
-}
-
-/// Where `bytes` start in `block`, if they lie inside it.
-fn position_in(block: &Block, bytes: &[u8]) -> Option<usize> {
-    let base = block.as_ptr() as usize;
-    let at = bytes.as_ptr() as usize;
-    (at >= base && at + bytes.len() <= base + block.len()).then(|| at - base)
 }
 
 #[cfg(test)]
@@ -648,7 +618,7 @@ mod tests {
                             }
                         })
                         .collect();
-                    sink.data(s, dir, at, &bytes, next().is_multiple_of(4));
+                    sink.data(s, dir, at, Captured::from(&bytes[..]), next().is_multiple_of(4));
                     offsets[s][dir as usize] += len as u64;
                 }
             }

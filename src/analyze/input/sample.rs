@@ -7,13 +7,15 @@
 //! came straight from it are (a position and a length, for pieces of `READ_BACK_MIN` bytes or
 //! more) and copies only the others; the bytes are read back from the file if and when a check
 //! asks for them. Without a file it copies everything, as before. Either way
-//! [`Sample::bytes`] gives the same bytes.
+//! [`Sample::bytes`] gives the same bytes. It lives in `input` because it is the one that
+//! knows where [`Captured`] bytes came from and reads them back; `classify` only pushes
+//! captured bytes into it and asks for them back.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::sync::Arc;
 
-use super::capture::{READ_BACK_MIN, read_back};
+use super::{Captured, READ_BACK_MIN, read_back};
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
@@ -65,20 +67,24 @@ impl Sample {
         self.head.get(..self.len.min(3)).unwrap_or(&[])
     }
 
-    /// Keep the next bytes, as far as the limit allows; `at` is where `data` is in the
-    /// capture file, if it came straight from it.
-    pub fn push(&mut self, data: &[u8], at: Option<u64>) {
+    /// Keep the next bytes, as far as the limit allows: by their place in the capture file
+    /// when they came straight from it (or are a copy of bytes that did), otherwise copied.
+    pub fn push(&mut self, data: Captured<'_>) {
         let take = (SAMPLE_LIMIT - self.len).min(data.len());
         if take == 0 {
             return;
         }
-        let Some(data) = data.get(..take) else { return };
+        let origin = data;
+        let Some(data) = data.bytes().get(..take) else { return };
         for (i, &b) in data.iter().enumerate().take(3usize.saturating_sub(self.len)) {
             if let Some(h) = self.head.get_mut(self.len + i) {
                 *h = b;
             }
         }
-        let at = at.filter(|_| self.file.is_some() && take >= READ_BACK_MIN);
+        // Where the bytes came from matters only for a sample that may read them back, and
+        // only for pieces long enough to be noted by position.
+        let noted = self.file.is_some() && take >= READ_BACK_MIN;
+        let at = if noted { origin.file_at() } else { None };
         match (self.parts.last_mut(), at) {
             (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
                 last.len += take;
@@ -164,8 +170,8 @@ mod tests {
             let len = [1, 2, 700, 1448, 33][i % 5];
             let piece = &content[at..at + len];
             let from_file = i % 3 != 2;
-            noted.push(piece, from_file.then_some(at as u64));
-            copied.push(piece, from_file.then_some(at as u64));
+            noted.push(Captured::copied_from(piece, from_file.then_some(at as u64)));
+            copied.push(Captured::copied_from(piece, from_file.then_some(at as u64)));
             want.extend_from_slice(piece);
             at += len + if i % 4 == 0 { 17 } else { 0 };
             i += 1;
@@ -190,7 +196,7 @@ mod tests {
         let mut s = Sample::in_file(file);
         for i in 0..SAMPLE_LIMIT as u64 {
             // One byte at a time, never next to the one before in the file.
-            s.push(b"x", Some(i * 100));
+            s.push(Captured::copied_from(b"x", Some(i * 100)));
         }
         assert_eq!(s.len(), SAMPLE_LIMIT);
         assert_eq!(s.parts.len(), 1, "one copied run");
@@ -201,11 +207,43 @@ mod tests {
     fn the_head_is_the_first_bytes_however_they_arrive() {
         let mut s = Sample::default();
         assert_eq!(s.head(), b"");
-        s.push(b"a", None);
+        s.push(Captured::from(&b"a"[..]));
         assert_eq!(s.head(), b"a");
-        s.push(b"bcd", Some(5));
+        s.push(Captured::copied_from(b"bcd", Some(5)));
         assert_eq!(s.head(), b"abc");
-        s.push(&[b'e'; 600], None);
+        s.push(Captured::from(&[b'e'; 600][..]));
         assert_eq!(s.bytes().unwrap().as_ref(), [&b"abcd"[..], &[b'e'; 600]].concat());
+    }
+
+    #[test]
+    fn a_sample_that_cannot_be_read_back_skips_the_encoding_checks() {
+        use crate::analyze::classify::{Accumulator, Scratch, Verdict, classify};
+        use base64::Engine;
+        use std::io::Write;
+        let dir = tempfile::Builder::new().prefix("rchat-lost-sample-").tempdir().unwrap();
+        let path = dir.path().join("capture.bin");
+        let noise: Vec<u8> =
+            (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let cases = [
+            hex::encode(&noise).into_bytes(),
+            base64::engine::general_purpose::STANDARD.encode(&noise).into_bytes(),
+            noise.iter().map(|b| format!("{b} ")).collect::<String>().into_bytes(),
+        ];
+        for text in cases {
+            std::fs::File::create(&path).unwrap().write_all(&text).unwrap();
+            let file = Arc::new(File::open(&path).unwrap());
+            let mut acc = Accumulator::with_sample(Sample::in_file(file));
+            let mut scratch = Scratch::default();
+            for (i, piece) in text.chunks(1000).enumerate() {
+                acc.count_in(Captured::copied_from(piece, Some(i as u64 * 1000)), &mut scratch);
+            }
+            acc.add_counts(&mut scratch);
+            // Read back while the file is intact: what a copy would give.
+            assert_eq!(acc.finish(), classify(&text));
+            // The file is cut short: no sample, so no encoding checks (and no panic).
+            std::fs::File::create(&path).unwrap();
+            let lost = acc.finish();
+            assert_eq!((lost.verdict, lost.encoding), (Verdict::Plaintext, None), "{lost:?}");
+        }
     }
 }

@@ -5,17 +5,16 @@
 //! other side's replies), the checked decoding of rchat frame headers, and the verdict on each
 //! message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
 //! messages, and never holds a whole message in memory: each is classified as it streams.
-//! Counting tables may be lent to it for a run of pieces ([`Splitter::lend`]), so that its
-//! accumulators add their counts once per run instead of once per piece.
-//! Frame headers are decoded by the protocol's own checked decoder
-//! ([`crate::protocol::wire::FrameHeader`]).
-
-use std::fs::File;
-use std::sync::Arc;
+//! A run of pieces may be counted in tables the caller keeps ([`Splitter::run`]), so that its
+//! accumulators add their counts once per run instead of once per piece. Frame headers are
+//! decoded by the protocol's own checked decoder ([`crate::protocol::wire::FrameHeader`], in
+//! `frame_body_len`).
 
 use serde::Serialize;
 
-use super::classify::{Accumulator, Brief, Classification, Scratch};
+use crate::analyze::classify::{Accumulator, Brief, Classification, Scratch};
+use crate::analyze::input::Captured;
+use crate::analyze::input::sample::Sample;
 use crate::protocol::wire::{self as frame, FrameHeader};
 
 /// Bytes examined before deciding how to cut the stream.
@@ -61,12 +60,34 @@ enum FrameState {
     Body { left: u64 },
 }
 
-/// Counting tables lent to a [`Splitter`]: one for the whole direction, one for the open
-/// message.
+/// Counting tables for a run of pieces ([`Splitter::run`]): one for the whole direction, one
+/// for the open message.
 #[derive(Debug, Default)]
 pub struct Tallies {
     overall: Scratch,
     message: Scratch,
+}
+
+/// A run of pieces being fed to a [`Splitter`] (see [`Splitter::run`]): when it ends, every
+/// count is added and the tables go back where they came from.
+#[derive(Debug)]
+pub struct Run<'s> {
+    splitter: &'s mut Splitter,
+    home: &'s mut Option<Box<Tallies>>,
+}
+
+impl Run<'_> {
+    /// [`Splitter::data`], counted in the run's tables.
+    pub fn data(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
+        self.splitter.take(offset, bytes, new_run);
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        self.splitter.add_counts();
+        *self.home = self.splitter.tables.take();
+    }
 }
 
 /// What a [`Splitter`] found.
@@ -102,11 +123,9 @@ pub struct Splitter {
     overall: Accumulator,
     /// Whether a message has been opened yet.
     started: bool,
-    /// Counting tables lent for a run of pieces, holding counts not yet settled.
-    tallies: Option<Box<Tallies>>,
-    /// The piece being fed, when it came straight from the capture file: (stream offset,
-    /// position in the file, length).
-    here: Option<(u64, u64, u64)>,
+    /// The counting tables of the run being fed ([`Splitter::run`]), holding counts not yet
+    /// added to the accumulators.
+    tables: Option<Box<Tallies>>,
 }
 
 impl Default for Splitter {
@@ -130,15 +149,14 @@ impl Splitter {
             unlisted: 0,
             overall: Accumulator::new(),
             started: false,
-            tallies: None,
-            here: None,
+            tables: None,
         }
     }
 
-    /// A splitter whose direction sample notes where bytes that came straight from the
-    /// capture `file` are instead of copying them (see [`Splitter::data_at`]).
-    pub fn sampling_in(file: Arc<File>) -> Self {
-        Splitter { overall: Accumulator::sampling_in(file), ..Self::new() }
+    /// A splitter whose direction keeps its first bytes in `sample` (see
+    /// [`Accumulator::with_sample`]).
+    pub fn keeping(sample: Sample) -> Self {
+        Splitter { overall: Accumulator::with_sample(sample), ..Self::new() }
     }
 
     /// The way the stream is being cut (decided after the first bytes).
@@ -146,48 +164,38 @@ impl Splitter {
         self.mode
     }
 
-    /// Lend counting tables for the next calls; [`Splitter::give_back`] returns them. Nothing
-    /// else changes: results are the same with or without them.
-    pub fn lend(&mut self, tallies: Box<Tallies>) {
-        self.settle();
-        self.tallies = Some(tallies);
-        // The counts will be added to these tables at the end of the run.
-        self.overall.prefetch();
-        if let Some(acc) = self.open.as_ref().and_then(|o| o.acc.as_ref()) {
-            acc.prefetch();
+    /// Feed a run of pieces, counting them in `tables` (taken from it for the run, and put
+    /// back when the [`Run`] ends, every count added): the same results as [`Splitter::data`]
+    /// on each piece, with the counts added once per run.
+    pub fn run<'s>(&'s mut self, tables: &'s mut Option<Box<Tallies>>) -> Run<'s> {
+        self.add_counts();
+        self.tables = tables.take();
+        if self.tables.is_some() {
+            // The counts will be added to these tables at the end of the run.
+            self.overall.prefetch();
+            if let Some(acc) = self.open.as_ref().and_then(|o| o.acc.as_ref()) {
+                acc.prefetch();
+            }
         }
+        Run { splitter: self, home: tables }
     }
 
-    /// Settle every count and return the tables lent by [`Splitter::lend`].
-    pub fn give_back(&mut self) -> Option<Box<Tallies>> {
-        self.settle();
-        self.tallies.take()
-    }
-
-    /// Add the counts waiting in the lent tables to their accumulators.
-    fn settle(&mut self) {
-        if let Some(t) = &mut self.tallies {
-            self.overall.settle(&mut t.overall);
+    /// Add the counts waiting in the run's tables to their accumulators.
+    fn add_counts(&mut self) {
+        if let Some(t) = &mut self.tables {
+            self.overall.add_counts(&mut t.overall);
             if let Some(acc) = self.open.as_mut().and_then(|o| o.acc.as_mut()) {
-                acc.settle(&mut t.message);
+                acc.add_counts(&mut t.message);
             }
         }
     }
 
     /// Bytes at `offset`; `new_run` when the sender starts a new run of segments.
-    pub fn data(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
-        self.data_at(offset, bytes, new_run, None);
-    }
-
-    /// [`Splitter::data`] for bytes found at position `at` of the capture file, when they
-    /// came straight from it.
-    pub fn data_at(&mut self, offset: u64, bytes: &[u8], new_run: bool, at: Option<u64>) {
-        self.here = at.map(|at| (offset, at, bytes.len() as u64));
+    pub fn data(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
         self.take(offset, bytes, new_run);
-        self.here = None;
     }
 
-    fn take(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
+    fn take(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
         if self.mode.is_none() {
             if self.prefix.is_empty() {
                 self.prefix_offset = offset;
@@ -197,13 +205,12 @@ impl Splitter {
             }
             let room = PREFIX - self.prefix.len();
             let take = room.min(bytes.len());
-            self.prefix.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
+            self.prefix.extend_from_slice(bytes.first(take).bytes());
             if self.prefix.len() < PREFIX {
                 return;
             }
-            self.decide();
-            let rest = bytes.get(take..).unwrap_or(&[]);
-            self.feed(offset + take as u64, rest, false);
+            self.decide(Some((offset, bytes)));
+            self.feed(offset + take as u64, bytes.after(take), false);
             return;
         }
         self.feed(offset, bytes, new_run);
@@ -212,7 +219,7 @@ impl Splitter {
     /// Bytes are missing here: the current message ends.
     pub fn gap(&mut self) {
         if self.mode.is_none() {
-            self.decide();
+            self.decide(None);
         }
         self.end_message();
         if self.mode == Some(Mode::Frames) {
@@ -224,10 +231,10 @@ impl Splitter {
     /// No more bytes: the verdict on the whole direction and the list of messages.
     pub fn finish(mut self) -> Finished {
         if self.mode.is_none() && !self.prefix.is_empty() {
-            self.decide();
+            self.decide(None);
         }
         self.end_message();
-        self.settle();
+        self.add_counts();
         // The first message is judged on the direction's own counts when it ends: if nothing
         // came after it, that verdict is the direction's.
         let overall = match (self.done.first(), self.first) {
@@ -237,7 +244,10 @@ impl Splitter {
         Finished { overall, mode: self.mode, messages: self.done, unlisted: self.unlisted }
     }
 
-    fn decide(&mut self) {
+    /// Decide how to cut, and cut the prefix; `current` is the piece being fed (its offset and
+    /// bytes), whose bytes stand for the prefix's where they are the same (they keep their
+    /// origin).
+    fn decide(&mut self, current: Option<(u64, Captured<'_>)>) {
         let prefix = std::mem::take(&mut self.prefix);
         let runs = std::mem::take(&mut self.prefix_runs);
         let mode = if prefix.starts_with(&frame::MAGIC) {
@@ -255,13 +265,19 @@ impl Splitter {
         points.dedup();
         for w in points.windows(2) {
             if let ([a, b], Some(piece)) = (w, prefix.get(w[0]..w[1])) {
-                let _ = b;
-                self.feed(self.prefix_offset + *a as u64, piece, runs.contains(a));
+                let (from, to) = (self.prefix_offset + *a as u64, self.prefix_offset + *b as u64);
+                let piece = match current {
+                    Some((at, bytes)) if from >= at && to <= at + bytes.len() as u64 => {
+                        bytes.get((from - at) as usize..(to - at) as usize).unwrap_or_default()
+                    }
+                    _ => Captured::from(piece),
+                };
+                self.feed(from, piece, runs.contains(a));
             }
         }
     }
 
-    fn feed(&mut self, offset: u64, bytes: &[u8], new_run: bool) {
+    fn feed(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
         match self.mode {
             Some(Mode::Runs) | None => {
                 if new_run {
@@ -272,10 +288,10 @@ impl Splitter {
             Some(Mode::Lines) => {
                 let mut at = 0;
                 while at < bytes.len() {
-                    let rest = bytes.get(at..).unwrap_or(&[]);
-                    match memchr::memchr(b'\n', rest) {
+                    let rest = bytes.after(at);
+                    match memchr::memchr(b'\n', rest.bytes()) {
                         Some(i) => {
-                            self.append(offset + at as u64, rest.get(..=i).unwrap_or(&[]));
+                            self.append(offset + at as u64, rest.first(i + 1));
                             self.end_message();
                             at += i + 1;
                         }
@@ -290,36 +306,34 @@ impl Splitter {
         }
     }
 
-    fn feed_frames(&mut self, offset: u64, bytes: &[u8]) {
+    fn feed_frames(&mut self, offset: u64, bytes: Captured<'_>) {
         let mut at = 0usize;
         while at < bytes.len() {
-            let rest = bytes.get(at..).unwrap_or(&[]);
+            let rest = bytes.after(at);
             match &mut self.frames {
                 FrameState::Header { buf, have } => {
                     let take = (frame::HEADER_LEN - *have).min(rest.len());
                     if let (Some(dst), Some(src)) =
-                        (buf.get_mut(*have..*have + take), rest.get(..take))
+                        (buf.get_mut(*have..*have + take), rest.bytes().get(..take))
                     {
                         dst.copy_from_slice(src);
                     }
                     *have += take;
                     let header = if *have == frame::HEADER_LEN { Some(*buf) } else { None };
-                    self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
+                    self.append(offset + at as u64, rest.first(take));
                     at += take;
                     if let Some(h) = header {
-                        // The protocol's own checked decoder (magic, version, type, and the
-                        // body length against that type's maximum).
-                        match FrameHeader::decode(&h).ok() {
-                            Some(h) if h.len == 0 => {
+                        match frame_body_len(&h) {
+                            Some(0) => {
                                 self.end_message();
                                 self.frames =
                                     FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
                             }
-                            Some(h) => self.frames = FrameState::Body { left: u64::from(h.len) },
+                            Some(len) => self.frames = FrameState::Body { left: u64::from(len) },
                             None => {
                                 // Not a frame after all: cut the rest by runs.
                                 self.mode = Some(Mode::Runs);
-                                self.append(offset + at as u64, bytes.get(at..).unwrap_or(&[]));
+                                self.append(offset + at as u64, bytes.after(at));
                                 return;
                             }
                         }
@@ -329,7 +343,7 @@ impl Splitter {
                     let take = (*left).min(rest.len() as u64) as usize;
                     *left -= take as u64;
                     let finished = *left == 0;
-                    self.append(offset + at as u64, rest.get(..take).unwrap_or(&[]));
+                    self.append(offset + at as u64, rest.first(take));
                     at += take;
                     if finished {
                         self.end_message();
@@ -340,19 +354,14 @@ impl Splitter {
         }
     }
 
-    fn append(&mut self, offset: u64, bytes: &[u8]) {
+    fn append(&mut self, offset: u64, bytes: Captured<'_>) {
         if bytes.is_empty() {
             return;
         }
         // Every byte passes here exactly once, in order, whatever the mode.
-        let len = bytes.len() as u64;
-        let at = self
-            .here
-            .filter(|&(from, _, n)| offset >= from && offset + len <= from + n)
-            .map(|(from, at, _)| at + (offset - from));
-        match &mut self.tallies {
-            Some(t) => self.overall.update_lent_at(bytes, at, &mut t.overall),
-            None => self.overall.update_at(bytes, at),
+        match &mut self.tables {
+            Some(t) => self.overall.count_in(bytes, &mut t.overall),
+            None => self.overall.update_captured(bytes),
         }
         let listed = self.done.len() < MAX_MESSAGES;
         let first = !self.started;
@@ -364,16 +373,16 @@ impl Splitter {
         });
         open.length += bytes.len() as u64;
         if let Some(acc) = &mut open.acc {
-            match &mut self.tallies {
-                Some(t) => acc.update_lent(bytes, &mut t.message),
-                None => acc.update(bytes),
+            match &mut self.tables {
+                Some(t) => acc.count_in(bytes, &mut t.message),
+                None => acc.update_captured(bytes),
             }
         }
     }
 
     fn end_message(&mut self) {
         // Every count in, before any verdict (and the message table free for the next one).
-        self.settle();
+        self.add_counts();
         let Some(open) = self.open.take() else { return };
         if self.done.len() < MAX_MESSAGES {
             // Only the verdict of each message is kept, but the first one's may turn out to
@@ -392,6 +401,13 @@ impl Splitter {
             self.unlisted += 1;
         }
     }
+}
+
+/// The body length of the rchat frame whose header is `header`, or `None` when it is not a
+/// valid header: the one place this module cuts frames, with the protocol's own checked decoder
+/// (magic, version, type, and the body length against that type's maximum).
+fn frame_body_len(header: &[u8; frame::HEADER_LEN]) -> Option<u32> {
+    FrameHeader::decode(header).ok().map(|h| h.len)
 }
 
 /// Whether the first bytes of a direction read as text (UTF-8, mostly printable).
@@ -421,7 +437,7 @@ mod tests {
         let mut s = Splitter::new();
         let mut off = 0;
         for (b, run) in chunks {
-            s.data(off, b, *run);
+            s.data(off, Captured::from(*b), *run);
             off += b.len() as u64;
         }
         let f = s.finish();
@@ -464,8 +480,8 @@ mod tests {
     fn each_message_is_classified_on_its_own_bytes() {
         let mut s = Splitter::new();
         let text = b"first line\nsecond, longer line\nthird\n";
-        s.data(0, &text[..5], true);
-        s.data(5, &text[5..], false);
+        s.data(0, Captured::from(&text[..5]), true);
+        s.data(5, Captured::from(&text[5..]), false);
         let f = s.finish();
         assert_eq!(f.overall.stats.bytes, text.len() as u64);
         assert_eq!(f.messages.len(), 3);

@@ -3,16 +3,21 @@
 //! protocol violations, and, given the private key of the receiving side (`--key`), the
 //! decrypted text of the messages sent to it.
 //!
-//! Owns nothing but what one direction says. It decodes frames with the same checked decoder
-//! the chat uses (`protocol::wire`), keeps at most one frame's bytes at a time, and lists at
-//! most [`MAX_FRAMES`] frames. It never verifies signatures: that needs both directions.
+//! The [`Recogniser`] of rchat's protocol: a direction is rchat's when it opens with the frame
+//! magic `RCHT`. Owns nothing but what one direction says. It decodes frames with the same
+//! checked decoder the chat uses (`protocol::wire`, in `read_header` and the body decoders),
+//! keeps at most one frame's bytes at a time, and lists at most [`MAX_FRAMES`] frames. It never
+//! verifies signatures: that needs both directions.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::{Recogniser, Start};
 use crate::crypto::{Identity, PeerKey};
-use crate::protocol::wire::{Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message};
+use crate::protocol::wire::{
+    Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message, WireError,
+};
 
 /// Frames listed per direction; more are counted.
 pub const MAX_FRAMES: usize = 1000;
@@ -86,8 +91,6 @@ pub struct FrameLog {
     buf_offset: u64,
     /// Header of the frame in `buf`, once it is in.
     head: Option<FrameHeader>,
-    /// Whether the direction opened with the rchat magic.
-    active: Option<bool>,
     /// Decoding stopped (violation or gap); bytes are ignored from here on.
     stopped: bool,
     next_seq: u64,
@@ -102,7 +105,6 @@ impl FrameLog {
             buf: Vec::new(),
             buf_offset: 0,
             head: None,
-            active: None,
             stopped: false,
             next_seq: 0,
             report: RchatReport {
@@ -118,22 +120,9 @@ impl FrameLog {
     }
 
     /// The next in-order bytes of the direction, starting at `offset`.
-    pub fn data(&mut self, offset: u64, mut bytes: &[u8]) {
-        if self.stopped || self.active == Some(false) {
+    fn take(&mut self, offset: u64, mut bytes: &[u8]) {
+        if self.stopped {
             return;
-        }
-        if self.active.is_none() {
-            // Decide from the first bytes: rchat frames open with the magic.
-            let n = (MAGIC.len() - self.buf.len()).min(bytes.len());
-            let head = [self.buf.as_slice(), bytes.get(..n).unwrap_or_default()].concat();
-            if head[..] != MAGIC[..head.len()] {
-                self.active = Some(false);
-                self.buf = Vec::new();
-                return;
-            }
-            if head.len() == MAGIC.len() {
-                self.active = Some(true);
-            }
         }
         if self.buf.is_empty() {
             self.buf_offset = offset;
@@ -148,7 +137,7 @@ impl FrameLog {
             if self.head.is_none()
                 && let Some(head) = self.buf.first_chunk::<HEADER_LEN>()
             {
-                match FrameHeader::decode(head) {
+                match read_header(head) {
                     Ok(h) => self.head = Some(h),
                     Err(e) => self.stop_with_violation(format!(
                         "at byte {}: {e}; frames after it are not decoded",
@@ -174,8 +163,8 @@ impl FrameLog {
     }
 
     /// Bytes of the direction are missing from the capture: frame boundaries are lost.
-    pub fn gap(&mut self, offset: u64) {
-        if self.active == Some(true) && !self.stopped {
+    fn lost(&mut self, offset: u64) {
+        if !self.stopped {
             self.stopped = true;
             self.report.notes.push(format!(
                 "bytes are missing from the capture at byte {offset}: frames after it are not decoded"
@@ -243,7 +232,7 @@ impl FrameLog {
         }
     }
 
-    fn hello(&mut self, body: &[u8]) -> Result<(), crate::protocol::wire::WireError> {
+    fn hello(&mut self, body: &[u8]) -> Result<(), WireError> {
         let hello = Hello::decode(body)?;
         if self.report.hello.is_some() {
             self.report.violations.push("a second HELLO in the same direction".into());
@@ -318,11 +307,8 @@ impl FrameLog {
         Err(reasons.into_iter().next().map_or_else(|| "no key given".into(), |(_, why)| why))
     }
 
-    /// What the direction said, or `None` when it is not rchat's protocol.
-    pub fn finish(mut self) -> Option<RchatReport> {
-        if self.active != Some(true) {
-            return None;
-        }
+    /// What the direction said.
+    fn report(mut self) -> RchatReport {
         if !self.stopped && !self.buf.is_empty() {
             let need = self.need();
             self.report.notes.push(format!(
@@ -331,8 +317,48 @@ impl FrameLog {
                 self.buf.len()
             ));
         }
-        Some(self.report)
+        self.report
     }
+}
+
+impl Recogniser for FrameLog {
+    type Found = RchatReport;
+
+    fn name(&self) -> &'static str {
+        "rchat"
+    }
+
+    fn start_len(&self) -> usize {
+        MAGIC.len()
+    }
+
+    /// rchat frames open with the magic `RCHT`.
+    fn start(&self, first_bytes: &[u8]) -> Start {
+        let n = first_bytes.len().min(MAGIC.len());
+        match (first_bytes.get(..n), MAGIC.get(..n)) {
+            (Some(seen), Some(magic)) if seen != magic => Start::No,
+            _ if n == MAGIC.len() => Start::Yes,
+            _ => Start::More,
+        }
+    }
+
+    fn data(&mut self, offset: u64, bytes: &[u8]) {
+        self.take(offset, bytes);
+    }
+
+    fn gap(&mut self, offset: u64) {
+        self.lost(offset);
+    }
+
+    fn finish(self) -> RchatReport {
+        self.report()
+    }
+}
+
+/// Decode one frame header with the protocol's own checked decoder: the one place this
+/// module cuts frames (magic, version, type, and the body length against that type's maximum).
+fn read_header(head: &[u8; HEADER_LEN]) -> Result<FrameHeader, WireError> {
+    FrameHeader::decode(head)
 }
 
 /// Decrypt every block of `m` with `key`; the index of the first block that fails otherwise.
@@ -357,6 +383,7 @@ fn shown(text: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::recognise::Watch;
     use crate::protocol::secure::{Role, Sealer, Session, hello_frame};
 
     /// Two keys, both HELLOs, and the host's sending half of their session.
@@ -381,7 +408,7 @@ mod tests {
         (host, guest, c2s, jh)
     }
 
-    fn feed(log: &mut FrameLog, bytes: &[u8], piece: usize) {
+    fn feed(log: &mut Watch<FrameLog>, bytes: &[u8], piece: usize) {
         let mut off = 0u64;
         for chunk in bytes.chunks(piece) {
             log.data(off, chunk);
@@ -393,7 +420,7 @@ mod tests {
     fn frames_are_listed_and_decrypted_with_the_recipients_key() {
         let (host, guest, from_host, _) = conversation();
         for piece in [1, 7, 4096] {
-            let mut log = FrameLog::new(vec![guest.clone()]);
+            let mut log = Watch::new(FrameLog::new(vec![guest.clone()]));
             feed(&mut log, &from_host, piece);
             let r = log.finish().unwrap();
             let hello = r.hello.as_ref().unwrap();
@@ -408,14 +435,14 @@ mod tests {
             assert!(r.violations.is_empty(), "{:?}", r.violations);
         }
         // The sender's own key cannot open what it sent.
-        let mut log = FrameLog::new(vec![host.clone()]);
+        let mut log = Watch::new(FrameLog::new(vec![host.clone()]));
         feed(&mut log, &from_host, 100);
         let r = log.finish().unwrap();
         assert_eq!(r.decrypted, 0);
         assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("owner of the given key"));
         // Nor can an unrelated one.
         let other = Arc::new(Identity::generate(1024).unwrap());
-        let mut log = FrameLog::new(vec![other]);
+        let mut log = Watch::new(FrameLog::new(vec![other]));
         feed(&mut log, &from_host, 100);
         let r = log.finish().unwrap();
         assert!(r.frames[1].not_decrypted.as_deref().unwrap().contains("another key"));
@@ -426,12 +453,12 @@ mod tests {
         let (_, _, mut from_host, _) = conversation();
         // Replay the first MESSAGE after the BYE: a sequence number seen before.
         let first_msg_start = {
-            let mut log = FrameLog::new(Vec::new());
+            let mut log = Watch::new(FrameLog::new(Vec::new()));
             feed(&mut log, &from_host, 4096);
             log.finish().unwrap().frames[1].offset as usize
         };
         let end = {
-            let mut log = FrameLog::new(Vec::new());
+            let mut log = Watch::new(FrameLog::new(Vec::new()));
             feed(&mut log, &from_host, 4096);
             let r = log.finish().unwrap();
             (r.frames[1].offset + r.frames[1].length) as usize
@@ -439,13 +466,13 @@ mod tests {
         let replay = from_host[first_msg_start..end].to_vec();
         from_host.extend(replay);
         from_host.extend_from_slice(b"RCHX garbage");
-        let mut log = FrameLog::new(Vec::new());
+        let mut log = Watch::new(FrameLog::new(Vec::new()));
         feed(&mut log, &from_host, 13);
         let r = log.finish().unwrap();
         assert!(r.violations.iter().any(|v| v.contains("again")), "{:?}", r.violations);
         assert!(r.violations.iter().any(|v| v.contains("magic")), "{:?}", r.violations);
 
-        let mut log = FrameLog::new(Vec::new());
+        let mut log = Watch::new(FrameLog::new(Vec::new()));
         log.data(0, &from_host[..20]);
         log.gap(20);
         log.data(40, &from_host[40..]);
@@ -457,7 +484,7 @@ mod tests {
     fn a_key_of_another_size_and_a_cut_frame_are_explained() {
         let (_, _, from_host, _) = conversation();
         let bigger = Arc::new(Identity::generate(2048).unwrap());
-        let mut log = FrameLog::new(vec![bigger]);
+        let mut log = Watch::new(FrameLog::new(vec![bigger]));
         // The last frame (BYE) is cut short.
         feed(&mut log, &from_host[..from_host.len() - 5], 100);
         let r = log.finish().unwrap();
@@ -474,7 +501,7 @@ mod tests {
         for _ in 0..MAX_FRAMES {
             c2s.extend(seal.bye().unwrap().to_frame().to_bytes());
         }
-        let mut log = FrameLog::new(vec![guest]);
+        let mut log = Watch::new(FrameLog::new(vec![guest]));
         feed(&mut log, &c2s, 4096);
         let r = log.finish().unwrap();
         let text = r.frames[1].plaintext.as_deref().unwrap();
@@ -485,14 +512,14 @@ mod tests {
 
     #[test]
     fn other_traffic_is_not_rchat() {
-        let mut log = FrameLog::new(Vec::new());
+        let mut log = Watch::new(FrameLog::new(Vec::new()));
         log.data(0, b"RC");
         log.data(2, b"hello");
         assert!(log.finish().is_none());
-        let mut log = FrameLog::new(Vec::new());
+        let mut log = Watch::new(FrameLog::new(Vec::new()));
         log.data(0, b"hello\n");
         assert!(log.finish().is_none());
-        let mut log = FrameLog::new(Vec::new());
+        let mut log = Watch::new(FrameLog::new(Vec::new()));
         log.data(0, b"RC");
         assert!(log.finish().is_none(), "too short to say");
     }

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::Captured;
+
 /// TCP flag bits.
 pub mod flags {
     /// No more data from sender.
@@ -38,7 +40,7 @@ pub struct Segment<'a> {
     /// Flag bits (see [`flags`]).
     pub flags: u8,
     /// The payload bytes that were captured.
-    pub payload: &'a [u8],
+    pub payload: Captured<'a>,
     /// Payload bytes the packet carried but the capture's snaplen cut off.
     pub cut: u32,
 }
@@ -174,7 +176,19 @@ impl Defrag {
     }
 }
 
-/// Decode one record's bytes captured with link type `lt`.
+/// [`decode`] for a record's captured bytes: the segment's payload keeps their origin.
+pub fn decode_captured<'a>(lt: u32, data: Captured<'a>, defrag: &mut Defrag) -> Decoded<'a> {
+    match decode(lt, data.bytes(), defrag) {
+        Decoded::Tcp(mut seg) => {
+            seg.payload = data.within(seg.payload.bytes());
+            Decoded::Tcp(seg)
+        }
+        other => other,
+    }
+}
+
+/// Decode one record's bytes captured with link type `lt` (the segment's payload has no
+/// known origin: see [`decode_captured`]).
 pub fn decode<'a>(lt: u32, data: &'a [u8], defrag: &mut Defrag) -> Decoded<'a> {
     let (net, rest) = match link(lt, data) {
         Some(v) => v,
@@ -344,7 +358,7 @@ fn tcp(src: IpAddr, dst: IpAddr, d: &[u8], wire: usize) -> Option<Segment<'_>> {
         dport,
         seq,
         flags: fl,
-        payload,
+        payload: Captured::from(payload),
         cut: u32::try_from(cut).unwrap_or(u32::MAX),
     })
 }

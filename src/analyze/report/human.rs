@@ -1,162 +1,17 @@
-//! The analysis of one capture file as a document: its JSON form and its human form.
+//! The human report: what a student reads in the terminal.
 //!
-//! Owns the report's data model (schema version 1, documented field by field in
-//! `docs/ANALYZE.md`), the wording of the human report (per stream: endpoints, times, counts,
-//! each direction's verdict, reason and preview; then a one-line summary), escaping of what an
-//! eavesdropper reads, and colour. It never reads files or packets and never decides a verdict:
-//! it presents what the other modules found.
+//! Owns the wording and layout of the human form (per stream: endpoints, times, counts, each
+//! direction's verdict, reason and preview, what rchat's protocol said; then a one-line
+//! summary), escaping of what an eavesdropper reads, and colour ([`Style`]). It reads only the
+//! [`FileReport`]: everything it shows is in the JSON form too.
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
-use super::classify::{Confidence, Encoding, Verdict, plural};
-use super::messages::{Mode, looks_like_text};
+use super::{DirectionReport, FileReport};
+use crate::analyze::classify::{Confidence, Verdict, plural};
+use crate::analyze::recognise::rchat::{FrameReport, RchatReport};
+use crate::analyze::stream::messages::Mode;
 use crate::escape::bytes as escape;
-
-/// The JSON schema version.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// One capture file's report.
-#[derive(Debug, Serialize)]
-pub struct FileReport {
-    /// Always [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// The file as named on the command line.
-    pub file: String,
-    /// `pcap` or `pcapng`.
-    pub format: &'static str,
-    /// Link types of the capture's interfaces.
-    pub link_types: Vec<String>,
-    /// Records read from the file.
-    pub packets: u64,
-    /// Ports analysed (empty with `--all-ports`).
-    pub ports: Vec<u16>,
-    /// Problems that did not stop the report.
-    pub warnings: Vec<String>,
-    /// The TCP streams, in order of their first packet.
-    pub streams: Vec<StreamReport>,
-}
-
-/// One TCP connection.
-#[derive(Debug, Serialize)]
-pub struct StreamReport {
-    /// Number in this report, from 0, in order of first packet.
-    pub id: usize,
-    /// `addr:port` of the client (IPv6 in brackets).
-    pub client: String,
-    /// `addr:port` of the server.
-    pub server: String,
-    /// First packet, seconds since the Unix epoch.
-    pub start: f64,
-    /// Last packet.
-    pub end: f64,
-    /// The stream's verdict (both directions together).
-    pub verdict: Verdict,
-    /// Each direction.
-    pub directions: Directions,
-}
-
-/// The two directions of a stream.
-#[derive(Debug, Serialize)]
-pub struct Directions {
-    /// Client to server.
-    pub client_to_server: DirectionReport,
-    /// Server to client.
-    pub server_to_client: DirectionReport,
-}
-
-/// A gap in a direction.
-pub use super::reassembly::Gap;
-
-/// One direction of a stream.
-#[derive(Debug, Serialize)]
-pub struct DirectionReport {
-    /// Reassembled bytes.
-    pub bytes: u64,
-    /// Segments seen.
-    pub packets: u64,
-    /// SHA-256 of the reassembled bytes, hex.
-    pub sha256: String,
-    /// Bytes missing from the capture.
-    pub missing_bytes: u64,
-    /// Where they are missing.
-    pub gaps: Vec<Gap>,
-    /// Bytes that arrived more than once.
-    pub retransmitted_bytes: u64,
-    /// Retransmissions whose bytes differed from the first copy.
-    pub conflicting_retransmissions: u64,
-    /// Payload bytes the snaplen kept out of the file.
-    pub snaplen_cut_bytes: u64,
-    /// Payload bytes sent before the capture picked the stream up.
-    pub before_start_bytes: u64,
-    /// Shannon entropy, bits per byte.
-    pub entropy: f64,
-    /// Entropy expected of random bytes of the same length.
-    pub expected_random_entropy: f64,
-    /// Share of printable UTF-8.
-    pub printable_ratio: f64,
-    /// Chi-square against uniform bytes, when the sample is large enough.
-    pub chi_square: Option<f64>,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// For `encoded`: base64, hex or decimal.
-    pub encoding: Option<Encoding>,
-    /// For `encoded`: the decoded size.
-    pub decoded_bytes: Option<u64>,
-    /// How sure.
-    pub confidence: Confidence,
-    /// Why, in one sentence.
-    pub reason: String,
-    /// What an eavesdropper reads: escaped text (with `[N bytes missing]` at gaps), or hex
-    /// when the bytes are not text.
-    pub preview: String,
-    /// `text` or `hex`.
-    pub preview_format: &'static str,
-    /// Whether the preview stops before the end (no `--full`).
-    pub preview_truncated: bool,
-    /// How the messages were cut: `frames`, `lines` or `runs`.
-    pub message_mode: Option<Mode>,
-    /// The messages.
-    pub messages: Vec<MessageReport>,
-    /// Messages not listed (past the limit).
-    pub unlisted_messages: u64,
-    /// The `--extract` file.
-    pub extract: Option<String>,
-    /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
-    pub rchat: Option<super::rchat::RchatReport>,
-}
-
-/// One message inside a direction.
-#[derive(Debug, Serialize)]
-pub struct MessageReport {
-    /// Stream offset.
-    pub offset: u64,
-    /// Length in bytes.
-    pub length: u64,
-    /// Its verdict.
-    pub verdict: Verdict,
-}
-
-/// What an eavesdropper reads, for display: text stays text (see [`escape`]), other bytes
-/// become hex. Returns the string and `"text"` or `"hex"`.
-/// Where bytes are missing (`gaps`: position in `bytes`, count), a text preview says
-/// `[N bytes missing]`; a hex preview stays plain hex (the gaps are listed anyway).
-pub fn preview_string(bytes: &[u8], gaps: &[(usize, u64)]) -> (String, &'static str) {
-    if !(bytes.is_empty() || looks_like_text(bytes)) {
-        return (hex::encode(bytes), "hex");
-    }
-    let mut out = String::new();
-    let mut at = 0;
-    for &(pos, len) in gaps {
-        let pos = pos.clamp(at, bytes.len());
-        out.push_str(&escape(bytes.get(at..pos).unwrap_or(&[])));
-        let _ = write!(out, "[{len} bytes missing]");
-        at = pos;
-    }
-    out.push_str(&escape(bytes.get(at..).unwrap_or(&[])));
-    (out, "text")
-}
 
 /// How many times each value occurs, in the order each first occurs.
 fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
@@ -187,19 +42,6 @@ fn confidence_word(c: Confidence) -> &'static str {
         Confidence::High => "high",
         Confidence::Medium => "medium",
         Confidence::Low => "low",
-    }
-}
-
-/// The verdict of a stream from the verdicts of its two directions: an empty direction does
-/// not count, nor does one too short to tell when the other one could be told.
-pub fn stream_verdict(a: Verdict, b: Verdict) -> Verdict {
-    let weak = |v: Verdict| matches!(v, Verdict::Empty | Verdict::Inconclusive);
-    match (a, b) {
-        (Verdict::Empty, x) | (x, Verdict::Empty) => x,
-        (x, y) if weak(x) && !weak(y) => y,
-        (x, y) if weak(y) && !weak(x) => x,
-        (x, y) if x == y => x,
-        _ => Verdict::Mixed,
     }
 }
 
@@ -401,7 +243,7 @@ const FRAMES_SHOWN: usize = 20;
 
 /// What the direction said in rchat's protocol: the handshake anyone can read, the frames,
 /// decrypted text with `--key`, violations.
-fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
+fn rchat_human(o: &mut String, r: &RchatReport, style: Style) {
     if let Some(h) = &r.hello {
         let _ = writeln!(
             o,
@@ -424,8 +266,7 @@ fn rchat_human(o: &mut String, r: &super::rchat::RchatReport, style: Style) {
         String::new()
     };
     let _ = writeln!(o, "    rchat frames: {}{more}", list.join(", "));
-    let messages: Vec<&super::rchat::FrameReport> =
-        r.frames.iter().filter(|f| f.kind == "MESSAGE").collect();
+    let messages: Vec<&FrameReport> = r.frames.iter().filter(|f| f.kind == "MESSAGE").collect();
     for f in messages.iter().take(FRAMES_SHOWN) {
         // A MESSAGE frame is always many bytes long.
         let mut line = format!(
@@ -495,25 +336,4 @@ pub fn summary(r: &FileReport) -> String {
         ports_phrase(&r.ports),
         parts.join(", ")
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes() {
-        assert_eq!(preview_string(&[0, 1, 2, 0xff], &[]).1, "hex");
-        assert_eq!(preview_string("привет".as_bytes(), &[]), ("привет".to_string(), "text"));
-        assert_eq!(preview_string(b"ab\ncd", &[(3, 7)]).0, "ab\\n[7 bytes missing]cd");
-    }
-
-    #[test]
-    fn verdict_of_a_stream() {
-        assert_eq!(stream_verdict(Verdict::Empty, Verdict::Plaintext), Verdict::Plaintext);
-        assert_eq!(stream_verdict(Verdict::Ciphertext, Verdict::Plaintext), Verdict::Mixed);
-        assert_eq!(stream_verdict(Verdict::Empty, Verdict::Empty), Verdict::Empty);
-        assert_eq!(stream_verdict(Verdict::Inconclusive, Verdict::Plaintext), Verdict::Plaintext);
-        assert_eq!(stream_verdict(Verdict::Empty, Verdict::Inconclusive), Verdict::Inconclusive);
-    }
 }

@@ -232,7 +232,7 @@ impl<'h, 'p, P: AsRef<[u8]>> Lane<'h, 'p, P> {
             self.rest = next.as_ref();
             hash.len += self.rest.len() as u64;
             if let Some(after) = self.pieces.as_slice().first() {
-                super::cache::prefetch(after.as_ref());
+                crate::analyze::engine::cache::prefetch(after.as_ref());
             }
         }
     }

@@ -1,0 +1,773 @@
+//! Byte counting and the statistics made of the counts.
+//!
+//! Owns the [`Accumulator`] (a 256-bin histogram counted in four interleaved scratch tables,
+//! the thread's own or a caller's, then added to it; a UTF-8 decoder carried across pieces for
+//! the printable count; the first bytes kept as a sample for the encoding checks) and the
+//! statistics of a histogram: Shannon entropy, its exact expectation for random bytes of the
+//! same length, and chi-square. It sees bytes only, never packets or streams.
+
+use std::sync::OnceLock;
+
+use super::verdict::Facts;
+use super::{Brief, Classification};
+use crate::analyze::input::Captured;
+use crate::analyze::input::sample::Sample;
+
+const LANES: usize = 4;
+/// Interleaved counting tables: consecutive bytes go to different tables, so repeated bytes
+/// (spaces in text) do not wait on each other.
+type Lanes = [[u32; 256]; LANES];
+
+thread_local! {
+    /// Each thread's scratch lanes: always in cache, whichever stream is being counted.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+/// Counting tables a caller keeps for several pieces in a row, so that their counts are added
+/// to the accumulator's own table once (see [`Accumulator::count_in`]) instead of once per
+/// piece.
+#[derive(Debug)]
+pub struct Scratch {
+    lanes: Box<Lanes>,
+    /// Bytes counted in `lanes` and not yet added to their accumulator.
+    pending: u64,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { lanes: Box::new([[0; 256]; LANES]), pending: 0 }
+    }
+}
+
+/// Fold the 32-bit counters before this many bytes were counted in them.
+const FOLD_EVERY: u64 = 1 << 31;
+/// A streaming [`Accumulator`] decodes every byte of its first `STREAM_EXACT_BLOCKS` blocks of
+/// `BLOCK` bytes (64 KiB) for the printable count, then one block in `SAMPLE_EVERY`: decoding
+/// UTF-8 costs more than the histogram, and a systematic 1-in-16 sample of a long stream
+/// estimates the ratio to well under a percent. [`classify`], which judges one message or
+/// sample, decodes every byte.
+const BLOCK: u64 = 64 * 1024;
+const STREAM_EXACT_BLOCKS: u64 = 1;
+const SAMPLE_EVERY: u64 = 16;
+/// Pieces shorter than `LANES * LANE_MIN` are scanned in one lane.
+const LANE_MIN: usize = 128;
+
+// ---------------------------------------------------------------------------------------------
+// Printable UTF-8 counting: a table-driven decoder. Each entry is `out << 8 | next_state`, where
+// `out` is the number of bytes that just completed a printable character (0 when the byte only
+// advanced a sequence, or was invalid, or completed a control character). A byte that breaks a
+// sequence drops the pending bytes and is decoded afresh from the start state.
+
+const START: u8 = 0;
+const C2_1: u8 = 1; // after C2: U+0080..U+00BF, of which U+0080..U+009F are controls
+const N2_1: u8 = 2; // two-byte sequence, one continuation to go
+const E0_2: u8 = 3; // after E0: next must be A0..BF
+const N3_2: u8 = 4; // three-byte sequence, two to go
+const ED_2: u8 = 5; // after ED: next must be 80..9F (no surrogates)
+const N3_1: u8 = 6; // three-byte sequence, one to go
+const F0_3: u8 = 7; // after F0: next must be 90..BF
+const N4_3: u8 = 8; // four-byte sequence, three to go
+const F4_3: u8 = 9; // after F4: next must be 80..8F
+const N4_2: u8 = 10; // four-byte sequence, two to go
+const N4_1: u8 = 11; // four-byte sequence, one to go
+
+const fn entry(next: u8, out: u16) -> u16 {
+    (out << 8) | next as u16
+}
+
+const fn from_start(b: u8) -> u16 {
+    match b {
+        0x09 | 0x0A | 0x0D | 0x20..=0x7E => entry(START, 1),
+        0xC2 => entry(C2_1, 0),
+        0xC3..=0xDF => entry(N2_1, 0),
+        0xE0 => entry(E0_2, 0),
+        0xED => entry(ED_2, 0),
+        0xE1..=0xEF => entry(N3_2, 0),
+        0xF0 => entry(F0_3, 0),
+        0xF1..=0xF3 => entry(N4_3, 0),
+        0xF4 => entry(F4_3, 0),
+        _ => entry(START, 0),
+    }
+}
+
+const fn transition(s: u8, b: u8) -> u16 {
+    let cont = b >= 0x80 && b <= 0xBF;
+    match s {
+        C2_1 if cont => entry(START, if b < 0xA0 { 0 } else { 2 }),
+        N2_1 if cont => entry(START, 2),
+        E0_2 if b >= 0xA0 && b <= 0xBF => entry(N3_1, 0),
+        N3_2 if cont => entry(N3_1, 0),
+        ED_2 if b >= 0x80 && b <= 0x9F => entry(N3_1, 0),
+        N3_1 if cont => entry(START, 3),
+        F0_3 if b >= 0x90 && b <= 0xBF => entry(N4_2, 0),
+        N4_3 if cont => entry(N4_2, 0),
+        F4_3 if b >= 0x80 && b <= 0x8F => entry(N4_2, 0),
+        N4_2 if cont => entry(N4_1, 0),
+        N4_1 if cont => entry(START, 4),
+        _ => from_start(b),
+    }
+}
+
+const fn build_utf8_table() -> [[u16; 256]; 16] {
+    let mut t = [[0u16; 256]; 16];
+    let mut s = 0;
+    while s < 16 {
+        let mut b = 0;
+        while b < 256 {
+            t[s][b] = transition(s as u8, b as u8);
+            b += 1;
+        }
+        s += 1;
+    }
+    t
+}
+
+static UTF8: [[u16; 256]; 16] = build_utf8_table();
+
+fn is_continuation(b: u8) -> bool {
+    (0x80..=0xBF).contains(&b)
+}
+
+/// Scan one lane: histogram and printable count, returning the final decoder state.
+///
+/// (Here and in the other scanners, indexing cannot fail: a `u8` indexes 256-entry tables and
+/// `& 15` one of the decoder's 16 rows.)
+#[inline(always)]
+fn scan_lane(data: &[u8], hist: &mut [u32; 256], state: usize, printable: &mut u64) -> usize {
+    let mut st = state;
+    let mut count = 0u64;
+    for &b in data {
+        hist[b as usize] += 1;
+        let e = UTF8[st & 15][b as usize];
+        st = (e & 15) as usize;
+        count += u64::from(e >> 8);
+    }
+    *printable += count;
+    st
+}
+
+/// Histogram only, four interleaved tables. Eight bytes are loaded at once and taken apart
+/// with shifts: half the loads of one byte at a time.
+fn count_only(data: &[u8], hist: &mut Lanes) {
+    let [h0, h1, h2, h3] = hist;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else { continue };
+        let v = u64::from_le_bytes(w);
+        h0[(v & 0xff) as usize] += 1;
+        h1[((v >> 8) & 0xff) as usize] += 1;
+        h2[((v >> 16) & 0xff) as usize] += 1;
+        h3[((v >> 24) & 0xff) as usize] += 1;
+        h0[((v >> 32) & 0xff) as usize] += 1;
+        h1[((v >> 40) & 0xff) as usize] += 1;
+        h2[((v >> 48) & 0xff) as usize] += 1;
+        h3[(v >> 56) as usize] += 1;
+    }
+    for &b in words.remainder() {
+        h0[b as usize] += 1;
+    }
+}
+
+/// Histogram only, one table (for a few bytes).
+fn count_one_table(data: &[u8], hist: &mut [u32; 256]) {
+    for &b in data {
+        hist[b as usize] += 1;
+    }
+}
+
+/// Printable bytes in ASCII-only data (no branch per byte, so it vectorises).
+fn count_printable_ascii(data: &[u8]) -> u64 {
+    data.chunks(1 << 16)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&b| {
+                    u32::from(
+                        (b.wrapping_sub(0x20) < 0x5f) | (b == b'\t') | (b == b'\n') | (b == b'\r'),
+                    )
+                })
+                .sum::<u32>()
+        })
+        .map(u64::from)
+        .sum()
+}
+
+/// Move a lane boundary forward past at most three continuation bytes, so that each lane
+/// starts where a character may start (UTF-8 resynchronises within three bytes).
+fn lane_boundary(data: &[u8], at: usize) -> usize {
+    let mut i = at;
+    while i < at + 3 && data.get(i).is_some_and(|&b| is_continuation(b)) {
+        i += 1;
+    }
+    i.min(data.len())
+}
+
+/// Incremental classifier: feed bytes in pieces, then ask for the verdict.
+///
+/// Memory is bounded: a histogram, a decoder state and the first [`SAMPLE_LIMIT`](super::SAMPLE_LIMIT) bytes.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    bytes: u64,
+    /// 32-bit counters, one table (a kilobyte: with hundreds of streams fed in turn, each
+    /// stream's table is mostly out of cache, so it should be small); folded into `folded`
+    /// before any could overflow. Pieces are first counted in a per-thread scratch table of
+    /// several interleaved lanes that stays in cache, then added here.
+    hist: Box<[u32; 256]>,
+    /// Made at the first fold (after 2^31 bytes), so that short messages do not pay for it.
+    folded: Option<Box<[u64; 256]>>,
+    /// `bytes` when the counters were last folded.
+    folded_at: u64,
+    printable: u64,
+    /// Bytes decoded for the printable count (all of the first blocks, then 1 block in 16).
+    examined: u64,
+    /// How many leading blocks are decoded in full.
+    exact_blocks: u64,
+    utf8_state: usize,
+    /// Stream offset just after the last decoded byte: where `utf8_state` applies.
+    state_offset: u64,
+    sample: Sample,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Self {
+            bytes: 0,
+            hist: Box::new([0; 256]),
+            folded: None,
+            folded_at: 0,
+            printable: 0,
+            examined: 0,
+            exact_blocks: STREAM_EXACT_BLOCKS,
+            utf8_state: START as usize,
+            state_offset: 0,
+            sample: Sample::default(),
+        }
+    }
+}
+
+impl Accumulator {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An accumulator that decodes every byte for the printable count, however long the
+    /// input (slower on long streams; what [`classify`](super::classify) uses).
+    pub fn exact() -> Self {
+        Self { exact_blocks: u64::MAX, ..Self::default() }
+    }
+
+    /// An accumulator that keeps its first bytes in `sample` (which may note where captured
+    /// bytes came from instead of copying them: see [`Sample`]).
+    pub fn with_sample(sample: Sample) -> Self {
+        Self { sample, ..Self::default() }
+    }
+
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.bytes
+    }
+
+    /// True when nothing has been fed.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Add the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.update_captured(Captured::from(data));
+    }
+
+    /// [`Accumulator::update`] for captured bytes (the sample keeps their origin).
+    pub fn update_captured(&mut self, data: Captured<'_>) {
+        // Counted in the thread's own scratch tables (always in cache, whichever stream this
+        // is), then added to this accumulator at once.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                self.count_in(data, &mut scratch);
+                self.add_counts(&mut scratch);
+            }
+            Err(_) => {
+                let mut scratch = Scratch::default();
+                self.count_in(data, &mut scratch);
+                self.add_counts(&mut scratch);
+            }
+        });
+    }
+
+    /// Add the next bytes, counting them in `scratch` and leaving the counts there: call
+    /// [`Accumulator::add_counts`] with the same scratch before using it for another
+    /// accumulator or asking this one anything. Every other method gives the same results as
+    /// [`update`] once the counts are added.
+    ///
+    /// [`update`]: Accumulator::update
+    pub fn count_in(&mut self, data: Captured<'_>, scratch: &mut Scratch) {
+        // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
+        // last fold: the lanes' counters and the table's stay below 2^31.
+        if data.len() as u64 >= FOLD_EVERY / 2 {
+            let step = FOLD_EVERY as usize / 4;
+            let mut from = 0;
+            while from < data.len() {
+                let piece = data.get(from..(from + step).min(data.len())).unwrap_or_default();
+                self.count_in(piece, scratch);
+                from += step;
+            }
+            return;
+        }
+        if scratch.pending + data.len() as u64 >= FOLD_EVERY / 2 {
+            self.add_counts(scratch);
+        }
+        if self.bytes - self.folded_at + data.len() as u64 >= FOLD_EVERY {
+            self.add_counts(scratch);
+            self.fold();
+        }
+        self.sample.push(data);
+        let data = data.bytes();
+        if data.len() < LANES * LANE_MIN {
+            // A few bytes (a chat message): counting them in the lanes would mean adding up
+            // and clearing all of the lanes' counters for them.
+            self.count(data, None);
+        } else {
+            self.count(data, Some(&mut scratch.lanes));
+            scratch.pending += data.len() as u64;
+        }
+    }
+
+    /// Add the counts left in `scratch` by [`Accumulator::count_in`] to this accumulator, and
+    /// clear it.
+    pub fn add_counts(&mut self, scratch: &mut Scratch) {
+        if scratch.pending > 0 {
+            self.merge(&mut scratch.lanes);
+            scratch.pending = 0;
+        }
+    }
+
+    /// Count `data` into `lanes`, or without them (for fewer than `LANES * LANE_MIN` bytes)
+    /// straight into this accumulator's own table; the printable count goes into `self`.
+    /// Either way gives the same counts: that few bytes are decoded one lane, [`scan_lane`].
+    fn count(&mut self, data: &[u8], mut lanes: Option<&mut Lanes>) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let offset = self.bytes;
+            let block = offset / BLOCK;
+            let room = (BLOCK - offset % BLOCK) as usize;
+            let Some((piece, tail)) = rest.split_at_checked(room.min(rest.len())) else {
+                break;
+            };
+            let decode = block < self.exact_blocks || block.is_multiple_of(SAMPLE_EVERY);
+            if decode && self.state_offset != offset {
+                // The bytes in between were not decoded: start afresh.
+                self.utf8_state = START as usize;
+            }
+            match lanes.as_deref_mut() {
+                Some(lanes) if decode => {
+                    if self.utf8_state == START as usize && piece.is_ascii() {
+                        // All ASCII (most text, and every encoding): no decoder needed.
+                        count_only(piece, lanes);
+                        self.printable += count_printable_ascii(piece);
+                    } else if piece.len() < LANES * LANE_MIN || !self.scan_interleaved(piece, lanes)
+                    {
+                        let [h0, ..] = lanes;
+                        self.utf8_state =
+                            scan_lane(piece, h0, self.utf8_state, &mut self.printable);
+                    }
+                }
+                None if decode => {
+                    if self.utf8_state == START as usize && piece.is_ascii() {
+                        count_one_table(piece, &mut self.hist);
+                        self.printable += count_printable_ascii(piece);
+                    } else {
+                        let state = self.utf8_state;
+                        self.utf8_state =
+                            scan_lane(piece, &mut self.hist, state, &mut self.printable);
+                    }
+                }
+                Some(lanes) => count_only(piece, lanes),
+                None => count_one_table(piece, &mut self.hist),
+            }
+            if decode {
+                self.examined += piece.len() as u64;
+                self.state_offset = offset + piece.len() as u64;
+            }
+            self.bytes += piece.len() as u64;
+            rest = tail;
+        }
+    }
+
+    /// Split `data` into four lanes scanned side by side (independent dependency chains and
+    /// histogram tables). Returns false, having done nothing, if the split fails.
+    fn scan_interleaved(&mut self, data: &[u8], lanes: &mut Lanes) -> bool {
+        let q = data.len() / LANES;
+        let b1 = lane_boundary(data, q);
+        let b2 = lane_boundary(data, 2 * q).max(b1);
+        let b3 = lane_boundary(data, 3 * q).max(b2);
+        let (Some(l0), Some(l1), Some(l2), Some(l3)) =
+            (data.get(..b1), data.get(b1..b2), data.get(b2..b3), data.get(b3..))
+        else {
+            return false;
+        };
+        let m = l0.len().min(l1.len()).min(l2.len()).min(l3.len());
+        let (Some((a0, t0)), Some((a1, t1)), Some((a2, t2)), Some((a3, t3))) = (
+            l0.split_at_checked(m),
+            l1.split_at_checked(m),
+            l2.split_at_checked(m),
+            l3.split_at_checked(m),
+        ) else {
+            return false;
+        };
+        let [h0, h1, h2, h3] = lanes;
+        let (mut s0, mut s1, mut s2, mut s3) = (self.utf8_state, 0usize, 0usize, 0usize);
+        let (mut c0, mut c1, mut c2, mut c3) = (0u64, 0u64, 0u64, 0u64);
+        for (((&x0, &x1), &x2), &x3) in a0.iter().zip(a1).zip(a2).zip(a3) {
+            h0[x0 as usize] += 1;
+            h1[x1 as usize] += 1;
+            h2[x2 as usize] += 1;
+            h3[x3 as usize] += 1;
+            let e0 = UTF8[s0 & 15][x0 as usize];
+            let e1 = UTF8[s1 & 15][x1 as usize];
+            let e2 = UTF8[s2 & 15][x2 as usize];
+            let e3 = UTF8[s3 & 15][x3 as usize];
+            s0 = (e0 & 15) as usize;
+            s1 = (e1 & 15) as usize;
+            s2 = (e2 & 15) as usize;
+            s3 = (e3 & 15) as usize;
+            c0 += u64::from(e0 >> 8);
+            c1 += u64::from(e1 >> 8);
+            c2 += u64::from(e2 >> 8);
+            c3 += u64::from(e3 >> 8);
+        }
+        self.printable += c0 + c1 + c2 + c3;
+        // Lanes 0..2 end where the next lane starts a character: what they leave pending can
+        // never complete, so their final states are dropped.
+        scan_lane(t0, h0, s0, &mut self.printable);
+        scan_lane(t1, h1, s1, &mut self.printable);
+        scan_lane(t2, h2, s2, &mut self.printable);
+        self.utf8_state = scan_lane(t3, h3, s3, &mut self.printable);
+        true
+    }
+
+    /// The byte histogram of everything fed so far.
+    pub fn histogram(&self) -> [u64; 256] {
+        let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
+        for (total, &c) in h.iter_mut().zip(self.hist.iter()) {
+            *total += u64::from(c);
+        }
+        h
+    }
+
+    /// Move the 32-bit counters into the 64-bit totals.
+    fn fold(&mut self) {
+        let folded = self.folded.get_or_insert_with(|| Box::new([0; 256]));
+        for (total, c) in folded.iter_mut().zip(self.hist.iter_mut()) {
+            *total += u64::from(*c);
+            *c = 0;
+        }
+        self.folded_at = self.bytes;
+    }
+
+    /// Ask for this accumulator's counting table to be brought into the cache, ahead of
+    /// [`Accumulator::add_counts`].
+    pub fn prefetch(&self) {
+        crate::analyze::engine::cache::prefetch_value(&*self.hist);
+    }
+
+    /// Add the scratch lanes into this accumulator's table and clear them.
+    fn merge(&mut self, lanes: &mut Lanes) {
+        let [l0, l1, l2, l3] = lanes;
+        for (i, h) in self.hist.iter_mut().enumerate() {
+            // `i` < 256: every lane has 256 entries.
+            *h += l0[i] + l1[i] + l2[i] + l3[i];
+        }
+        *lanes = [[0; 256]; LANES];
+    }
+
+    /// The verdict on everything fed so far.
+    pub fn finish(&self) -> Classification {
+        self.judge(true, true)
+    }
+
+    /// The verdict on everything fed so far and its confidence: the same as
+    /// [`Accumulator::finish`] gives, without writing the reason.
+    pub fn brief(&self) -> Brief {
+        self.judge(true, false).brief()
+    }
+
+    /// The verdict, with encoding checks if `detect_encodings`, with a reason if `words`.
+    pub(super) fn judge(&self, detect_encodings: bool, words: bool) -> Classification {
+        // A message cut out of a stream may start or end inside a character: up to three
+        // continuation bytes at the start and an unfinished sequence at the end are pieces of
+        // text, not evidence against it.
+        let leading = self.sample.head().iter().take_while(|&&b| is_continuation(b)).count();
+        let trailing = if self.state_offset == self.bytes {
+            match self.utf8_state as u8 {
+                N3_1 | N4_2 => 2,
+                N4_1 => 3,
+                START => 0,
+                _ => 1,
+            }
+        } else {
+            0
+        };
+        let printable = self.printable + leading as u64 + trailing;
+        let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined, words);
+        // The sample may have to be read back from the capture file: only if it is needed. If
+        // the file cannot give it back (it was cut short under us), there are no encoding
+        // checks.
+        facts.decide(detect_encodings, || self.sample.bytes())
+    }
+}
+
+/// Shannon entropy in bits per byte of a byte histogram.
+pub fn shannon_entropy(hist: &[u64; 256]) -> f64 {
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let nf = n as f64;
+    let sum: f64 = hist.iter().filter(|&&c| c > 1).map(|&c| (c as f64) * (c as f64).log2()).sum();
+    (nf.log2() - sum / nf).max(0.0)
+}
+
+/// Pearson's chi-square statistic of a byte histogram against uniform bytes (255 degrees of
+/// freedom: mean 255, standard deviation about 22.6 for random bytes).
+pub fn chi_square(hist: &[u64; 256]) -> f64 {
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let expected = n as f64 / 256.0;
+    hist.iter()
+        .map(|&c| {
+            let d = c as f64 - expected;
+            d * d / expected
+        })
+        .sum()
+}
+
+const CACHED_EXPECTED: usize = 1024;
+
+/// Mean Shannon entropy (bits per byte) of `n` uniformly random bytes: the exact expectation
+/// of the plug-in estimator, `log2 n - (256/n) * sum_k P(c = k) k log2 k` with
+/// `c ~ Binomial(n, 1/256)`, summed outward from the mode until the terms vanish (about
+/// 10 standard deviations), cached for n up to 1024. From 2^18 bytes on, the
+/// asymptotic series for 256 equally likely values is used instead:
+/// `8 - (255/2n + 65535/12n^2 + 16711680/12n^3)/ln 2`, within 1e-12 of the sum there.
+pub fn expected_random_entropy(n: u64) -> f64 {
+    static CACHE: OnceLock<Vec<f64>> = OnceLock::new();
+    if n < CACHED_EXPECTED as u64 {
+        let table = CACHE.get_or_init(|| (0..CACHED_EXPECTED as u64).map(expected_exact).collect());
+        if let Some(&v) = table.get(n as usize) {
+            return v;
+        }
+    }
+    if n >= ASYMPTOTIC_FROM {
+        let nf = n as f64;
+        let nats =
+            255.0 / (2.0 * nf) + 65535.0 / (12.0 * nf * nf) + 16_711_680.0 / (12.0 * nf.powi(3));
+        return 8.0 - nats / std::f64::consts::LN_2;
+    }
+    expected_exact(n)
+}
+
+/// Length from which [`expected_random_entropy`] uses its asymptotic series.
+const ASYMPTOTIC_FROM: u64 = 1 << 18;
+
+fn expected_exact(n: u64) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let nf = n as f64;
+    let p = 1.0 / 256.0;
+    let odds = p / (1.0 - p);
+    let mode = ((nf + 1.0) * p).floor().min(nf);
+    let klogk = |k: f64| if k > 1.0 { k * k.log2() } else { 0.0 };
+    // Unnormalised weights relative to the mode; normalising by their sum makes the result
+    // exact without any factorials.
+    let mut weight_sum = 1.0;
+    let mut moment = klogk(mode);
+    let mut w = 1.0;
+    let mut k = mode;
+    while k < nf {
+        w *= (nf - k) / (k + 1.0) * odds;
+        k += 1.0;
+        weight_sum += w;
+        moment += w * klogk(k);
+        if w < 1e-20 {
+            break;
+        }
+    }
+    let mut w = 1.0;
+    let mut k = mode;
+    while k > 0.0 {
+        w *= k / (nf - k + 1.0) / odds;
+        k -= 1.0;
+        weight_sum += w;
+        moment += w * klogk(k);
+        if w < 1e-20 {
+            break;
+        }
+    }
+    nf.log2() - 256.0 / nf * (moment / weight_sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_data::{TEXT, noise};
+    use super::super::{SAMPLE_LIMIT, Verdict, classify};
+    use super::*;
+
+    #[test]
+    fn expected_entropy_matches_simulation_and_limits() {
+        assert_eq!(expected_random_entropy(0), 0.0);
+        assert_eq!(expected_random_entropy(1), 0.0);
+        assert!((expected_random_entropy(2) - 255.0 / 256.0).abs() < 1e-12);
+        for (n, want) in [(16, 3.94), (64, 5.77), (256, 7.18)] {
+            let got = expected_random_entropy(n);
+            assert!((got - want).abs() < 0.01, "n={n}: {got}");
+        }
+        let big = expected_random_entropy(4096);
+        assert!(big > 7.94 && big < 7.96, "{big}");
+        // Cache boundary and asymptotic switch are seamless.
+        let a = expected_random_entropy(1023);
+        let b = expected_exact(1023);
+        assert!((a - b).abs() < 1e-12);
+        for n in [ASYMPTOTIC_FROM, ASYMPTOTIC_FROM + 12_345, 1 << 20, (1 << 26) + 1] {
+            let asym = expected_random_entropy(n);
+            let exact = expected_exact(n);
+            assert!((asym - exact).abs() < 1e-12, "n={n}: {asym} vs {exact}");
+        }
+        // Monotonic and below 8.
+        let mut last = 0.0;
+        for n in (2..5000).step_by(37).chain([1 << 20, 1 << 24]) {
+            let e = expected_random_entropy(n);
+            assert!(e > last && e < 8.0, "n={n}");
+            last = e;
+        }
+    }
+
+    #[test]
+    fn utf8_split_across_updates() {
+        let whole = classify(TEXT.as_bytes());
+        assert_eq!(whole.stats.printable_ratio, 1.0);
+        let mut acc = Accumulator::new();
+        for b in TEXT.as_bytes() {
+            acc.update(std::slice::from_ref(b));
+        }
+        assert_eq!(acc.finish(), whole);
+        // C1 controls and invalid sequences are not printable.
+        let c = classify("ab\u{85}cdefghijklmnopq".as_bytes());
+        assert!(c.stats.printable_ratio < 1.0);
+        let c = classify(b"abcdefghijklmnop\xC3(");
+        assert!(c.stats.printable_ratio < 1.0);
+        // Cut out of a stream in the middle of characters at both ends: still text.
+        let cut = &"ЖЖ Привет, как дела? Увидимся завтра. 你好".as_bytes()[1..46];
+        let c = classify(cut);
+        assert_eq!(c.stats.printable_ratio, 1.0);
+        assert_eq!(c.verdict, Verdict::Plaintext);
+    }
+
+    #[test]
+    fn folding_the_counters_keeps_the_histogram() {
+        let data = noise(10_000, 3);
+        let mut folded = Accumulator::new();
+        folded.update(&data[..4000]);
+        folded.fold();
+        folded.update(&data[4000..]);
+        let mut plain = Accumulator::new();
+        plain.update(&data);
+        assert_eq!(folded.histogram(), plain.histogram());
+        assert_eq!(folded.finish(), plain.finish());
+    }
+
+    #[test]
+    fn interleaved_lanes_agree_with_one_lane() {
+        let mut data = noise(50_000, 9);
+        for _ in 0..40 {
+            data.extend_from_slice(TEXT.as_bytes());
+        }
+        data.extend_from_slice(&noise(10_001, 11));
+        let whole = classify(&data);
+        let mut acc = Accumulator::exact();
+        for piece in data.chunks(7) {
+            acc.update(piece);
+        }
+        assert_eq!(acc.finish().stats, whole.stats);
+        let hist_total: u64 = acc.histogram().iter().sum();
+        assert_eq!(hist_total, data.len() as u64);
+    }
+
+    #[test]
+    fn long_streams_sample_the_printable_count() {
+        let mut acc = Accumulator::new();
+        let text = TEXT.repeat(30_000);
+        for piece in text.as_bytes().chunks(1448) {
+            acc.update(piece);
+        }
+        let c = acc.finish();
+        assert!(c.stats.bytes > 4 << 20);
+        assert!(c.stats.printable_ratio > 0.999, "{}", c.stats.printable_ratio);
+        assert_eq!(c.verdict, Verdict::Plaintext);
+        let mut acc = Accumulator::new();
+        for i in 0..48 {
+            acc.update(&noise(100_000, i + 1));
+        }
+        let c = acc.finish();
+        assert_eq!(c.verdict, Verdict::Ciphertext);
+        assert!((c.stats.printable_ratio - 0.45).abs() < 0.02, "{}", c.stats.printable_ratio);
+        assert!(acc.sample.len() <= SAMPLE_LIMIT);
+    }
+
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_any_split_same_verdict(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(0usize..3000, 0..6),
+        ) {
+            let whole = classify(&data);
+            let mut acc = Accumulator::new();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                acc.update(&data[from..c]);
+                from = c;
+            }
+            proptest::prop_assert_eq!(acc.finish(), whole.clone());
+            proptest::prop_assert_eq!(acc.brief(), whole.brief());
+            let s = whole.stats;
+            proptest::prop_assert!((0.0..=1.0).contains(&s.printable_ratio));
+            proptest::prop_assert!(s.entropy >= 0.0 && s.entropy <= 8.0);
+            proptest::prop_assert!(!whole.reason.is_empty());
+        }
+
+        #[test]
+        fn printable_count_matches_std_utf8(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ -~\\t\\n\\r\\u{80}-\\u{10FFFF}]{0,8}".prop_map(String::into_bytes),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
+                ],
+                0..40,
+            )
+        ) {
+            let data: Vec<u8> = parts.concat();
+            let reference: u64 = data
+                .utf8_chunks()
+                .flat_map(|chunk| chunk.valid().chars())
+                .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+                .map(|c| c.len_utf8() as u64)
+                .sum();
+            let mut acc = Accumulator::new();
+            acc.update(&data);
+            proptest::prop_assert_eq!(acc.printable, reference);
+        }
+
+        #[test]
+        fn any_text_is_never_ciphertext(text in "[ -~\\t\\n\\r\\p{Cyrillic}\\p{Han}]{16,400}") {
+            let c = classify(text.as_bytes());
+            proptest::prop_assert_ne!(c.verdict, Verdict::Ciphertext);
+            proptest::prop_assert_ne!(c.verdict, Verdict::Binary);
+        }
+    }
+}

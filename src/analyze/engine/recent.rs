@@ -1,0 +1,269 @@
+//! The last bytes of each direction, kept to tell whether a retransmission carried the same
+//! bytes as the first copy.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+
+use super::Delivered;
+use crate::analyze::input::{Block, READ_BACK_MIN, read_back};
+
+/// Most recent in-order bytes remembered per direction (by the sink), to tell whether a
+/// retransmission carried the same bytes as the first copy.
+pub const RECENT: usize = 16 * 1024;
+
+/// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
+///
+/// Bytes are copied into a ring, except pieces whose place in the capture file is known
+/// ([`Delivered::bytes`]): of those only the position is noted, and the few that a
+/// retransmission needs are found in a mapped window of the file still at hand, or read back.
+#[derive(Debug, Default)]
+pub struct Recent {
+    ring: Vec<u8>,
+    /// Stream offset just past the last byte remembered.
+    end: u64,
+    /// No byte before this offset is remembered (a gap came before it).
+    valid_from: u64,
+    /// Empty while every remembered byte is in the ring; otherwise where each remembered byte
+    /// is, oldest first. Pieces shorter than [`READ_BACK_MIN`] go to the ring, so there are at
+    /// most a few dozen spans.
+    spans: VecDeque<Span>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Stream offset of the first byte.
+    start: u64,
+    len: u64,
+    /// Position of the first byte in the capture file, or `None`: in the ring.
+    file_at: Option<u64>,
+}
+
+impl Recent {
+    /// Remember bytes delivered at `offset`.
+    pub fn remember(&mut self, offset: u64, bytes: &[u8]) {
+        self.remember_piece(offset, bytes, None);
+    }
+
+    /// The next bytes start at `offset`: if that is not where the last ones ended, forget
+    /// everything before it.
+    fn continue_at(&mut self, offset: u64) {
+        if offset != self.end {
+            self.valid_from = offset;
+            self.spans.clear();
+        }
+    }
+
+    fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
+        self.continue_at(offset);
+        let len = bytes.len() as u64;
+        match file_at.filter(|_| bytes.len() >= READ_BACK_MIN) {
+            Some(at) => {
+                if self.spans.is_empty() && offset > self.oldest() {
+                    // Until now everything was in the ring.
+                    let start = self.oldest();
+                    self.spans.push_back(Span { start, len: offset - start, file_at: None });
+                }
+                self.spans.push_back(Span { start: offset, len, file_at: Some(at) });
+            }
+            None => {
+                self.copy_to_ring(offset, bytes);
+                if !self.spans.is_empty() {
+                    match self.spans.back_mut() {
+                        Some(s) if s.file_at.is_none() && s.start + s.len == offset => s.len += len,
+                        _ => self.spans.push_back(Span { start: offset, len, file_at: None }),
+                    }
+                }
+            }
+        }
+        self.end = offset + len;
+        let oldest = self.oldest();
+        while self.spans.front().is_some_and(|s| s.start + s.len <= oldest) {
+            self.spans.pop_front();
+        }
+    }
+
+    /// The first byte still remembered.
+    fn oldest(&self) -> u64 {
+        self.valid_from.max(self.end.saturating_sub(RECENT as u64))
+    }
+
+    fn copy_to_ring(&mut self, offset: u64, bytes: &[u8]) {
+        if self.ring.is_empty() {
+            self.ring = vec![0; RECENT];
+        }
+        // Only the last RECENT bytes matter; copy them in at most two pieces.
+        let skip = bytes.len().saturating_sub(RECENT);
+        let tail = bytes.get(skip..).unwrap_or(&[]);
+        let at = ((offset + skip as u64) % RECENT as u64) as usize;
+        let first = tail.len().min(RECENT - at);
+        let (a, b) = tail.split_at(first);
+        if let Some(dst) = self.ring.get_mut(at..at + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.ring.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+    }
+
+    /// Remember several pieces delivered one after the other: the same as
+    /// [`Recent::remember`] on each in turn (reading back from the file where a piece says
+    /// it is in it), but the bytes of those that the later ones push out of the last
+    /// [`RECENT`] are not copied.
+    pub fn remember_all(&mut self, pieces: &[Delivered<'_>]) {
+        // The first piece, from the end, that still reaches into the last RECENT bytes.
+        let mut kept = 0usize;
+        let mut from = pieces.len();
+        while from > 0 && kept < RECENT {
+            from -= 1;
+            kept += pieces.get(from).map_or(0, |p| p.bytes.len());
+        }
+        for (i, p) in pieces.iter().enumerate() {
+            if i < from {
+                self.continue_at(p.offset);
+                self.end = p.offset + p.bytes.len() as u64;
+            } else {
+                // Only pieces long enough to be noted by position need to say where they are.
+                let at = if p.bytes.len() >= READ_BACK_MIN { p.bytes.file_at() } else { None };
+                self.remember_piece(p.offset, p.bytes.bytes(), at);
+            }
+        }
+    }
+
+    /// Whether `bytes` at `offset` differ from what was remembered there (false when those
+    /// bytes are no longer, or never were, remembered, or cannot be read back). Bytes noted by
+    /// their position in the capture file are looked for in `mapped` (windows of the file
+    /// still at hand) first, then read back from `file`.
+    pub fn differs(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+        file: Option<&File>,
+        mapped: &[Arc<Block>],
+    ) -> bool {
+        let len = bytes.len() as u64;
+        if offset < self.oldest() || offset + len > self.end || bytes.is_empty() {
+            return false;
+        }
+        if self.spans.is_empty() {
+            return self.ring_differs(offset, bytes);
+        }
+        let mut back = Vec::new();
+        for s in &self.spans {
+            let from = s.start.max(offset);
+            let to = (s.start + s.len).min(offset + len);
+            if from >= to {
+                continue;
+            }
+            let Some(piece) = bytes.get((from - offset) as usize..(to - offset) as usize) else {
+                return false;
+            };
+            let differ = match s.file_at.map(|at| at + (from - s.start)) {
+                None => self.ring_differs(from, piece),
+                Some(at) => match mapped.iter().find_map(|b| b.bytes_at(at, piece.len())) {
+                    Some(old) => old != piece,
+                    None => {
+                        back.resize(piece.len(), 0);
+                        match file {
+                            Some(f) if read_back(f, at, &mut back) => back != piece,
+                            _ => return false,
+                        }
+                    }
+                },
+            };
+            if differ {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn ring_differs(&self, offset: u64, bytes: &[u8]) -> bool {
+        if self.ring.is_empty() {
+            return false;
+        }
+        // At most RECENT bytes (checked by the caller): in at most two pieces of the ring.
+        let at = (offset % RECENT as u64) as usize;
+        let (a, b) = bytes.split_at(bytes.len().min(RECENT - at));
+        let differ = |ring: Option<&[u8]>, piece: &[u8]| ring.is_some_and(|r| r != piece);
+        differ(self.ring.get(at..at + a.len()), a) || differ(self.ring.get(..b.len()), b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::input::Captured;
+
+    #[test]
+    fn recent_bytes_compare_only_what_is_remembered() {
+        let mut r = Recent::default();
+        r.remember(0, b"abcdef");
+        assert!(!r.differs(1, b"bcd", None, &[]));
+        assert!(r.differs(1, b"bXd", None, &[]));
+        assert!(!r.differs(4, b"efgh", None, &[]), "past the end: unknown");
+        r.remember(100, b"xyz"); // after a gap
+        assert!(!r.differs(0, b"ZZZ", None, &[]), "before the gap: forgotten");
+        let big = vec![7u8; RECENT + 10];
+        r.remember(103, &big);
+        assert!(!r.differs(103, &[1], None, &[]), "pushed out of the window");
+        assert!(r.differs(103 + big.len() as u64 - 1, &[1], None, &[]));
+    }
+
+    #[test]
+    fn recent_bytes_read_back_from_the_file_compare_the_same() {
+        // The same pieces remembered by copy and by position in a file must answer alike.
+        let data: Vec<u8> = (0..3 * RECENT as u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let path =
+            tempfile::Builder::new().prefix("rchat-recent-").tempfile().unwrap().into_temp_path();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let cuts = [0usize, 1500, 1600, 1700, 4000, 9000, 9100, 20_000, 30_000, 3 * RECENT];
+        let pieces: Vec<Delivered<'_>> = cuts
+            .windows(2)
+            .map(|w| Delivered {
+                offset: w[0] as u64,
+                bytes: Captured::copied_from(&data[w[0]..w[1]], Some(w[0] as u64)),
+                new_run: false,
+            })
+            .collect();
+        let mut copied = Recent::default();
+        for p in &pieces {
+            copied.remember(p.offset, p.bytes.bytes());
+        }
+        let mut one_by_one = Recent::default();
+        for p in &pieces {
+            one_by_one.remember_piece(p.offset, p.bytes.bytes(), p.bytes.file_at());
+        }
+        let mut at_once = Recent::default();
+        at_once.remember_all(&pieces[..4]);
+        at_once.remember_all(&pieces[4..]);
+        assert!(!one_by_one.spans.is_empty() && !at_once.spans.is_empty());
+        let end = data.len();
+        for (from, len) in [(end - 10, 10), (end - RECENT, RECENT), (end - 9000, 3000), (0, 5)] {
+            let same = &data[from..from + len];
+            let mut other = same.to_vec();
+            other[len / 2] ^= 1;
+            for r in [&copied, &one_by_one, &at_once] {
+                let known = from >= end - RECENT;
+                assert!(!r.differs(from as u64, same, Some(&file), &[]), "{from}+{len}");
+                assert_eq!(r.differs(from as u64, &other, Some(&file), &[]), known, "{from}+{len}");
+            }
+        }
+        // A file that cannot be read back: nothing is known...
+        assert!(!one_by_one.differs((end - 10) as u64, &[0; 10], None, &[]));
+        // ...unless a mapped window of it still holds the bytes.
+        let early = Arc::new(Block::map_for_test(&file, 0, 4096));
+        let window = Arc::new(Block::map_for_test(&file, (end - RECENT) as u64, RECENT));
+        let both = [early, window];
+        for r in [&one_by_one, &at_once] {
+            let from = end - 9000;
+            let mut other = data[from..from + 3000].to_vec();
+            assert!(!r.differs(from as u64, &other, None, &both));
+            other[100] ^= 1;
+            assert!(r.differs(from as u64, &other, None, &both));
+            assert!(!r.differs(from as u64, &other, None, &both[..1]), "not in the window");
+        }
+        drop(file);
+    }
+}

@@ -1,0 +1,133 @@
+//! Stage 3, recognising: one direction's in-order bytes come in; what they say in a protocol
+//! the analysis knows goes out (today rchat's own frames: [`rchat`]).
+//!
+//! Every protocol is one module behind one small trait, [`Recogniser`]: it is asked about the
+//! first bytes of a direction ([`Recogniser::start`], at most [`MAX_START`] of them), and only
+//! a direction it claims is read by it; [`Watch`] does that for every recogniser alike, so a
+//! direction that is not its protocol costs one comparison per piece. A recogniser keeps at
+//! most one message's bytes at a time and a bounded list of what it found; it must never
+//! buffer a whole stream, never see where bytes lie in the capture file, and never decide
+//! whether the bytes are readable (that is `classify`'s work).
+
+pub mod rchat;
+
+/// The most first bytes a recogniser may ask to see before it says whether a direction is its
+/// protocol.
+pub const MAX_START: usize = 16;
+
+/// What a recogniser says about a direction from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The direction carries this protocol: read it.
+    Yes,
+    /// It does not: ignore the rest of the direction.
+    No,
+    /// Too few bytes yet to tell.
+    More,
+}
+
+/// One protocol's reader of one direction.
+pub trait Recogniser {
+    /// What it found in a direction that carries its protocol.
+    type Found;
+    /// The protocol's name.
+    fn name(&self) -> &'static str;
+    /// The most first bytes [`Recogniser::start`] needs (at most [`MAX_START`]): with that
+    /// many and still [`Start::More`], the direction is not this protocol.
+    fn start_len(&self) -> usize;
+    /// Whether a direction opening with `first_bytes` (all its bytes so far, up to
+    /// [`Recogniser::start_len`]) carries this protocol.
+    fn start(&self, first_bytes: &[u8]) -> Start;
+    /// The direction's next in-order bytes, from stream offset `offset`, once it was claimed
+    /// (the first bytes included: they are handed over once claimed).
+    fn data(&mut self, offset: u64, bytes: &[u8]);
+    /// Bytes of a claimed direction are missing from the capture from `offset` on.
+    fn gap(&mut self, offset: u64);
+    /// What the claimed direction said.
+    fn finish(self) -> Self::Found;
+}
+
+/// Whether a [`Watch`] has heard enough to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Undecided,
+    Claimed,
+    Ignored,
+}
+
+/// A recogniser watching one direction: it keeps the first bytes until the recogniser says
+/// whether the direction is its protocol, then hands it the direction or ignores the rest.
+#[derive(Debug)]
+pub struct Watch<R> {
+    recogniser: R,
+    state: State,
+    /// The direction's first bytes, while undecided.
+    first: [u8; MAX_START],
+    first_len: usize,
+    /// Stream offset of the first byte.
+    first_offset: u64,
+}
+
+impl<R: Recogniser> Watch<R> {
+    /// Watch a direction with `recogniser`.
+    pub fn new(recogniser: R) -> Self {
+        Watch {
+            recogniser,
+            state: State::Undecided,
+            first: [0; MAX_START],
+            first_len: 0,
+            first_offset: 0,
+        }
+    }
+
+    /// The direction's next in-order bytes, from stream offset `offset`.
+    #[inline]
+    pub fn data(&mut self, offset: u64, bytes: &[u8]) {
+        match self.state {
+            State::Ignored => {}
+            State::Claimed => self.recogniser.data(offset, bytes),
+            State::Undecided => self.first_bytes(offset, bytes),
+        }
+    }
+
+    /// Bytes while undecided: keep them, ask, and hand them over once claimed.
+    fn first_bytes(&mut self, offset: u64, bytes: &[u8]) {
+        if self.first_len == 0 {
+            self.first_offset = offset;
+        }
+        let want = self.recogniser.start_len().min(MAX_START);
+        let take = want.saturating_sub(self.first_len).min(bytes.len());
+        if let (Some(to), Some(from)) =
+            (self.first.get_mut(self.first_len..self.first_len + take), bytes.get(..take))
+        {
+            to.copy_from_slice(from);
+        }
+        self.first_len += take;
+        let first = self.first.get(..self.first_len).unwrap_or(&[]);
+        match self.recogniser.start(first) {
+            Start::Yes => {
+                self.state = State::Claimed;
+                let first = self.first;
+                self.recogniser.data(self.first_offset, first.get(..self.first_len).unwrap_or(&[]));
+                let rest = bytes.get(take..).unwrap_or(&[]);
+                if !rest.is_empty() {
+                    self.recogniser.data(offset + take as u64, rest);
+                }
+            }
+            Start::More if self.first_len < want => {}
+            Start::No | Start::More => self.state = State::Ignored,
+        }
+    }
+
+    /// Bytes are missing from the capture from `offset` on.
+    pub fn gap(&mut self, offset: u64) {
+        if self.state == State::Claimed {
+            self.recogniser.gap(offset);
+        }
+    }
+
+    /// What the direction said, if it was the recogniser's protocol.
+    pub fn finish(self) -> Option<R::Found> {
+        (self.state == State::Claimed).then(|| self.recogniser.finish())
+    }
+}
