@@ -5,7 +5,8 @@
 //!
 //! The [`Recogniser`] of rchat's protocol: a direction is rchat's when it opens with the frame
 //! magic `RCHT`. Owns nothing but what one direction says. It decodes frames with the same
-//! checked decoder the chat uses (`protocol::wire`, in `read_header` and the body decoders),
+//! checked decoders the chat uses (`protocol::deframe` for boundaries and headers,
+//! `protocol::wire` for bodies),
 //! keeps at most one frame's bytes at a time, and lists at most [`MAX_FRAMES`] frames. It never
 //! verifies signatures: that needs both directions.
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use super::{Recogniser, Start};
 use crate::crypto::{Identity, PeerKey};
+use crate::protocol::deframe::{Deframer, Event};
 use crate::protocol::wire::{
     Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message, WireError,
 };
@@ -89,6 +91,8 @@ pub struct FrameLog {
     buf: Vec<u8>,
     /// Offset of `buf[0]` in the direction.
     buf_offset: u64,
+    /// Where the frame in `buf` ends.
+    frames: Deframer,
     /// Header of the frame in `buf`, once it is in.
     head: Option<FrameHeader>,
     /// Decoding stopped (violation or gap); bytes are ignored from here on.
@@ -104,6 +108,7 @@ impl FrameLog {
             keys,
             buf: Vec::new(),
             buf_offset: 0,
+            frames: Deframer::new(),
             head: None,
             stopped: false,
             next_seq: 0,
@@ -127,39 +132,44 @@ impl FrameLog {
         if self.buf.is_empty() {
             self.buf_offset = offset;
         }
-        while !bytes.is_empty() && !self.stopped {
-            let want = self.need();
-            let take = want.saturating_sub(self.buf.len()).min(bytes.len());
-            let (now, rest) = bytes.split_at(take);
-            self.buf.extend_from_slice(now);
-            bytes = rest;
-            let start = self.buf_offset + self.buf.len() as u64;
-            if self.head.is_none()
-                && let Some(head) = self.buf.first_chunk::<HEADER_LEN>()
-            {
-                match read_header(head) {
-                    Ok(h) => self.head = Some(h),
-                    Err(e) => self.stop_with_violation(format!(
+        while !self.stopped {
+            let step = match self.frames.push(bytes) {
+                Ok(step) => step,
+                Err(e) => {
+                    return self.stop_with_violation(format!(
                         "at byte {}: {e}; frames after it are not decoded",
                         self.buf_offset
-                    )),
+                    ));
                 }
-            }
-            if let Some(head) = self.head.filter(|_| self.buf.len() >= self.need()) {
-                // Lent out for the frame's decoding, then kept for the next frame's bytes.
-                let mut frame = std::mem::take(&mut self.buf);
-                self.head = None;
-                self.frame(self.buf_offset, head.kind, frame.get(HEADER_LEN..).unwrap_or(&[]));
-                frame.clear();
-                self.buf = frame;
-                self.buf_offset = start;
+            };
+            let (now, rest) = bytes.split_at(step.used);
+            self.buf.extend_from_slice(now);
+            bytes = rest;
+            match step.event {
+                Event::Header(h) => {
+                    self.head = Some(h);
+                    // A frame with an empty body ends with its header.
+                    if h.len == 0 && matches!(self.frames.push(&[]), Ok(s) if s.event == Event::End)
+                    {
+                        self.end_frame();
+                    }
+                }
+                Event::End => self.end_frame(),
+                Event::NeedMore => return,
             }
         }
     }
 
-    /// Bytes the frame being collected needs in all: its header, then its body too.
-    fn need(&self) -> usize {
-        HEADER_LEN + self.head.map_or(0, |h| h.len as usize)
+    /// The frame in `buf` is whole: decode it, and keep the buffer for the next frame's bytes.
+    fn end_frame(&mut self) {
+        let Some(head) = self.head.take() else { return };
+        let start = self.buf_offset + self.buf.len() as u64;
+        // Lent out for the frame's decoding, then kept for the next frame's bytes.
+        let mut frame = std::mem::take(&mut self.buf);
+        self.frame(self.buf_offset, head.kind, frame.get(HEADER_LEN..).unwrap_or(&[]));
+        frame.clear();
+        self.buf = frame;
+        self.buf_offset = start;
     }
 
     /// Bytes of the direction are missing from the capture: frame boundaries are lost.
@@ -310,7 +320,7 @@ impl FrameLog {
     /// What the direction said.
     fn report(mut self) -> RchatReport {
         if !self.stopped && !self.buf.is_empty() {
-            let need = self.need();
+            let need = HEADER_LEN + self.head.map_or(0, |h| h.len as usize);
             self.report.notes.push(format!(
                 "the direction ends inside a frame ({} of {need} bytes): the capture stopped, or \
                  the sender was cut off",
@@ -353,12 +363,6 @@ impl Recogniser for FrameLog {
     fn finish(self) -> RchatReport {
         self.report()
     }
-}
-
-/// Decode one frame header with the protocol's own checked decoder: the one place this
-/// module cuts frames (magic, version, type, and the body length against that type's maximum).
-fn read_header(head: &[u8; HEADER_LEN]) -> Result<FrameHeader, WireError> {
-    FrameHeader::decode(head)
 }
 
 /// Decrypt every block of `m` with `key`; the index of the first block that fails otherwise.

@@ -2,20 +2,19 @@
 //!
 //! Owns the choice of how to cut (rchat frames when the direction opens with rchat's frame
 //! magic, lines when it opens with text, otherwise the sender's runs of segments between the
-//! other side's replies), the checked decoding of rchat frame headers, and the verdict on each
-//! message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
+//! other side's replies) and the verdict on each message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
 //! messages, and never holds a whole message in memory: each is classified as it streams.
 //! A run of pieces may be counted in tables the caller keeps ([`Splitter::run`]), so that its
-//! accumulators add their counts once per run instead of once per piece. Frame headers are
-//! decoded by the protocol's own checked decoder ([`crate::protocol::wire::FrameHeader`], in
-//! `frame_body_len`).
+//! accumulators add their counts once per run instead of once per piece. rchat frames are cut by
+//! the protocol's own [`Deframer`], the one the chat reads its socket with.
 
 use serde::Serialize;
 
 use crate::analyze::classify::{Accumulator, Brief, Classification, Scratch};
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
-use crate::protocol::wire::{self as frame, FrameHeader};
+use crate::protocol::deframe::{Deframer, Event};
+use crate::protocol::wire as frame;
 
 /// Bytes examined before deciding how to cut the stream.
 const PREFIX: usize = 512;
@@ -52,12 +51,6 @@ struct Open {
     /// `None` for the first message: its bytes are exactly what the whole-direction
     /// accumulator has seen when it ends, so they are not classified twice.
     acc: Option<Accumulator>,
-}
-
-#[derive(Debug)]
-enum FrameState {
-    Header { buf: [u8; frame::HEADER_LEN], have: usize },
-    Body { left: u64 },
 }
 
 /// Counting tables for a run of pieces ([`Splitter::run`]): one for the whole direction, one
@@ -113,7 +106,7 @@ pub struct Splitter {
     prefix_runs: Vec<usize>,
     prefix_offset: u64,
     open: Option<Open>,
-    frames: FrameState,
+    frames: Deframer,
     done: Vec<Message>,
     /// The full verdict on the first message: the direction's, if no other message follows.
     first: Option<Classification>,
@@ -143,7 +136,7 @@ impl Splitter {
             prefix_runs: Vec::new(),
             prefix_offset: 0,
             open: None,
-            frames: FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 },
+            frames: Deframer::new(),
             done: Vec::new(),
             first: None,
             unlisted: 0,
@@ -310,45 +303,27 @@ impl Splitter {
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = bytes.after(at);
-            match &mut self.frames {
-                FrameState::Header { buf, have } => {
-                    let take = (frame::HEADER_LEN - *have).min(rest.len());
-                    if let (Some(dst), Some(src)) =
-                        (buf.get_mut(*have..*have + take), rest.bytes().get(..take))
-                    {
-                        dst.copy_from_slice(src);
-                    }
-                    *have += take;
-                    let header = if *have == frame::HEADER_LEN { Some(*buf) } else { None };
-                    self.append(offset + at as u64, rest.first(take));
-                    at += take;
-                    if let Some(h) = header {
-                        match frame_body_len(&h) {
-                            Some(0) => {
-                                self.end_message();
-                                self.frames =
-                                    FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
-                            }
-                            Some(len) => self.frames = FrameState::Body { left: u64::from(len) },
-                            None => {
-                                // Not a frame after all: cut the rest by runs.
-                                self.mode = Some(Mode::Runs);
-                                self.append(offset + at as u64, bytes.after(at));
-                                return;
-                            }
+            match self.frames.push(rest.bytes()) {
+                Ok(step) => {
+                    self.append(offset + at as u64, rest.first(step.used));
+                    at += step.used;
+                    let ended = match step.event {
+                        Event::End => true,
+                        // A frame with an empty body ends with its header.
+                        Event::Header(h) if h.len == 0 => {
+                            matches!(self.frames.push(&[]), Ok(s) if s.event == Event::End)
                         }
+                        _ => false,
+                    };
+                    if ended {
+                        self.end_message();
                     }
                 }
-                FrameState::Body { left } => {
-                    let take = (*left).min(rest.len() as u64) as usize;
-                    *left -= take as u64;
-                    let finished = *left == 0;
-                    self.append(offset + at as u64, rest.first(take));
-                    at += take;
-                    if finished {
-                        self.end_message();
-                        self.frames = FrameState::Header { buf: [0; frame::HEADER_LEN], have: 0 };
-                    }
+                Err(_) => {
+                    // Not a frame after all: the bytes from here on are cut by runs.
+                    self.mode = Some(Mode::Runs);
+                    self.append(offset + at as u64, rest);
+                    return;
                 }
             }
         }
@@ -401,13 +376,6 @@ impl Splitter {
             self.unlisted += 1;
         }
     }
-}
-
-/// The body length of the rchat frame whose header is `header`, or `None` when it is not a
-/// valid header: the one place this module cuts frames, with the protocol's own checked decoder
-/// (magic, version, type, and the body length against that type's maximum).
-fn frame_body_len(header: &[u8; frame::HEADER_LEN]) -> Option<u32> {
-    FrameHeader::decode(header).ok().map(|h| h.len)
 }
 
 /// Whether the first bytes of a direction read as text (UTF-8, mostly printable).
