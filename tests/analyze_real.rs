@@ -13,6 +13,7 @@ const CAPTURES: &[&str] = &[
     "random-ipv6.pcap",
     "base64-text.pcap",
     "chat-snaplen96.pcap",
+    "chat-snaplen60.pcap",
     "rchat-encrypted.pcap",
     "two-interfaces.pcapng",
 ];
@@ -23,7 +24,13 @@ fn every_real_capture_gives_a_report() {
         let r = analyze_json(&data(name), &[]);
         assert_eq!(r["schema_version"], 1);
         assert_eq!(r["streams"].as_array().map(Vec::len), Some(1), "{name}");
-        assert_eq!(r["warnings"], serde_json::json!([]), "{name}");
+        // The one warning a capture made with a short snaplen gives.
+        let warnings = r["warnings"].as_array().cloned().unwrap_or_default();
+        let snaplen = warnings
+            .iter()
+            .filter(|w| w.as_str().is_some_and(|w| w.starts_with("the capture kept at most")));
+        let want = usize::from(name.contains("snaplen"));
+        assert_eq!((snaplen.count(), warnings.len()), (want, want), "{name}: {warnings:?}");
         let st = &r["streams"][0];
         assert!(st["server"].as_str().is_some_and(|s| s.ends_with(":9999")), "{name}");
         assert!(st["end"].as_f64() >= st["start"].as_f64());
@@ -113,6 +120,42 @@ fn short_snaplen_capture_counts_the_cut_bytes() {
     let d = &r["streams"][0]["directions"]["server_to_client"];
     assert!(d["snaplen_cut_bytes"].as_u64() > Some(0), "{d}");
     assert_eq!(d["snaplen_cut_bytes"], d["missing_bytes"]);
+}
+
+#[test]
+fn a_snaplen_that_cuts_the_tcp_options_still_counts_every_packet() {
+    // tcpdump -s 60: 26 bytes of each 32-byte TCP header, no payload byte.
+    let r = analyze_json(&data("chat-snaplen60.pcap"), &[]);
+    let w = r["warnings"][0].as_str().unwrap_or_default();
+    assert!(w.starts_with("the capture kept at most 60 bytes of each packet"), "{w}");
+    let st = &r["streams"][0];
+    assert_eq!(st["verdict"], "inconclusive", "{st}");
+    let mut packets = 0;
+    for d in ["client_to_server", "server_to_client"] {
+        let d = &st["directions"][d];
+        packets += d["packets"].as_u64().unwrap_or(0);
+        assert_eq!(d["bytes"], 0, "{d}");
+        assert!(d["snaplen_cut_bytes"].as_u64() > Some(0), "{d}");
+        assert_eq!(d["snaplen_cut_bytes"], d["missing_bytes"], "{d}");
+        assert_eq!(d["verdict"], "inconclusive", "{d}");
+        assert!(d["reason"].as_str().is_some_and(|s| s.contains("snaplen cut off")), "{d}");
+    }
+    assert_eq!(packets, r["packets"].as_u64().unwrap_or(0), "every packet is in the stream");
+}
+
+#[test]
+fn nothing_on_the_port_lists_the_ports_there_are() {
+    let out = rchat(&["analyze", "--port", "80", data("chat-plaintext.pcap").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("No TCP traffic on port 80"), "{text}");
+    assert!(text.contains("port  9999: 17 packets"), "{text}");
+    assert!(text.contains("looks like a text chat"), "{text}");
+    assert!(text.contains("Try: rchat analyze --port 9999 "), "{text}");
+    let r = analyze_json(&data("rchat-encrypted.pcap"), &["--port", "80"]);
+    assert_eq!(r["streams"], serde_json::json!([]));
+    assert_eq!(r["other_ports"][0]["port"], 9999, "{r}");
+    assert_eq!(r["other_ports"][0]["looks_like"], "rchat", "{r}");
+    assert_eq!(r["other_ports"][0]["connections"], 1, "{r}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ use engine::parallel::Sharded;
 use input::{Decoder, Magic, OpenError, Reader};
 use report::{Capture, FileReport};
 use stream::Reassembler;
+use stream::ports::PortTally;
 
 /// Why a capture could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -199,8 +200,11 @@ fn analyze_reader<R: io::Read>(
     let mut engine = Sharded::new(cfg.workers, &work);
     let mut flows = Reassembler::new(cfg.ports.clone());
     let mut decoder = Decoder::default();
+    let mut elsewhere = PortTally::default();
     let read = decoder.read_all(&mut reader, |segment, ts_ns| {
-        flows.segment(segment, ts_ns, &mut engine);
+        if !flows.segment(segment, ts_ns, &mut engine) {
+            elsewhere.note(segment);
+        }
     });
     let streams = flows.finish_all(&mut engine);
     let (results, mut engine_errors) = engine.finish();
@@ -213,6 +217,7 @@ fn analyze_reader<R: io::Read>(
         link_types: reader.link_type_names(),
         packets,
         ports: cfg.ports.clone(),
+        other_ports: elsewhere.busiest(),
         warnings,
     };
     Ok(report::file_report(capture, &streams, results))

@@ -79,6 +79,18 @@ sleep 0.3
 wait "$host" || true
 stop_capture
 
+# 5b. The same with a 60-byte snaplen, as `tcpdump -s 60` makes: on loopback's Ethernet
+#     framing that keeps 26 bytes of each 32-byte TCP header, so the options and the whole
+#     payload are cut, though every packet is TCP on the port.
+start_capture chat-snaplen60.pcap tcpdump -i lo -U -s 60 "tcp port $PORT"
+( sleep 0.3; printf 'a line of which the capture keeps nothing\n'; sleep 0.5 ) |
+  nc -q 1 -l 127.0.0.1 "$PORT" > /dev/null &
+host=$!
+sleep 0.3
+( sleep 0.5; printf 'nor of this one\n'; sleep 0.5 ) | nc -q 1 127.0.0.1 "$PORT" > /dev/null
+wait "$host" || true
+stop_capture
+
 # 6. A short netcat exchange captured by dumpcap on two interfaces at once (lo: Ethernet, and
 #    any: LINUX_SLL), so the pcapng file has two interfaces and every packet twice.
 start_capture two-interfaces.pcapng dumpcap -q -i lo -i any -f "tcp port $PORT"

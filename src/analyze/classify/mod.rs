@@ -156,6 +156,18 @@ pub struct Brief {
 }
 
 impl Classification {
+    /// The classification of a direction of which the capture kept no byte although
+    /// `missing` were sent (`cut` of them cut off by the snaplen): not "empty", since the
+    /// people did send something, but nothing the capture holds can be judged.
+    pub fn nothing_kept(mut self, missing: u64, cut: u64) -> Classification {
+        if self.verdict == Verdict::Empty && missing > 0 {
+            self.verdict = Verdict::Inconclusive;
+            self.confidence = Confidence::Low;
+            self.reason = reasons::nothing_kept(missing, cut);
+        }
+        self
+    }
+
     /// The verdict and confidence alone.
     pub fn brief(&self) -> Brief {
         Brief { verdict: self.verdict, confidence: self.confidence }

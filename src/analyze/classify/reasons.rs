@@ -30,6 +30,19 @@ pub(super) fn empty() -> String {
     "No bytes were sent, so there is nothing to read.".into()
 }
 
+/// Bytes were sent, but the capture kept none of them.
+pub(super) fn nothing_kept(missing: u64, cut: u64) -> String {
+    let sent = plural(missing, "byte was", "bytes were");
+    if cut == missing {
+        format!(
+            "{sent} sent, but the capture's snaplen cut off every one of them: there is \
+             nothing to judge (capture with `tcpdump -s 0` to keep whole packets)."
+        )
+    } else {
+        format!("{sent} sent, but the capture holds none of them: there is nothing to judge.")
+    }
+}
+
 /// Fewer than [`MIN_BYTES`].
 pub(super) fn too_few(n: u64) -> String {
     format!(

@@ -346,10 +346,12 @@ fn tcp(src: IpAddr, dst: IpAddr, d: &[u8], wire: usize) -> Option<Segment<'_>> {
     let seq = be32(d, 4)?;
     let off = usize::from(*d.get(12)? >> 4) * 4;
     let fl = *d.get(13)?;
-    if off < 20 || off > d.len() || off > wire {
+    if off < 20 || off > wire {
         return None;
     }
-    let payload = d.get(off..)?;
+    // A short snaplen may cut the TCP options (tcpdump -s 60 keeps 26 bytes of a 32-byte
+    // header): the fixed part says all the stream needs, and every payload byte was cut.
+    let payload = d.get(off..).unwrap_or(&[]);
     let cut = (wire - off).saturating_sub(payload.len());
     Some(Segment {
         src,
@@ -374,6 +376,42 @@ pub fn endpoint(ip: IpAddr, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An IPv4 packet of `wire` bytes carrying a TCP header of `header` bytes, captured up to
+    /// `kept` bytes.
+    fn tcp_packet(header: usize, wire: usize, kept: usize) -> Vec<u8> {
+        let total = u16::try_from(20 + wire).unwrap();
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2];
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        let mut t = vec![0u8; wire];
+        t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&9999u16.to_be_bytes());
+        t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        t[12] = u8::try_from(header / 4).unwrap() << 4;
+        t[13] = flags::ACK | 0x08;
+        p.extend_from_slice(&t);
+        p.truncate(20 + kept);
+        p
+    }
+
+    #[test]
+    fn a_snaplen_that_cuts_the_tcp_options_still_gives_the_segment() {
+        let mut df = Defrag::default();
+        // 32-byte header (timestamps), 10 payload bytes, 26 bytes of TCP captured.
+        let options_cut = tcp_packet(32, 42, 26);
+        let Decoded::Tcp(s) = decode(101, &options_cut, &mut df) else { panic!("not decoded") };
+        assert_eq!((s.sport, s.dport, s.seq), (40000, 9999, 1000));
+        assert!(s.payload.bytes().is_empty());
+        assert_eq!(s.cut, 10);
+        // Whole header, half the payload.
+        let payload_cut = tcp_packet(32, 42, 37);
+        let Decoded::Tcp(s) = decode(101, &payload_cut, &mut df) else { panic!("not decoded") };
+        assert_eq!((s.payload.bytes().len(), s.cut), (5, 5));
+        // The fixed header itself cut: nothing to go on.
+        assert!(matches!(decode(101, &tcp_packet(32, 42, 12), &mut df), Decoded::Malformed));
+        // A header longer than the segment the IP header announces is impossible.
+        assert!(matches!(decode(101, &tcp_packet(32, 24, 24), &mut df), Decoded::Malformed));
+    }
 
     #[test]
     fn short_and_impossible_headers_are_malformed() {

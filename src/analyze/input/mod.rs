@@ -307,6 +307,10 @@ pub struct Decoder {
     malformed: u64,
     unknown_link: Vec<(u32, u64)>,
     fragments: u64,
+    /// Records the capture kept shorter than the packet (a short snaplen), and the most bytes
+    /// it kept of any of them.
+    cut_records: u64,
+    kept_at_most: usize,
 }
 
 impl Decoder {
@@ -321,6 +325,10 @@ impl Decoder {
         let mut packets = 0u64;
         while let Some(rec) = reader.next_record()? {
             packets += 1;
+            if (rec.data.len() as u64) < u64::from(rec.orig_len) {
+                self.cut_records += 1;
+                self.kept_at_most = self.kept_at_most.max(rec.data.len());
+            }
             match decode::decode_captured(rec.link_type, rec.captured(), &mut self.defrag) {
                 Decoded::Tcp(seg) => segment(&seg, rec.ts_ns),
                 Decoded::Fragment(Some(dgram)) => {
@@ -344,7 +352,8 @@ impl Decoder {
     }
 
     /// The warnings about reading and decoding the capture: blocks skipped, where reading
-    /// stopped, link types not read, packets that did not decode, fragments not put together.
+    /// stopped, link types not read, packets cut short by the snaplen, packets that did not
+    /// decode, fragments not put together.
     pub fn warnings<R: Read>(&self, reader: &mut Reader<R>) -> Vec<String> {
         let mut warnings = reader.take_notes();
         if let Some(stop) = reader.stop() {
@@ -363,6 +372,20 @@ impl Decoder {
             warnings.push(format!(
                 "{} packet(s) were too short or inconsistent to decode and were skipped",
                 self.malformed
+            ));
+        }
+        if self.cut_records > 0 {
+            warnings.push(format!(
+                "the capture kept at most {} bytes of each packet (its snaplen): {} cut \
+                 short. Payload bytes cut off count as missing (snaplen_cut_bytes) and the \
+                 verdicts judge only the bytes kept; capture with `tcpdump -s 0` to keep whole \
+                 packets",
+                self.kept_at_most,
+                if self.cut_records == 1 {
+                    "1 packet was".to_string()
+                } else {
+                    format!("{} packets were", self.cut_records)
+                }
             ));
         }
         let defrag = &self.defrag;

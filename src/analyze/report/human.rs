@@ -100,6 +100,40 @@ fn ports_phrase(ports: &[u16]) -> String {
     }
 }
 
+/// Where the traffic is when there is none on the ports analysed: the busiest other ports,
+/// and the command that analyses the likeliest.
+fn other_ports(o: &mut String, r: &FileReport) {
+    if r.other_ports.is_empty() {
+        let _ = writeln!(o, "It holds no TCP traffic on any other port either.");
+        return;
+    }
+    let _ = writeln!(o, "The TCP ports it holds, busiest first:");
+    for p in &r.other_ports {
+        let looks = match p.looks_like {
+            Some("rchat") => ", looks like rchat (frame magic)",
+            Some(_) => ", looks like a text chat",
+            None => "",
+        };
+        let _ = writeln!(
+            o,
+            "  port {:>5}: {}, {}, {}{looks}",
+            p.port,
+            plural(p.packets, "packet", "packets"),
+            plural(p.bytes, "payload byte", "payload bytes"),
+            plural(p.connections, "connection opened", "connections opened"),
+        );
+    }
+    let best = r.other_ports.iter().find(|p| p.looks_like.is_some()).or(r.other_ports.first());
+    if let Some(p) = best {
+        let _ = writeln!(
+            o,
+            "Try: rchat analyze --port {} {}   (or --all-ports to see every stream)",
+            p.port,
+            escape(r.file.as_bytes())
+        );
+    }
+}
+
 /// The human report.
 pub fn human(r: &FileReport, style: Style) -> String {
     let mut o = String::new();
@@ -119,10 +153,7 @@ pub fn human(r: &FileReport, style: Style) -> String {
     if r.streams.is_empty() {
         let _ = writeln!(o, "\nNo TCP traffic on {on} in this capture.");
         if !r.ports.is_empty() {
-            let _ = writeln!(
-                o,
-                "Was the chat on another port? Try --port N, or --all-ports to see every stream."
-            );
+            other_ports(&mut o, r);
         }
         return o;
     }

@@ -17,6 +17,7 @@ use super::classify::{Confidence, Encoding, Verdict, plural};
 use super::engine::direction::DirectionResult;
 use super::input::decode::endpoint;
 use super::stream::messages::{Mode, looks_like_text};
+use super::stream::ports::PortSeen;
 use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
 use crate::escape::bytes as escape;
 pub use human::{Style, human, summary};
@@ -39,10 +40,40 @@ pub struct FileReport {
     pub packets: u64,
     /// Ports analysed (empty with `--all-ports`).
     pub ports: Vec<u16>,
+    /// The busiest TCP ports the capture holds besides those analysed (at most ten, most
+    /// packets first), with what their traffic looks like.
+    pub other_ports: Vec<OtherPort>,
     /// Problems that did not stop the report.
     pub warnings: Vec<String>,
     /// The TCP streams, in order of their first packet.
     pub streams: Vec<StreamReport>,
+}
+
+/// A TCP port the capture holds besides those analysed.
+#[derive(Debug, Serialize)]
+pub struct OtherPort {
+    /// The port (the server's side of its connections).
+    pub port: u16,
+    /// TCP segments to or from it.
+    pub packets: u64,
+    /// Their payload bytes, as captured.
+    pub bytes: u64,
+    /// Connections opened to it (SYNs seen).
+    pub connections: u64,
+    /// `"rchat"` (rchat's frame magic seen), `"text"` (mostly printable lines), or null.
+    pub looks_like: Option<&'static str>,
+}
+
+impl From<&PortSeen> for OtherPort {
+    fn from(p: &PortSeen) -> Self {
+        OtherPort {
+            port: p.port,
+            packets: p.packets,
+            bytes: p.bytes,
+            connections: p.connections,
+            looks_like: p.looks_like(),
+        }
+    }
 }
 
 /// One TCP connection.
@@ -192,6 +223,8 @@ pub struct Capture {
     pub packets: u64,
     /// Ports analysed.
     pub ports: Vec<u16>,
+    /// The busiest TCP ports not analysed.
+    pub other_ports: Vec<PortSeen>,
     /// Warnings so far (reading, decoding, the analysis threads).
     pub warnings: Vec<String>,
 }
@@ -204,7 +237,7 @@ pub fn file_report(
     streams: &[Stream],
     results: Vec<Option<[DirectionResult; 2]>>,
 ) -> FileReport {
-    let Capture { file, format, link_types, packets, ports, mut warnings } = capture;
+    let Capture { file, format, link_types, packets, ports, other_ports, mut warnings } = capture;
     let mut reports = Vec::with_capacity(streams.len());
     for (s, result) in streams.iter().zip(results) {
         let Some([c2s, s2c]) = result else { continue };
@@ -246,6 +279,7 @@ pub fn file_report(
         link_types,
         packets,
         ports,
+        other_ports: other_ports.iter().map(OtherPort::from).collect(),
         warnings,
         streams: reports,
     }
@@ -254,7 +288,7 @@ pub fn file_report(
 /// One direction's counters and result, as the report shows them.
 fn direction_report(st: &HalfStats, d: DirectionResult) -> DirectionReport {
     let (preview, preview_format) = preview_string(&d.preview, &d.preview_gaps);
-    let c = d.class;
+    let c = d.class.nothing_kept(st.missing_bytes, st.snaplen_cut_bytes);
     DirectionReport {
         bytes: st.bytes,
         packets: st.packets,

@@ -7,12 +7,15 @@
 //! Stream shows a connection, and cutting a direction into messages as it flows past. Memory
 //! depends on the number of live connections and the out-of-order cap, never on the size of
 //! the capture. It sees bytes as [`Captured`] and cuts pieces out of them, never asking where
-//! they lie in the file. It must never look at what the bytes mean beyond where a message ends, never
-//! check checksums (offload makes them wrong), and never keep a whole stream.
+//! they lie in the file. It must never look at what the bytes mean beyond where a message ends
+//! (and, for [`ports`], the tally of the ports not followed, whether their first bytes look
+//! like rchat's frames or text), never check checksums (offload makes them wrong), and never
+//! keep a whole stream.
 
 pub mod flows;
 mod half;
 pub mod messages;
+pub mod ports;
 pub mod stats;
 #[cfg(test)]
 mod tests;
