@@ -20,6 +20,8 @@ pub mod flags {
     pub const SYN: u8 = 0x02;
     /// Reset the connection.
     pub const RST: u8 = 0x04;
+    /// Push: the sender's write ends here (most stacks set it on a write's last segment).
+    pub const PSH: u8 = 0x08;
     /// Acknowledgment field is significant.
     pub const ACK: u8 = 0x10;
 }

@@ -16,6 +16,13 @@ use crate::analyze::input::decode::{Segment, flags};
 /// Out-of-order bytes kept per direction before the hole in front of them is declared a gap.
 pub const OOO_CAP: usize = 4 * 1024 * 1024;
 
+/// A pause this long between a sender's segments ends its write: what follows is a new run.
+pub const WRITE_PAUSE_NS: i64 = 30_000_000;
+/// A segment with PSH ends the sender's write when it carries fewer bytes than this (or than
+/// the direction's largest segment so far): the short tail of a write. Full-size segments of
+/// a bulk transfer, which some stacks mark with PSH too, do not cut it into messages.
+pub const WRITE_TAIL: u32 = 1200;
+
 /// One connection (a stream in the report).
 #[derive(Debug)]
 pub struct Stream {
@@ -132,7 +139,24 @@ impl Reassembler {
                 // Late copies after the stream ended: counted, never delivered.
                 half.stats.retransmitted_bytes += seg.payload.len() as u64;
             } else {
+                let len = seg.payload.len() as u64 + u64::from(seg.cut);
+                let end = off + len as i64;
+                let fresh = end > half.next as i64;
+                if fresh && half.last_data_ns != 0 && ts_ns - half.last_data_ns >= WRITE_PAUSE_NS {
+                    half.write_ended = true;
+                }
+                if fresh {
+                    half.last_data_ns = ts_ns;
+                }
+                let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+                let tail = len32 < WRITE_TAIL || len32 < half.largest;
+                half.largest = half.largest.max(len32);
                 insert(stream, dir, off, seg.payload, u64::from(seg.cut), self.ooo_cap, sink);
+                let half = &mut stream.halves[dir.index()];
+                if seg.flags & flags::PSH != 0 && tail && fresh && half.next as i64 >= end {
+                    // Delivered up to its end: the write is over.
+                    half.write_ended = true;
+                }
             }
         }
         let half = &mut stream.halves[dir.index()];

@@ -44,6 +44,12 @@ pub(super) struct Half {
     ooo_bytes: usize,
     pub(super) fin: Option<u64>,
     pub(super) stats: HalfStats,
+    /// The sender's write ended with the last bytes delivered: the next ones start a run.
+    pub(super) write_ended: bool,
+    /// When the last segment with payload came (nanoseconds; 0: none yet).
+    pub(super) last_data_ns: i64,
+    /// The largest payload of one segment so far (captured and cut bytes).
+    pub(super) largest: u32,
 }
 
 impl Half {
@@ -78,9 +84,10 @@ fn deliver(stream: &mut Stream, dir: Dir, bytes: Captured<'_>, sink: &mut impl S
     if bytes.is_empty() {
         return;
     }
-    let new_run = stream.last_data != Some(dir);
-    stream.last_data = Some(dir);
     let h = &mut stream.halves[dir.index()];
+    let new_run = stream.last_data != Some(dir) || h.write_ended;
+    h.write_ended = false;
+    stream.last_data = Some(dir);
     sink.data(stream.id, dir, h.next, bytes, new_run);
     h.next += bytes.len() as u64;
     h.stats.bytes += bytes.len() as u64;

@@ -1,8 +1,10 @@
 //! Cutting one direction's byte stream into messages, as it flows past.
 //!
 //! Owns the choice of how to cut (rchat frames when the direction opens with rchat's frame
-//! magic, lines when it opens with text, otherwise the sender's runs of segments between the
-//! other side's replies) and the verdict on each message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
+//! magic, lines when it opens with text, otherwise the sender's writes: a run of segments
+//! ends when the other side answers, at a pause, or with the short PSH segment that ends a
+//! write) and the verdict on each message. Text is cut at each newline and at each write,
+//! except that a PEM block (`-----BEGIN` to `-----END`) is one message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
 //! messages, and never holds a whole message in memory: each is classified as it streams.
 //! A run of pieces may be counted in tables the caller keeps ([`Splitter::run`]), so that its
 //! accumulators add their counts once per run instead of once per piece. rchat frames are cut by
@@ -107,6 +109,7 @@ pub struct Splitter {
     prefix_offset: u64,
     open: Option<Open>,
     frames: Deframer,
+    lines: Lines,
     done: Vec<Message>,
     /// The full verdict on the first message: the direction's, if no other message follows.
     first: Option<Classification>,
@@ -137,6 +140,7 @@ impl Splitter {
             prefix_offset: 0,
             open: None,
             frames: Deframer::new(),
+            lines: Lines::default(),
             done: Vec::new(),
             first: None,
             unlisted: 0,
@@ -279,19 +283,22 @@ impl Splitter {
                 self.append(offset, bytes);
             }
             Some(Mode::Lines) => {
+                // A new write ends the message too (programs that send text without a
+                // newline), except inside a PEM block, which may come a line per write.
+                if new_run && !self.lines.pem {
+                    self.end_message();
+                }
                 let mut at = 0;
                 while at < bytes.len() {
                     let rest = bytes.after(at);
-                    match memchr::memchr(b'\n', rest.bytes()) {
-                        Some(i) => {
-                            self.append(offset + at as u64, rest.first(i + 1));
-                            self.end_message();
-                            at += i + 1;
-                        }
-                        None => {
-                            self.append(offset + at as u64, rest);
-                            at = bytes.len();
-                        }
+                    let newline = memchr::memchr(b'\n', rest.bytes());
+                    let line = newline.map_or(rest, |i| rest.first(i + 1));
+                    self.lines.note(line.bytes());
+                    self.append(offset + at as u64, line);
+                    at += line.len();
+                    let length = self.open.as_ref().map_or(0, |o| o.length);
+                    if newline.is_some() && self.lines.line_ended(length) {
+                        self.end_message();
                     }
                 }
             }
@@ -356,6 +363,7 @@ impl Splitter {
     }
 
     fn end_message(&mut self) {
+        self.lines = Lines::default();
         // Every count in, before any verdict (and the message table free for the next one).
         self.add_counts();
         let Some(open) = self.open.take() else { return };
@@ -375,6 +383,51 @@ impl Splitter {
         } else {
             self.unlisted += 1;
         }
+    }
+}
+
+/// The longest PEM block kept as one message; a longer one is cut at its lines.
+pub const PEM_MAX: u64 = 64 * 1024;
+
+/// Where a direction cut by lines stands: the first bytes of the line being read, and whether
+/// the open message is a PEM block (`-----BEGIN ...` up to its `-----END ...` line), which is
+/// one message, not one per line.
+#[derive(Debug, Default)]
+struct Lines {
+    head: [u8; 11],
+    head_len: u8,
+    /// The open message's first line has ended.
+    past_first: bool,
+    pem: bool,
+}
+
+impl Lines {
+    /// Bytes of the current line (up to its newline).
+    fn note(&mut self, bytes: &[u8]) {
+        let have = usize::from(self.head_len);
+        let take = (self.head.len() - have).min(bytes.len());
+        if let (Some(to), Some(from)) = (self.head.get_mut(have..have + take), bytes.get(..take)) {
+            to.copy_from_slice(from);
+            self.head_len += take as u8;
+        }
+    }
+
+    /// A line ended, the open message being `length` bytes long: whether the message ends.
+    fn line_ended(&mut self, length: u64) -> bool {
+        let head = self.head.get(..usize::from(self.head_len)).unwrap_or(&[]);
+        let first = !self.past_first;
+        let begin = head.starts_with(b"-----BEGIN ");
+        let end = head.starts_with(b"-----END ");
+        self.head_len = 0;
+        self.past_first = true;
+        if first && begin {
+            self.pem = true;
+            return false;
+        }
+        if self.pem && !end && length < PEM_MAX {
+            return false;
+        }
+        true
     }
 }
 
@@ -417,6 +470,36 @@ mod tests {
         let (m, v) = cut(&[(b"hi there\nsecond li", true), (b"ne\nlast", false)]);
         assert_eq!(m, Some(Mode::Lines));
         assert_eq!(v, vec![(0, 9), (9, 12), (21, 4)]);
+    }
+
+    #[test]
+    fn text_without_newlines_is_cut_at_writes() {
+        let (m, v) = cut(&[(b"hello", true), (b"how are you?", true), (b"fine", true)]);
+        assert_eq!(m, Some(Mode::Lines));
+        assert_eq!(v, vec![(0, 5), (5, 12), (17, 4)]);
+    }
+
+    #[test]
+    fn a_pem_block_is_one_message_even_a_line_per_write() {
+        let pem = "-----BEGIN RSA PUBLIC KEY-----\nMIGJAoGBAL+abc\r\nde+fg==\n\
+                   -----END RSA PUBLIC KEY-----\n";
+        let mut chunks: Vec<(&[u8], bool)> =
+            pem.split_inclusive('\n').map(|l| (l.as_bytes(), true)).collect();
+        chunks.push((b"hi bob\n", true));
+        chunks.push((b"-----BEGIN not at the start\n", false));
+        let (m, v) = cut(&chunks);
+        assert_eq!(m, Some(Mode::Lines));
+        let n = pem.len() as u64;
+        assert_eq!(v, vec![(0, n), (n, 7), (n + 7, 28)]);
+        // A PEM block cut off before its END line is ended by the cap.
+        let mut long = b"-----BEGIN PUBLIC KEY-----\n".to_vec();
+        while (long.len() as u64) < PEM_MAX + 100 {
+            long.extend_from_slice(
+                b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            );
+        }
+        let (_, v) = cut(&[(&long, true)]);
+        assert!(v.len() > 1 && v[0].1 >= PEM_MAX && v[0].1 < PEM_MAX + 64, "{v:?}");
     }
 
     #[test]

@@ -135,7 +135,7 @@ mod tests {
         t.note(&seg(40001, 443, flags::ACK, &[0x16, 3, 1, 0, 200, 1, 0]));
         let b = t.busiest();
         assert_eq!(b.len(), 3);
-        assert_eq!((b[0].port, b[0].packets, b[0].connections, b[0].bytes), (5000, 4, 1, 26));
+        assert_eq!((b[0].port, b[0].packets, b[0].connections, b[0].bytes), (5000, 4, 1, 28));
         assert_eq!(b[0].looks_like(), Some("text"));
         assert_eq!((b[1].port, b[1].looks_like()), (443, None));
         assert_eq!((b[2].port, b[2].looks_like()), (7000, Some("rchat")));

@@ -12,12 +12,17 @@ struct Collect {
     gaps: Vec<(Dir, u64, u64)>,
     closed: Vec<usize>,
     conflicts: u64,
+    /// Where each direction's runs start.
+    runs: Vec<(Dir, u64)>,
 }
 
 impl Sink for Collect {
     fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
-    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: Captured<'_>, _n: bool) {
+    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: Captured<'_>, new_run: bool) {
         assert_eq!(off as usize, self.bytes[dir.index()].len() + self.gap_len(dir));
+        if new_run {
+            self.runs.push((dir, off));
+        }
         self.bytes[dir.index()].extend_from_slice(bytes.bytes());
     }
     fn gap(&mut self, _s: usize, dir: Dir, off: u64, len: u64, _cut: bool) {
@@ -48,6 +53,40 @@ fn seg(from_client: bool, seq: u32, fl: u8, payload: &[u8]) -> Segment<'_> {
     let (src, dst, sport, dport) =
         if from_client { (C, S, 40000, 9999) } else { (S, C, 9999, 40000) };
     Segment { src, dst, sport, dport, seq, flags: fl, payload: Captured::from(payload), cut: 0 }
+}
+
+#[test]
+fn runs_end_at_a_reply_a_short_push_or_a_pause() {
+    use Dir::{ClientToServer as Up, ServerToClient as Down};
+    let mut r = Reassembler::new(vec![9999]);
+    let mut sink = Collect::default();
+    let (psh, ms) = (flags::ACK | flags::PSH, 1_000_000);
+    let full = [7u8; 1448];
+    r.segment(&seg(true, 0, flags::SYN, b""), 0, &mut sink);
+    // Two writes 1 ms apart, each ended by PSH: two runs.
+    r.segment(&seg(true, 1, psh, b"key"), ms, &mut sink);
+    r.segment(&seg(true, 4, psh, b"first"), 2 * ms, &mut sink);
+    // Then a write without PSH: one run for two segments 1 ms apart, a new one 40 ms later.
+    r.segment(&seg(true, 9, flags::ACK, b"ab"), 3 * ms, &mut sink);
+    r.segment(&seg(true, 11, flags::ACK, b"cd"), 4 * ms, &mut sink);
+    r.segment(&seg(true, 13, flags::ACK, b"ef"), 44 * ms, &mut sink);
+    // The other side answers: a run of its own, and the next bytes start another.
+    r.segment(&seg(false, 0, flags::SYN | flags::ACK, b""), 45 * ms, &mut sink);
+    r.segment(&seg(false, 1, psh, b"ok"), 46 * ms, &mut sink);
+    // Full-size segments marked PSH, back to back: one bulk run, cut by its short tail.
+    for i in 0..3u32 {
+        r.segment(&seg(true, 15 + i * 1448, psh, &full), 47 * ms + i64::from(i), &mut sink);
+    }
+    r.segment(&seg(true, 15 + 3 * 1448, psh, b"tail"), 48 * ms, &mut sink);
+    r.segment(&seg(true, 15 + 3 * 1448 + 4, psh, b"next"), 49 * ms, &mut sink);
+    r.finish_all(&mut sink);
+    let tail = 14 + 3 * 1448;
+    assert_eq!(
+        sink.runs,
+        vec![(Up, 0), (Up, 3), (Up, 8), (Up, 12), (Down, 0), (Up, 14), (Up, tail + 4)],
+        "{:?}",
+        sink.runs
+    );
 }
 
 #[test]
