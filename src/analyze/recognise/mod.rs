@@ -9,6 +9,7 @@
 //! buffer a whole stream, never see where bytes lie in the capture file, and never decide
 //! whether the bytes are readable (that is `classify`'s work).
 
+pub mod keys;
 pub mod rchat;
 
 /// The most first bytes a recogniser may ask to see before it says whether a direction is its
