@@ -12,6 +12,8 @@
 pub mod keys;
 pub mod rchat;
 
+use serde::Serialize;
+
 /// The most first bytes a recogniser may ask to see before it says whether a direction is its
 /// protocol.
 pub const MAX_START: usize = 16;
@@ -131,4 +133,57 @@ impl<R: Recogniser> Watch<R> {
     pub fn finish(self) -> Option<R::Found> {
         (self.state == State::Claimed).then(|| self.recogniser.finish())
     }
+}
+
+/// What part of a conversation a message is. Only [`Part::Message`] parts are what the people
+/// sent; the verdict of a direction judges those, and names the others beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// What a person (or the program for them) sent: text, ciphertext, a request.
+    #[default]
+    Message,
+    /// Key material: a public key, a certificate, a private key, rchat's HELLO.
+    Key,
+    /// A protocol's setup: a TLS handshake record, an SSH banner or key exchange packet,
+    /// rchat's AUTH.
+    Handshake,
+    /// A protocol's bookkeeping that carries no message: a TLS change-cipher-spec or alert
+    /// record, rchat's BYE or BUSY.
+    Framing,
+}
+
+impl Part {
+    /// Lowercase name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Message => "message",
+            Part::Key => "key",
+            Part::Handshake => "handshake",
+            Part::Framing => "framing",
+        }
+    }
+}
+
+/// One step of a [`Cutter`]: how many of the bytes given belong to the message being cut, and
+/// whether it ended with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Bytes taken from the start of those given (all of them unless a message ended).
+    pub used: usize,
+    /// The message ended after `used` bytes: what part it was.
+    pub ended: Option<Part>,
+}
+
+/// The bytes are not the protocol the cutter reads (a header no sender would write): the rest
+/// of the direction is cut another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotThisProtocol;
+
+/// Cuts a direction that carries a protocol into its messages by the protocol's own framing
+/// (TLS records, SSH packets, length prefixes), bounded state, no bytes kept but a header.
+pub trait Cutter {
+    /// The direction's next in-order bytes: takes bytes from their start, at least one when
+    /// `bytes` is not empty, and stops where a message ends.
+    fn push(&mut self, bytes: &[u8]) -> Result<Cut, NotThisProtocol>;
 }
