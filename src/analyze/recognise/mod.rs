@@ -175,15 +175,16 @@ pub struct Cut {
     pub ended: Option<Part>,
 }
 
-/// The bytes are not the protocol the cutter reads (a header no sender would write): the rest
-/// of the direction is cut another way.
+/// From here on the bytes are not framed the way the cutter reads them: a header no sender of
+/// the protocol would write, or lengths the protocol encrypts from now on (SSH after NEWKEYS).
+/// The rest of the direction is cut by the sender's writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotThisProtocol;
+pub struct Unframed;
 
 /// Cuts a direction that carries a protocol into its messages by the protocol's own framing
 /// (TLS records, SSH packets, length prefixes), bounded state, no bytes kept but a header.
 pub trait Cutter {
     /// The direction's next in-order bytes: takes bytes from their start, at least one when
     /// `bytes` is not empty, and stops where a message ends.
-    fn push(&mut self, bytes: &[u8]) -> Result<Cut, NotThisProtocol>;
+    fn push(&mut self, bytes: &[u8]) -> Result<Cut, Unframed>;
 }
