@@ -22,7 +22,7 @@ const CAPTURES: &[&str] = &[
 fn every_real_capture_gives_a_report() {
     for name in CAPTURES {
         let r = analyze_json(&data(name), &[]);
-        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["schema_version"], 2);
         assert_eq!(r["streams"].as_array().map(Vec::len), Some(1), "{name}");
         // The one warning a capture made with a short snaplen gives.
         let warnings = r["warnings"].as_array().cloned().unwrap_or_default();

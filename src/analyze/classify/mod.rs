@@ -57,7 +57,7 @@ pub enum Verdict {
     Mixed,
     /// Too few bytes to tell.
     Inconclusive,
-    /// No bytes at all.
+    /// No message bytes at all (nothing sent, or only key material and a protocol's setup).
     Empty,
 }
 
@@ -164,6 +164,16 @@ impl Classification {
             self.verdict = Verdict::Inconclusive;
             self.confidence = Confidence::Low;
             self.reason = reasons::nothing_kept(missing, cut);
+        }
+        self
+    }
+
+    /// The classification of a direction whose message bytes are none, though it sent `apart`
+    /// parts that are not messages (key material, a protocol's handshake or framing): it said
+    /// nothing of its own.
+    pub fn without_messages(mut self, apart: u64) -> Classification {
+        if self.verdict == Verdict::Empty && apart > 0 {
+            self.reason = reasons::no_messages(apart);
         }
         self
     }

@@ -181,3 +181,12 @@ pub(super) fn mixed(runs: &[(Verdict, u64)], other: u64) -> String {
     reason.push('.');
     reason
 }
+
+/// A direction that sent only key material, handshakes or framing.
+pub(super) fn no_messages(apart: u64) -> String {
+    format!(
+        "No message of its own: {} key material or a protocol's setup (named above), not \
+         something a person wrote.",
+        if apart == 1 { "its one part is".to_string() } else { format!("all its {apart} parts are") }
+    )
+}

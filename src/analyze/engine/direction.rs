@@ -24,7 +24,8 @@ use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
 use crate::analyze::recognise::Watch;
 use crate::analyze::recognise::rchat::{FrameLog, RchatReport};
-use crate::analyze::stream::messages::{Message, Mode, Splitter, Tallies};
+use crate::analyze::recognise::Part;
+use crate::analyze::stream::messages::{FoundKey, Message, Mode, Splitter, Tallies};
 use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct DirectionResult {
     pub conflicting_retransmissions: u64,
     /// What the direction said in rchat's protocol, when it speaks it.
     pub rchat: Option<RchatReport>,
+    /// Key material found in its messages.
+    pub keys: Vec<FoundKey>,
 }
 
 struct Extract {
@@ -126,8 +129,12 @@ impl Analysis {
             _ => None,
         };
         let found = self.splitter.finish();
-        let per_message: Vec<classify::Brief> = found.messages.iter().map(|m| m.brief).collect();
-        let class = classify::combine(&found.overall, &per_message);
+        // The verdict judges what the people sent: keys, handshakes and framing are named
+        // beside it.
+        let said: Vec<classify::Brief> =
+            found.messages.iter().filter(|m| m.part == Part::Message).map(|m| m.brief).collect();
+        let apart = found.messages.iter().filter(|m| m.part != Part::Message).count() as u64;
+        let class = classify::combine(&found.overall, &said).without_messages(apart);
         let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
         DirectionResult {
             sha256: hex::encode(self.sha.finish()),
@@ -141,6 +148,7 @@ impl Analysis {
             extract,
             conflicting_retransmissions: self.conflicts,
             rchat: self.rchat.finish(),
+            keys: found.keys,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! whether the bytes are readable (that is `classify`'s work).
 
 pub mod keys;
+pub mod raw_rsa;
 pub mod rchat;
 
 use serde::Serialize;
@@ -187,4 +188,29 @@ pub trait Cutter {
     /// The direction's next in-order bytes: takes bytes from their start, at least one when
     /// `bytes` is not empty, and stops where a message ends.
     fn push(&mut self, bytes: &[u8]) -> Result<Cut, Unframed>;
+    /// The part of the message being cut, once its header has said (`None` until then).
+    fn part(&self) -> Option<Part> {
+        None
+    }
+}
+
+/// A protocol whose own framing cuts a direction into messages (see [`framing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// TLS records.
+    Tls,
+    /// SSH's identification line and clear-text packets, up to NEWKEYS.
+    Ssh,
+    /// HTTP/1.x header blocks and bodies of known length.
+    Http,
+    /// A big-endian length of this many bytes (2 or 4) before each message.
+    LengthPrefix(u8),
+}
+
+/// Whether a direction opening with `prefix` (its first bytes, up to 512; `writes` are the
+/// offsets in it where the sender started a new write, 0 included) carries a protocol whose
+/// framing cuts it into messages, and the cutter that does.
+pub fn framing(prefix: &[u8], writes: &[usize]) -> Option<(Framing, Box<dyn Cutter + Send>)> {
+    let _ = (prefix, writes);
+    None
 }

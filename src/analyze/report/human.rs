@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::{DirectionReport, FileReport};
 use crate::analyze::classify::{Confidence, Verdict, plural};
+use crate::analyze::recognise::Part;
 use crate::analyze::recognise::rchat::{FrameReport, RchatReport};
 use crate::analyze::stream::messages::Mode;
 use crate::escape::bytes as escape;
@@ -178,24 +179,56 @@ pub fn human(r: &FileReport, style: Style) -> String {
         ] {
             direction_human(&mut o, label, d, style);
         }
+        let _ = writeln!(o, "  {} {}", style.bold("an eavesdropper:"), s.eavesdropper);
     }
     let _ = writeln!(o, "\n{}", summary(r));
     o
 }
 
 fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Style) {
-    let _ = writeln!(
-        o,
-        "  {label}: {} bytes in {} packets: {} ({} confidence)",
-        d.bytes,
-        d.packets,
-        style.verdict(d.verdict),
-        confidence_word(d.confidence)
-    );
+    // What was recognised comes before the verdict, which is about the messages alone.
+    let named = d.protocol.as_ref().is_some_and(|p| p.name != "rchat")
+        || (d.rchat.is_none() && !d.recognized.is_empty());
+    if named {
+        let _ = writeln!(o, "  {label}: {} bytes in {} packets", d.bytes, d.packets);
+        if let Some(p) = &d.protocol {
+            let _ = writeln!(o, "    protocol: {}", p.summary);
+        }
+        for k in &d.recognized {
+            let loud = if k.kind == "private_key" { style.paint("1;31", "PRIVATE KEY: ") } else { String::new() };
+            let _ = writeln!(
+                o,
+                "    {loud}key: {} ({}, {} at offset {}){}",
+                super::key_phrase_short(k),
+                k.format,
+                plural(k.length, "byte", "bytes"),
+                k.offset,
+                k.fingerprint.as_deref().map(|f| format!(", fingerprint {f}")).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "    messages: {} ({} confidence)",
+            style.verdict(d.verdict),
+            confidence_word(d.confidence)
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  {label}: {} bytes in {} packets: {} ({} confidence)",
+            d.bytes,
+            d.packets,
+            style.verdict(d.verdict),
+            confidence_word(d.confidence)
+        );
+    }
     if d.bytes == 0 && d.missing_bytes == 0 {
         return;
     }
     let _ = writeln!(o, "    why: {}", d.reason);
+    if let Some(r) = &d.raw_rsa {
+        let _ = writeln!(o, "    raw RSA: {}", r.explanation);
+    }
     let mut facts = vec![
         format!("entropy {:.2} bits/byte", d.entropy),
         format!("random bytes of this length average {:.2}", d.expected_random_entropy),
@@ -235,11 +268,25 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             Some(Mode::Lines) => "lines",
             Some(Mode::Runs) if one => "run of segments",
             Some(Mode::Runs) => "runs of segments",
+            Some(Mode::Tls) if one => "TLS record",
+            Some(Mode::Tls) => "TLS records",
+            Some(Mode::Ssh) if one => "SSH part",
+            Some(Mode::Ssh) => "SSH parts",
+            Some(Mode::Http) if one => "HTTP part",
+            Some(Mode::Http) => "HTTP parts",
+            Some(Mode::LengthPrefix) if one => "length-prefixed frame",
+            Some(Mode::LengthPrefix) => "length-prefixed frames",
             None if one => "message",
             None => "messages",
         };
-        let counts = tally(d.messages.iter().map(|m| m.verdict));
-        let list: Vec<String> = counts.iter().map(|(v, n)| format!("{n} {}", v.as_str())).collect();
+        let counts = tally(d.messages.iter().map(|m| (m.kind, m.verdict)));
+        let list: Vec<String> = counts
+            .iter()
+            .map(|((k, v), n)| match k {
+                Part::Message => format!("{n} {}", v.as_str()),
+                other => format!("{n} {}", other.name()),
+            })
+            .collect();
         let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));
     }
     if let Some(r) = &d.rchat {

@@ -1,7 +1,7 @@
 //! Stage 5, the report: what the stages found comes in; the analysis of one capture file as a
 //! document goes out, in its JSON form and its human form ([`human()`], in [`mod@human`]).
 //!
-//! Owns the report's data model (schema version 1, documented field by field in
+//! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
 //! JSON code), and it is assembled here from the streams, their counters and each direction's
 //! result ([`file_report`]), with the warnings about streams. It must never read files or
@@ -16,6 +16,9 @@ use serde::Serialize;
 use super::classify::{Confidence, Encoding, Verdict, plural};
 use super::engine::direction::DirectionResult;
 use super::input::decode::endpoint;
+use super::recognise::Part;
+use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
+use super::recognise::raw_rsa::{self, Block, RawRsa};
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
 use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
@@ -23,7 +26,7 @@ use crate::escape::bytes as escape;
 pub use human::{Style, human, summary};
 
 /// The JSON schema version.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One capture file's report.
 #[derive(Debug, Serialize)]
@@ -89,8 +92,11 @@ pub struct StreamReport {
     pub start: f64,
     /// Last packet.
     pub end: f64,
-    /// The stream's verdict (both directions together).
+    /// The stream's verdict (both directions together): the verdict on the messages, keys
+    /// and protocol setup left out.
     pub verdict: Verdict,
+    /// What an eavesdropper on the path learns, in one sentence.
+    pub eavesdropper: String,
     /// Each direction.
     pub directions: Directions,
 }
@@ -163,6 +169,13 @@ pub struct DirectionReport {
     pub extract: Option<String>,
     /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
     pub rchat: Option<super::recognise::rchat::RchatReport>,
+    /// The protocol the direction speaks, when one was recognised (`null` for plain text or
+    /// bytes in no known framing).
+    pub protocol: Option<ProtocolReport>,
+    /// Key material seen in the direction, in stream order.
+    pub recognized: Vec<Recognized>,
+    /// The ciphertext messages are each one RSA block (`null` otherwise).
+    pub raw_rsa: Option<RawRsaReport>,
 }
 
 /// One message inside a direction.
@@ -172,8 +185,54 @@ pub struct MessageReport {
     pub offset: u64,
     /// Length in bytes.
     pub length: u64,
+    /// `message`, `key`, `handshake` or `framing`: only `message` parts make the verdict.
+    pub kind: Part,
     /// Its verdict.
     pub verdict: Verdict,
+}
+
+/// The protocol of a direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolReport {
+    /// `rchat`, `tls`, `ssh`, `http` or `length-prefix`.
+    pub name: &'static str,
+    /// What an eavesdropper reads of it, in one line (text from the capture escaped).
+    pub summary: String,
+}
+
+/// Key material seen in a direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recognized {
+    /// Stream offset of its first byte.
+    pub offset: u64,
+    /// Bytes it spans.
+    pub length: u64,
+    /// `public_key`, `certificate` or `private_key`.
+    pub kind: &'static str,
+    /// How it was written, e.g. `PEM RSA PUBLIC KEY`, `OpenSSH`, `JSON modulus and exponent`,
+    /// `DER SubjectPublicKeyInfo after a 4-byte length`, `rchat HELLO`.
+    pub format: String,
+    /// `RSA`, `EC P-256`, `Ed25519`, ...
+    pub algorithm: &'static str,
+    /// Key size in bits, where it has one.
+    pub bits: Option<u32>,
+    /// `SHA256:...` of the public key's SubjectPublicKeyInfo, as `rchat fingerprint` prints it.
+    pub fingerprint: Option<String>,
+}
+
+/// A direction whose ciphertext messages are each one RSA block.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawRsaReport {
+    /// Bytes per block.
+    pub block_bytes: u64,
+    /// Messages, each one block.
+    pub messages: u64,
+    /// The fingerprint of the recipient's key the blocks fit, when it was seen.
+    pub key_fingerprint: Option<String>,
+    /// That key's size.
+    pub key_bits: Option<u32>,
+    /// What it means, in one sentence.
+    pub explanation: String,
 }
 
 /// What an eavesdropper reads, for display: text stays text (see [`escape`]), other bytes
@@ -260,15 +319,32 @@ pub fn file_report(
                 if before == 1 { "is" } else { "are" }
             ));
         }
-        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s);
-        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c);
+        // Raw RSA to the other side's key: the blocks of each direction are measured against
+        // the keys the other direction sent.
+        let rsa_c2s = raw_rsa_of(&c2s, &s2c);
+        let rsa_s2c = raw_rsa_of(&s2c, &c2s);
+        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s);
+        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c);
+        for (label, d) in [("client to server", &c2s), ("server to client", &s2c)] {
+            for k in d.recognized.iter().filter(|k| k.kind == "private_key") {
+                warnings.push(format!(
+                    "stream {}, {label}: a PRIVATE KEY ({}) travelled in the clear at offset {}: \
+                     anyone who captured it can decrypt and sign as its owner; make a new key",
+                    s.id,
+                    key_phrase(k),
+                    k.offset
+                ));
+            }
+        }
+        let verdict = stream_verdict(c2s.verdict, s2c.verdict);
         reports.push(StreamReport {
             id: s.id,
             client: endpoint(s.client.0, s.client.1),
             server: endpoint(s.server.0, s.server.1),
             start: s.start_ns as f64 / 1e9,
             end: s.end_ns as f64 / 1e9,
-            verdict: stream_verdict(c2s.verdict, s2c.verdict),
+            verdict,
+            eavesdropper: eavesdropper(verdict, [&c2s, &s2c]),
             directions: Directions { client_to_server: c2s, server_to_client: s2c },
         });
     }
@@ -285,8 +361,217 @@ pub fn file_report(
     }
 }
 
+/// Whether `d`'s ciphertext messages are each one RSA block, to a key `other` sent.
+fn raw_rsa_of(d: &DirectionResult, other: &DirectionResult) -> Option<RawRsa> {
+    let said: Vec<_> = d.messages.iter().filter(|m| m.part == Part::Message).collect();
+    if d.class.verdict != Verdict::Ciphertext
+        || d.unlisted_messages > 0
+        || said.iter().any(|m| m.brief.verdict != Verdict::Ciphertext)
+    {
+        return None;
+    }
+    let blocks: Vec<Block<'_>> =
+        said.iter().map(|m| Block { length: m.length, head: &m.head }).collect();
+    let keys: Vec<&KeyMaterial> = other.keys.iter().map(|k| &k.key).collect();
+    raw_rsa::one_block_per_message(&blocks, &keys)
+}
+
+/// A key in a few words: `1024-bit RSA public key SHA256:...`.
+fn key_phrase(k: &Recognized) -> String {
+    let size = k.bits.map(|b| format!("{b}-bit ")).unwrap_or_default();
+    let fp = k.fingerprint.as_deref().map(|f| format!(" {f}")).unwrap_or_default();
+    format!("{size}{} {}{fp}", k.algorithm, k.kind.replace('_', " "))
+}
+
+/// How a key was written, for the report.
+fn format_name(f: KeyFormat) -> String {
+    let der = |e: DerEncoding| match e {
+        DerEncoding::Spki => "SubjectPublicKeyInfo",
+        DerEncoding::Pkcs1 => "PKCS#1 RSAPublicKey",
+        DerEncoding::Certificate => "X.509 certificate",
+        DerEncoding::Pkcs8 => "PKCS#8 private key",
+        DerEncoding::Pkcs8Encrypted => "encrypted PKCS#8 private key",
+        DerEncoding::Pkcs1Private => "PKCS#1 RSAPrivateKey",
+        DerEncoding::Sec1 => "SEC 1 EC private key",
+    };
+    match f {
+        KeyFormat::Pem { label } => format!("PEM {label}"),
+        KeyFormat::OpenSsh => "OpenSSH public key line".to_string(),
+        KeyFormat::Json { carrier } => match carrier {
+            JsonCarrier::ModulusExponent => "JSON modulus and exponent".to_string(),
+            JsonCarrier::Pem { label } => format!("JSON string holding PEM {label}"),
+            JsonCarrier::Base64 { encoding } => format!("JSON string holding base64 {}", der(encoding)),
+        },
+        KeyFormat::Der { prefix: 0, encoding } => format!("DER {}", der(encoding)),
+        KeyFormat::Der { prefix, encoding } => {
+            format!("DER {} after a {prefix}-byte length", der(encoding))
+        }
+        KeyFormat::Base64 { encoding } => format!("base64 of DER {}", der(encoding)),
+    }
+}
+
+/// Key material as the report lists it.
+fn recognized(offset: u64, k: &KeyMaterial) -> Recognized {
+    Recognized {
+        offset,
+        length: k.length as u64,
+        kind: match k.kind {
+            KeyKind::PublicKey => "public_key",
+            KeyKind::Certificate => "certificate",
+            KeyKind::PrivateKey => "private_key",
+        },
+        format: format_name(k.format),
+        algorithm: k.algorithm.name(),
+        bits: k.bits,
+        fingerprint: k.fingerprint.map(|f| f.to_string()),
+    }
+}
+
+/// The sentence that answers "can they read the messages?" for a stream.
+fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
+    let keys: Vec<&Recognized> = dirs.iter().flat_map(|d| d.recognized.iter()).collect();
+    let mut visible = Vec::new();
+    let publics: Vec<&&Recognized> = keys.iter().filter(|k| k.kind != "private_key").collect();
+    if !publics.is_empty() {
+        let sizes: Vec<String> = publics.iter().map(|k| key_phrase_short(k)).collect();
+        visible.push(join_same(&sizes));
+    }
+    if let Some(p) = dirs.iter().find_map(|d| d.protocol.as_ref()) {
+        visible.push(format!("the {} handshake", protocol_title(p.name)));
+    }
+    let said: Vec<&MessageReport> = dirs
+        .iter()
+        .flat_map(|d| d.messages.iter())
+        .filter(|m| m.kind == Part::Message)
+        .collect();
+    let count = said.len() as u64 + dirs.iter().map(|d| d.unlisted_messages).sum::<u64>();
+    let (lo, hi) = said
+        .iter()
+        .fold((u64::MAX, 0), |(lo, hi), m| (lo.min(m.length), hi.max(m.length)));
+    if count > 0 {
+        let sizes =
+            if lo == hi { format!("of {}", plural(lo, "byte", "bytes")) } else { format!("of {lo} to {hi} bytes") };
+        visible.push(format!("{} {sizes} and their times", plural(count, "message", "messages")));
+    }
+    let privates = keys.iter().filter(|k| k.kind == "private_key").count();
+    let warning = if privates > 0 {
+        format!(
+            "; and {} in the clear: whoever holds the capture can read everything sent to it",
+            plural(privates as u64, "PRIVATE KEY", "PRIVATE KEYS")
+        )
+    } else {
+        String::new()
+    };
+    let still = if visible.is_empty() {
+        String::new()
+    } else {
+        format!("; still visible: {}", visible.join(", "))
+    };
+    let rsa = dirs.iter().find_map(|d| d.raw_rsa.as_ref()).map(|r| {
+        let to = if r.key_fingerprint.is_some() { " to the recipient's key sent at the start" } else { "" };
+        format!("; each message is one {}-byte RSA block (raw RSA{to})", r.block_bytes)
+    });
+    let rsa = rsa.unwrap_or_default();
+    match verdict {
+        Verdict::Plaintext => {
+            let clear = if publics.is_empty() {
+                String::new()
+            } else {
+                format!("; {} exchanged in the clear", join_same(&publics.iter().map(|k| key_phrase_short(k)).collect::<Vec<_>>()))
+            };
+            format!("readable by anyone on the path: the messages are plain text{clear}{warning}")
+        }
+        Verdict::Ciphertext => format!("encrypted: the text is hidden{rsa}{still}{warning}"),
+        Verdict::Encoded => format!(
+            "encoded: the messages are text that carries random-looking bytes (base64, hex or \
+             numbers); decoded, they look encrypted{still}{warning}"
+        ),
+        Verdict::Mixed if dirs.iter().any(|d| d.verdict == Verdict::Plaintext) => format!(
+            "partly readable: some messages are plain text and some are not; see each \
+             direction{still}{warning}"
+        ),
+        Verdict::Mixed => format!(
+            "mixed: the messages are of several kinds; see each direction{still}{warning}"
+        ),
+        Verdict::Binary => format!("binary: not text, but structured, not random-looking{still}{warning}"),
+        Verdict::Inconclusive => {
+            format!("too little to tell whether the messages are readable{still}{warning}")
+        }
+        Verdict::Empty => format!("no messages{still}{warning}"),
+    }
+}
+
+/// `1024-bit RSA public key`.
+pub(crate) fn key_phrase_short(k: &Recognized) -> String {
+    let size = k.bits.map(|b| format!("{b}-bit ")).unwrap_or_default();
+    format!("{size}{} {}", k.algorithm, k.kind.replace('_', " "))
+}
+
+/// `two 1024-bit RSA public keys` for twice the same phrase, else a list.
+fn join_same(items: &[String]) -> String {
+    let mut counts: Vec<(&String, usize)> = Vec::new();
+    for i in items {
+        match counts.iter_mut().find(|(k, _)| *k == i) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((i, 1)),
+        }
+    }
+    let words = ["", "a", "two", "three", "four", "five", "six", "seven", "eight"];
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| match words.get(*n) {
+            Some(w) if *n == 1 => format!("{w} {k}"),
+            Some(w) => format!("{w} {k}s"),
+            None => format!("{n} {k}s"),
+        })
+        .collect();
+    join_list(&parts)
+}
+
+/// `a, b and c`.
+fn join_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A protocol's name as written in prose.
+pub fn protocol_title(name: &str) -> &str {
+    match name {
+        "tls" => "TLS",
+        "ssh" => "SSH",
+        "http" => "HTTP",
+        "rchat" => "rchat",
+        "length-prefix" => "length-prefix",
+        other => other,
+    }
+}
+
+/// What a raw RSA finding means.
+fn raw_rsa_report(r: &RawRsa) -> RawRsaReport {
+    let bits = r.block_bytes * 8;
+    let to = match &r.key {
+        Some((fp, kbits)) => format!("the recipient's {kbits}-bit key {fp}, sent at the start"),
+        None => format!("a {bits}-bit key (the recipient's key was not seen)"),
+    };
+    RawRsaReport {
+        block_bytes: r.block_bytes,
+        messages: r.messages,
+        key_fingerprint: r.key.as_ref().map(|(fp, _)| fp.to_string()),
+        key_bits: r.key.as_ref().map(|(_, b)| *b),
+        explanation: format!(
+            "each message is one {}-byte RSA block: raw RSA with {to}; the number of messages, \
+             their size and their times stay visible, and a message can hold at most {} bytes",
+            r.block_bytes,
+            r.block_bytes.saturating_sub(11)
+        ),
+    }
+}
+
 /// One direction's counters and result, as the report shows them.
-fn direction_report(st: &HalfStats, d: DirectionResult) -> DirectionReport {
+fn direction_report(st: &HalfStats, d: DirectionResult, raw: Option<RawRsa>) -> DirectionReport {
     let (preview, preview_format) = preview_string(&d.preview, &d.preview_gaps);
     let c = d.class.nothing_kept(st.missing_bytes, st.snaplen_cut_bytes);
     DirectionReport {
@@ -315,10 +600,48 @@ fn direction_report(st: &HalfStats, d: DirectionResult) -> DirectionReport {
         messages: d
             .messages
             .iter()
-            .map(|m| MessageReport { offset: m.offset, length: m.length, verdict: m.brief.verdict })
+            .map(|m| MessageReport {
+                offset: m.offset,
+                length: m.length,
+                kind: m.part,
+                verdict: m.brief.verdict,
+            })
             .collect(),
         unlisted_messages: d.unlisted_messages,
         extract: d.extract.map(|p| p.display().to_string()),
+        protocol: d.rchat.as_ref().map(|r| ProtocolReport {
+            name: "rchat",
+            summary: match &r.hello {
+                Some(h) => format!(
+                    "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
+                     encrypted frames",
+                    escape(h.name.as_bytes()),
+                    h.key_bits
+                ),
+                None => "rchat frames".to_string(),
+            },
+        }),
+        recognized: {
+            let mut keys: Vec<Recognized> =
+                d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
+            if let Some(h) = d.rchat.as_ref().and_then(|r| r.hello.as_ref()) {
+                let frame = d.rchat.as_ref().and_then(|r| r.frames.first());
+                keys.insert(
+                    0,
+                    Recognized {
+                        offset: frame.map_or(0, |f| f.offset),
+                        length: frame.map_or(0, |f| f.length),
+                        kind: "public_key",
+                        format: "rchat HELLO".to_string(),
+                        algorithm: "RSA",
+                        bits: u32::try_from(h.key_bits).ok(),
+                        fingerprint: Some(h.fingerprint.clone()),
+                    },
+                );
+            }
+            keys
+        },
+        raw_rsa: raw.as_ref().map(raw_rsa_report),
         rchat: d.rchat.map(|mut r| {
             // Each frame was also a message of the direction: give it that verdict.
             for f in &mut r.frames {

@@ -15,6 +15,8 @@ use serde::Serialize;
 use crate::analyze::classify::{Accumulator, Brief, Classification, Scratch};
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
+use crate::analyze::recognise::keys::{self, KeyMaterial};
+use crate::analyze::recognise::{self, Cutter, Framing, Part, Unframed};
 use crate::protocol::deframe::{Deframer, Event};
 use crate::protocol::wire as frame;
 
@@ -25,7 +27,7 @@ pub const MAX_MESSAGES: usize = 1000;
 
 /// How a direction is cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// rchat frames.
     Frames,
@@ -33,7 +35,29 @@ pub enum Mode {
     Lines,
     /// The sender's runs of segments.
     Runs,
+    /// TLS records.
+    Tls,
+    /// SSH's identification line and clear-text packets (then the sender's runs).
+    Ssh,
+    /// HTTP/1.x header blocks and bodies (then the sender's runs, for a body of unknown length).
+    Http,
+    /// A big-endian length before each message.
+    LengthPrefix,
 }
+
+impl From<Framing> for Mode {
+    fn from(f: Framing) -> Self {
+        match f {
+            Framing::Tls => Mode::Tls,
+            Framing::Ssh => Mode::Ssh,
+            Framing::Http => Mode::Http,
+            Framing::LengthPrefix(_) => Mode::LengthPrefix,
+        }
+    }
+}
+
+/// Bytes of a message's start kept for [`Message::head`].
+pub const HEAD: usize = 8;
 
 /// One message and its verdict.
 #[derive(Debug, Clone, Copy)]
@@ -44,15 +68,55 @@ pub struct Message {
     pub length: u64,
     /// The verdict on its bytes, and how sure.
     pub brief: Brief,
+    /// What part of the conversation it is: only [`Part::Message`] parts make the verdict.
+    pub part: Part,
+    /// Its first bytes (up to [`HEAD`]; fewer in a shorter message).
+    pub head: [u8; HEAD],
+}
+
+/// Key material found in a direction, where it lies in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundKey {
+    /// Stream offset of the key's first byte.
+    pub offset: u64,
+    /// What the key is (its `offset` is within its message).
+    pub key: KeyMaterial,
+}
+
+/// Bytes of a message's start looked at before its part is known.
+const DECIDE: usize = 16;
+/// The most bytes of a message that may be key material kept to look for keys in at its end:
+/// a longer message is judged as a message.
+pub const KEY_SCAN: usize = 16 * 1024;
+/// Keys listed per direction.
+pub const MAX_FOUND_KEYS: usize = 16;
+
+/// How an open message's bytes are being counted.
+#[derive(Debug)]
+enum Counting {
+    /// Its first bytes, kept until its part can be told.
+    Pending { head: [u8; DECIDE], len: u8 },
+    /// A message: its bytes count for the direction's verdict.
+    Counted,
+    /// It may be key material: its bytes are kept until it ends, and count for the verdict
+    /// only if no key is in them.
+    Candidate(Vec<u8>),
+    /// A part that is not a message: its bytes do not count for the verdict.
+    Apart(Part),
 }
 
 #[derive(Debug)]
 struct Open {
     offset: u64,
     length: u64,
-    /// `None` for the first message: its bytes are exactly what the whole-direction
-    /// accumulator has seen when it ends, so they are not classified twice.
+    /// Its own counts; `None` for the first message counted while the direction's counts were
+    /// empty: its bytes are exactly what the direction's accumulator has seen when it ends, so
+    /// they are not classified twice.
     acc: Option<Accumulator>,
+    /// Whether it is listed ([`MAX_MESSAGES`]).
+    listed: bool,
+    counting: Counting,
+    head: [u8; HEAD],
 }
 
 /// Counting tables for a run of pieces ([`Splitter::run`]): one for the whole direction, one
@@ -88,7 +152,8 @@ impl Drop for Run<'_> {
 /// What a [`Splitter`] found.
 #[derive(Debug)]
 pub struct Finished {
-    /// The verdict on all the direction's bytes.
+    /// The verdict on the bytes of the direction's messages ([`Part::Message`]): keys,
+    /// handshakes and framing left out.
     pub overall: Classification,
     /// How the direction was cut.
     pub mode: Option<Mode>,
@@ -96,6 +161,8 @@ pub struct Finished {
     pub messages: Vec<Message>,
     /// Messages past the limit.
     pub unlisted: u64,
+    /// Key material found in the messages, up to [`MAX_FOUND_KEYS`].
+    pub keys: Vec<FoundKey>,
 }
 
 /// Cuts a direction into messages as bytes arrive, and classifies the direction and each
@@ -109,19 +176,30 @@ pub struct Splitter {
     prefix_offset: u64,
     open: Option<Open>,
     frames: Deframer,
+    /// The protocol's own cutter, in [`Mode::Tls`], [`Mode::Ssh`], [`Mode::Http`] and
+    /// [`Mode::LengthPrefix`].
+    cutter: Option<Box<dyn Cutter + Send>>,
     lines: Lines,
     done: Vec<Message>,
-    /// The full verdict on the first message: the direction's, if no other message follows.
-    first: Option<Classification>,
+    /// The full verdict on the first message (its offset and verdict): the direction's, if no
+    /// other message counts.
+    first: Option<(u64, Classification)>,
     /// Messages not listed because of [`MAX_MESSAGES`].
     pub unlisted: u64,
-    /// Every byte of the direction.
+    /// Every byte of the direction's messages.
     overall: Accumulator,
-    /// Whether a message has been opened yet.
-    started: bool,
+    /// Messages opened so far (listed or not).
+    opened: u64,
+    keys: Vec<FoundKey>,
     /// The counting tables of the run being fed ([`Splitter::run`]), holding counts not yet
     /// added to the accumulators.
     tables: Option<Box<Tallies>>,
+}
+
+impl std::fmt::Debug for dyn Cutter + Send {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cutter")
+    }
 }
 
 impl Default for Splitter {
@@ -140,12 +218,14 @@ impl Splitter {
             prefix_offset: 0,
             open: None,
             frames: Deframer::new(),
+            cutter: None,
             lines: Lines::default(),
             done: Vec::new(),
             first: None,
             unlisted: 0,
             overall: Accumulator::new(),
-            started: false,
+            opened: 0,
+            keys: Vec::new(),
             tables: None,
         }
     }
@@ -218,27 +298,42 @@ impl Splitter {
         if self.mode.is_none() {
             self.decide(None);
         }
-        self.end_message();
-        if self.mode == Some(Mode::Frames) {
+        self.end_message(None);
+        if self.mode.is_some_and(|m| !matches!(m, Mode::Lines | Mode::Runs)) {
             // Lost bytes lose the framing: cut the rest by runs.
             self.mode = Some(Mode::Runs);
+            self.cutter = None;
         }
     }
 
-    /// No more bytes: the verdict on the whole direction and the list of messages.
+    /// No more bytes: the verdict on the direction's messages and the list of messages.
     pub fn finish(mut self) -> Finished {
         if self.mode.is_none() && !self.prefix.is_empty() {
             self.decide(None);
         }
-        self.end_message();
+        self.end_message(None);
         self.add_counts();
         // The first message is judged on the direction's own counts when it ends: if nothing
-        // came after it, that verdict is the direction's.
-        let overall = match (self.done.first(), self.first) {
-            (Some(m), Some(first)) if m.length == self.overall.len() => first,
+        // else was counted, that verdict is the direction's.
+        let overall = match self.first.take() {
+            Some((offset, first))
+                if self
+                    .done
+                    .iter()
+                    .find(|m| m.offset == offset)
+                    .is_some_and(|m| m.length == self.overall.len()) =>
+            {
+                first
+            }
             _ => self.overall.finish(),
         };
-        Finished { overall, mode: self.mode, messages: self.done, unlisted: self.unlisted }
+        Finished {
+            overall,
+            mode: self.mode,
+            messages: self.done,
+            unlisted: self.unlisted,
+            keys: self.keys,
+        }
     }
 
     /// Decide how to cut, and cut the prefix; `current` is the piece being fed (its offset and
@@ -247,8 +342,15 @@ impl Splitter {
     fn decide(&mut self, current: Option<(u64, Captured<'_>)>) {
         let prefix = std::mem::take(&mut self.prefix);
         let runs = std::mem::take(&mut self.prefix_runs);
+        let mut writes = runs.clone();
+        if writes.first() != Some(&0) {
+            writes.insert(0, 0);
+        }
         let mode = if prefix.starts_with(&frame::MAGIC) {
             Mode::Frames
+        } else if let Some((framing, cutter)) = recognise::framing(&prefix, &writes) {
+            self.cutter = Some(cutter);
+            Mode::from(framing)
         } else if looks_like_text(&prefix) {
             Mode::Lines
         } else {
@@ -278,31 +380,46 @@ impl Splitter {
         match self.mode {
             Some(Mode::Runs) | None => {
                 if new_run {
-                    self.end_message();
+                    self.end_message(None);
                 }
                 self.append(offset, bytes);
             }
-            Some(Mode::Lines) => {
-                // A new write ends the message too (programs that send text without a
-                // newline), except inside a PEM block, which may come a line per write.
-                if new_run && !self.lines.pem {
-                    self.end_message();
-                }
-                let mut at = 0;
-                while at < bytes.len() {
-                    let rest = bytes.after(at);
-                    let newline = memchr::memchr(b'\n', rest.bytes());
-                    let line = newline.map_or(rest, |i| rest.first(i + 1));
-                    self.lines.note(line.bytes());
-                    self.append(offset + at as u64, line);
-                    at += line.len();
-                    let length = self.open.as_ref().map_or(0, |o| o.length);
-                    if newline.is_some() && self.lines.line_ended(length) {
-                        self.end_message();
-                    }
-                }
-            }
+            Some(Mode::Lines) => self.feed_lines(offset, bytes, new_run),
             Some(Mode::Frames) => self.feed_frames(offset, bytes),
+            Some(Mode::Tls | Mode::Ssh | Mode::Http | Mode::LengthPrefix) => {
+                self.feed_cut(offset, bytes, new_run)
+            }
+        }
+    }
+
+    fn feed_lines(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
+        // A new write ends the message too (programs that send text without a newline),
+        // except inside a PEM block, which may come a line per write.
+        if new_run && !self.lines.pem {
+            self.end_message(None);
+        }
+        if self.open.is_none() && !bytes.is_empty() {
+            // A write that does not start as text (ciphertext sent after a key in the clear)
+            // is one message, whatever newline bytes it holds.
+            let start = bytes.first(64);
+            self.lines.binary = !looks_like_text(start.bytes());
+        }
+        if self.lines.binary {
+            self.append(offset, bytes);
+            return;
+        }
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = bytes.after(at);
+            let newline = memchr::memchr(b'\n', rest.bytes());
+            let line = newline.map_or(rest, |i| rest.first(i + 1));
+            self.lines.note(line.bytes());
+            self.append(offset + at as u64, line);
+            at += line.len();
+            let length = self.open.as_ref().map_or(0, |o| o.length);
+            if newline.is_some() && self.lines.line_ended(length) {
+                self.end_message(None);
+            }
         }
     }
 
@@ -323,7 +440,7 @@ impl Splitter {
                         _ => false,
                     };
                     if ended {
-                        self.end_message();
+                        self.end_message(None);
                     }
                 }
                 Err(_) => {
@@ -336,24 +453,103 @@ impl Splitter {
         }
     }
 
+    /// Bytes of a direction cut by its protocol's [`Cutter`].
+    fn feed_cut(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let rest = bytes.after(at);
+            let Some(cutter) = self.cutter.as_mut() else { break };
+            match cutter.push(rest.bytes()) {
+                Ok(cut) if cut.used > 0 || cut.ended.is_some() => {
+                    let used = cut.used.min(rest.len());
+                    self.append(offset + at as u64, rest.first(used));
+                    at += used;
+                    if let Some(part) = cut.ended {
+                        self.end_message(Some(part));
+                    }
+                }
+                // A cutter that takes nothing would never end: the rest is cut by runs.
+                Ok(_) | Err(Unframed) => {
+                    self.cutter = None;
+                    self.mode = Some(Mode::Runs);
+                    if new_run && at == 0 {
+                        self.end_message(None);
+                    }
+                    // The message the framing had open goes on to the end of the write.
+                    self.append(offset + at as u64, rest);
+                    return;
+                }
+            }
+        }
+    }
+
     fn append(&mut self, offset: u64, bytes: Captured<'_>) {
         if bytes.is_empty() {
             return;
         }
-        // Every byte passes here exactly once, in order, whatever the mode.
-        match &mut self.tables {
-            Some(t) => self.overall.count_in(bytes, &mut t.overall),
-            None => self.overall.update_captured(bytes),
+        if self.open.is_none() {
+            let listed = self.done.len() < MAX_MESSAGES;
+            self.opened += 1;
+            self.open = Some(Open {
+                offset,
+                length: 0,
+                acc: None,
+                listed,
+                counting: Counting::Pending { head: [0; DECIDE], len: 0 },
+                head: [0; HEAD],
+            });
         }
-        let listed = self.done.len() < MAX_MESSAGES;
-        let first = !self.started;
-        self.started = true;
-        let open = self.open.get_or_insert_with(|| Open {
-            offset,
-            length: 0,
-            acc: if first || !listed { None } else { Some(Accumulator::new()) },
-        });
+        let mut bytes = bytes;
+        if let Some(Open { counting: Counting::Pending { head, len }, length, .. }) = &mut self.open
+        {
+            let have = usize::from(*len);
+            let take = (DECIDE - have).min(bytes.len());
+            if let Some(to) = head.get_mut(have..have + take) {
+                to.copy_from_slice(bytes.first(take).bytes());
+            }
+            *len += take as u8;
+            *length += take as u64;
+            bytes = bytes.after(take);
+            if usize::from(*len) < DECIDE {
+                return;
+            }
+            self.decide_part(None);
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        self.count(bytes);
+    }
+
+    /// Count bytes of the open message, whose part is decided.
+    fn count(&mut self, bytes: Captured<'_>) {
+        let Some(open) = &mut self.open else { return };
         open.length += bytes.len() as u64;
+        let counted = match &mut open.counting {
+            Counting::Counted => true,
+            Counting::Candidate(kept) if kept.len() + bytes.len() <= KEY_SCAN => {
+                kept.extend_from_slice(bytes.bytes());
+                false
+            }
+            Counting::Candidate(kept) => {
+                // Too long to be a key: a message after all, counted from its start.
+                let kept = std::mem::take(kept);
+                open.counting = Counting::Counted;
+                match &mut self.tables {
+                    Some(t) => self.overall.count_in(Captured::from(&kept[..]), &mut t.overall),
+                    None => self.overall.update(&kept),
+                }
+                true
+            }
+            Counting::Apart(_) | Counting::Pending { .. } => false,
+        };
+        // Every byte of a counted message passes here exactly once, in order.
+        if counted {
+            match &mut self.tables {
+                Some(t) => self.overall.count_in(bytes, &mut t.overall),
+                None => self.overall.update_captured(bytes),
+            }
+        }
         if let Some(acc) = &mut open.acc {
             match &mut self.tables {
                 Some(t) => acc.count_in(bytes, &mut t.message),
@@ -362,12 +558,71 @@ impl Splitter {
         }
     }
 
-    fn end_message(&mut self) {
+    /// The open message's first bytes are in (or it ended, as `ended` when its cutter said):
+    /// tell its part, and count its first bytes accordingly.
+    fn decide_part(&mut self, ended: Option<Part>) {
+        let mode = self.mode;
+        let from_cutter = self.cutter.as_ref().and_then(|c| c.part());
+        let overall_empty = self.overall.is_empty();
+        let Some(open) = &mut self.open else { return };
+        let Counting::Pending { head, len } = open.counting else { return };
+        let first = head.get(..usize::from(len)).unwrap_or(&[]);
+        let n = first.len().min(HEAD);
+        if let (Some(to), Some(from)) = (open.head.get_mut(..n), first.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        let part = match mode {
+            Some(Mode::Frames) => frame_part(first),
+            _ => ended.or(from_cutter).unwrap_or(Part::Message),
+        };
+        open.counting = if part != Part::Message {
+            Counting::Apart(part)
+        } else if may_be_key(first) {
+            Counting::Candidate(Vec::new())
+        } else {
+            Counting::Counted
+        };
+        let counted = matches!(open.counting, Counting::Counted);
+        open.acc = if !open.listed || (counted && overall_empty && self.first.is_none()) {
+            None
+        } else {
+            Some(Accumulator::new())
+        };
+        // The first bytes were already added to the message's length: count them (from the
+        // copy in `head`) like any other bytes of the message.
+        open.length -= first.len() as u64;
+        let kept = usize::from(len).min(DECIDE);
+        self.count(Captured::from(head.get(..kept).unwrap_or(&[])));
+    }
+
+    fn end_message(&mut self, ended: Option<Part>) {
         self.lines = Lines::default();
+        if matches!(self.open, Some(Open { counting: Counting::Pending { .. }, .. })) {
+            self.decide_part(ended);
+        }
         // Every count in, before any verdict (and the message table free for the next one).
         self.add_counts();
         let Some(open) = self.open.take() else { return };
-        if self.done.len() < MAX_MESSAGES {
+        let part = match open.counting {
+            Counting::Candidate(kept) => {
+                let keys = keys::find_keys(&kept);
+                if keys.is_empty() {
+                    // Not a key: a message, counted now.
+                    self.overall.update(&kept);
+                    Part::Message
+                } else {
+                    for key in keys {
+                        if self.keys.len() < MAX_FOUND_KEYS {
+                            self.keys.push(FoundKey { offset: open.offset + key.offset as u64, key });
+                        }
+                    }
+                    Part::Key
+                }
+            }
+            Counting::Apart(part) => part,
+            Counting::Counted | Counting::Pending { .. } => Part::Message,
+        };
+        if open.listed {
             // Only the verdict of each message is kept, but the first one's may turn out to
             // be the direction's.
             let brief = match &open.acc {
@@ -375,15 +630,48 @@ impl Splitter {
                 None => {
                     let first = self.overall.finish();
                     let brief = first.brief();
-                    self.first = Some(first);
+                    self.first = Some((open.offset, first));
                     brief
                 }
             };
-            self.done.push(Message { offset: open.offset, length: open.length, brief });
+            self.done.push(Message {
+                offset: open.offset,
+                length: open.length,
+                brief,
+                part,
+                head: open.head,
+            });
         } else {
             self.unlisted += 1;
         }
     }
+}
+
+/// The part of rchat's frame whose first bytes are `first` (its header: magic, version, type).
+fn frame_part(first: &[u8]) -> Part {
+    match first.get(5).copied().and_then(frame::FrameType::from_byte) {
+        Some(frame::FrameType::Hello) => Part::Key,
+        Some(frame::FrameType::Auth) => Part::Handshake,
+        Some(frame::FrameType::Bye | frame::FrameType::Busy) => Part::Framing,
+        Some(frame::FrameType::Message) | None => Part::Message,
+    }
+}
+
+/// Whether a message opening with `first` may be key material worth keeping until it ends:
+/// a PEM block, an OpenSSH key line, a JSON object, DER (bare, behind a 2- or 4-byte length,
+/// or as base64).
+fn may_be_key(first: &[u8]) -> bool {
+    let text = first.trim_ascii_start();
+    text.starts_with(b"-----BEGIN")
+        || text.starts_with(b"ssh-")
+        || text.starts_with(b"ecdsa-")
+        || text.starts_with(b"sk-")
+        || text.starts_with(b"{")
+        || text.starts_with(b"MI")
+        || text.starts_with(b"MC")
+        || first.first() == Some(&0x30)
+        || first.get(2) == Some(&0x30)
+        || first.get(4) == Some(&0x30)
 }
 
 /// The longest PEM block kept as one message; a longer one is cut at its lines.
@@ -399,6 +687,8 @@ struct Lines {
     /// The open message's first line has ended.
     past_first: bool,
     pem: bool,
+    /// The open message did not start as text: it is one message to the end of its write.
+    binary: bool,
 }
 
 impl Lines {
