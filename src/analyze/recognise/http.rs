@@ -32,7 +32,15 @@ const LINE_KEPT: usize = 32;
 
 /// Request methods a direction may open with.
 const METHODS: [&[u8]; 9] = [
-    b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ",
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
 ];
 /// Status line openings.
 const STATUSES: [&[u8]; 2] = [b"HTTP/1.0 ", b"HTTP/1.1 "];
@@ -100,7 +108,9 @@ struct Head {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     Head(Head),
-    Body { left: u64 },
+    Body {
+        left: u64,
+    },
     /// The next push is unframed, for this reason.
     Stop(Why),
 }
@@ -421,7 +431,10 @@ impl HttpRecogniser {
         };
         if !self.stopped && !self.rest_is_body && cut_off {
             let at = self.at;
-            push(&mut self.report.errors, format!("the direction ends at byte {at} inside a message"));
+            push(
+                &mut self.report.errors,
+                format!("the direction ends at byte {at} inside a message"),
+            );
         }
         self.report
     }
@@ -541,14 +554,16 @@ mod tests {
         let r = read(&two[2..], 3).unwrap();
         assert_eq!(r.requests, ["POST /a HTTP/1.1", "HEAD / HTTP/1.0"]);
         assert_eq!((r.messages, r.body_bytes), (2, 3));
-        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
         assert_eq!(cuts(chunked, 1), (vec![47], true));
         let r = read(chunked, 7).unwrap();
         assert_eq!(r.body_bytes, 15);
         assert!(r.notes[0].contains("chunked"), "{r:?}");
         let until_close = b"HTTP/1.0 200 OK\r\n\r\nall of it";
         assert_eq!(cuts(until_close, 2), (vec![19], true));
-        let no_content = b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\nHTTP/1.1 304 x\r\n\r\n";
+        let no_content =
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\nHTTP/1.1 304 x\r\n\r\n";
         assert_eq!(cuts(no_content, 5), (vec![46, 18], false));
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],

@@ -1,5 +1,7 @@
 //! Stage 3, recognising: one direction's in-order bytes come in; what they say in a protocol
-//! the analysis knows goes out (today rchat's own frames: [`rchat`]).
+//! the analysis knows goes out: rchat's own frames ([`rchat`]), TLS ([`tls`]), SSH ([`ssh`]),
+//! HTTP/1.x ([`http`]), and length-prefixed frames ([`prefix`]), each module also giving the
+//! protocol's [`Cutter`] and an `opens` test on a direction's first bytes.
 //!
 //! Every protocol is one module behind one small trait, [`Recogniser`]: it is asked about the
 //! first bytes of a direction ([`Recogniser::start`], at most [`MAX_START`] of them), and only
@@ -9,8 +11,12 @@
 //! buffer a whole stream, never see where bytes lie in the capture file, and never decide
 //! whether the bytes are readable (that is `classify`'s work).
 
+pub mod http;
 pub mod keys;
+pub mod prefix;
 pub mod rchat;
+pub mod ssh;
+pub mod tls;
 
 use serde::Serialize;
 

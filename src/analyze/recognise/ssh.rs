@@ -89,7 +89,8 @@ impl Walk {
 
     fn keep_head(&mut self, bytes: &[u8], upto: usize) {
         let n = upto.saturating_sub(self.len).min(bytes.len());
-        if let (Some(to), Some(from)) = (self.head.get_mut(self.len..self.len + n), bytes.get(..n)) {
+        if let (Some(to), Some(from)) = (self.head.get_mut(self.len..self.len + n), bytes.get(..n))
+        {
             to.copy_from_slice(from);
         }
     }

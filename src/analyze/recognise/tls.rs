@@ -5,7 +5,7 @@
 //!
 //! Record headers are checked here by hand (five bytes: type, version, length); handshake
 //! messages are decoded by the `tls-parser` crate, and certificates handed to
-//! [`find_keys`](super::keys::find_keys). The module keeps at most one record header and one
+//! [`find_keys`]. The module keeps at most one record header and one
 //! handshake message ([`MAX_HANDSHAKE`] bytes) at a time and bounded lists; after
 //! ChangeCipherSpec or the first application data it only counts records. It never decrypts,
 //! never sees where bytes lie in the capture file, and never escapes text for display (the
@@ -481,10 +481,7 @@ impl TlsRecogniser {
             Ok(_) => {}
             Err(_) if matches!(kind, CLIENT_HELLO | SERVER_HELLO | 11) => {
                 let at = self.at;
-                self.error(format!(
-                    "near byte {at}: a malformed {} message",
-                    handshake_name(kind)
-                ));
+                self.error(format!("near byte {at}: a malformed {} message", handshake_name(kind)));
             }
             // Messages this module does not read need not decode.
             Err(_) => {}
@@ -546,7 +543,11 @@ impl Recogniser for TlsRecogniser {
             Err(Unframed) => Start::No,
             Ok(_) if first_bytes.first().is_some_and(|&t| t != HANDSHAKE) => Start::No,
             Ok(Some(_)) if first_bytes.len() > HEADER_LEN => {
-                if opens(first_bytes) { Start::Yes } else { Start::No }
+                if opens(first_bytes) {
+                    Start::Yes
+                } else {
+                    Start::No
+                }
             }
             Ok(_) => Start::More,
         }
@@ -573,10 +574,14 @@ mod tests {
     use crate::analyze::recognise::Watch;
     use crate::analyze::recognise::keys::KeyKind;
 
-    const TLS12_CLIENT: &[u8] = include_bytes!("../../../tests/data/streams/tls12-openssl-client.bin");
-    const TLS12_SERVER: &[u8] = include_bytes!("../../../tests/data/streams/tls12-openssl-server.bin");
-    const TLS13_CLIENT: &[u8] = include_bytes!("../../../tests/data/streams/tls13-openssl-client.bin");
-    const TLS13_SERVER: &[u8] = include_bytes!("../../../tests/data/streams/tls13-openssl-server.bin");
+    const TLS12_CLIENT: &[u8] =
+        include_bytes!("../../../tests/data/streams/tls12-openssl-client.bin");
+    const TLS12_SERVER: &[u8] =
+        include_bytes!("../../../tests/data/streams/tls12-openssl-server.bin");
+    const TLS13_CLIENT: &[u8] =
+        include_bytes!("../../../tests/data/streams/tls13-openssl-client.bin");
+    const TLS13_SERVER: &[u8] =
+        include_bytes!("../../../tests/data/streams/tls13-openssl-server.bin");
 
     /// The cuts of `bytes` fed in pieces of `piece` bytes: (length, part) of each, and whether
     /// the cutter gave up.
