@@ -187,6 +187,10 @@ pub(super) fn no_messages(apart: u64) -> String {
     format!(
         "No message of its own: {} key material or a protocol's setup (named above), not \
          something a person wrote.",
-        if apart == 1 { "its one part is".to_string() } else { format!("all its {apart} parts are") }
+        if apart == 1 {
+            "its one part is".to_string()
+        } else {
+            format!("all its {apart} parts are")
+        }
     )
 }

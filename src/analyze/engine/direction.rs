@@ -24,7 +24,7 @@ use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
 use crate::analyze::recognise::Watch;
 use crate::analyze::recognise::rchat::{FrameLog, RchatReport};
-use crate::analyze::recognise::Part;
+use crate::analyze::recognise::{Part, Protocol, Protocols};
 use crate::analyze::stream::messages::{FoundKey, Message, Mode, Splitter, Tallies};
 use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
@@ -76,6 +76,8 @@ pub struct DirectionResult {
     pub rchat: Option<RchatReport>,
     /// Key material found in its messages.
     pub keys: Vec<FoundKey>,
+    /// What it said in TLS, SSH or HTTP, when it speaks one of them.
+    pub protocol: Option<Protocol>,
 }
 
 struct Extract {
@@ -93,6 +95,7 @@ struct Analysis {
     recent: Recent,
     conflicts: u64,
     rchat: Watch<FrameLog>,
+    protocols: Protocols,
 }
 
 impl Analysis {
@@ -108,6 +111,7 @@ impl Analysis {
             recent: Recent::default(),
             conflicts: 0,
             rchat: Watch::new(FrameLog::new(keys)),
+            protocols: Protocols::new(),
         }
     }
 
@@ -149,6 +153,7 @@ impl Analysis {
             conflicting_retransmissions: self.conflicts,
             rchat: self.rchat.finish(),
             keys: found.keys,
+            protocol: self.protocols.finish(),
         }
     }
 }
@@ -242,6 +247,7 @@ impl Analyses {
                 }
                 run.data(offset, captured, new_run);
                 a.rchat.data(offset, bytes);
+                a.protocols.data(offset, bytes);
                 write(&mut a.extract, bytes, &mut errors);
             }
             drop(run);
@@ -351,6 +357,7 @@ impl Sink for Analyses {
         if let Some(a) = self.get(stream, dir) {
             a.splitter.gap();
             a.rchat.gap(offset);
+            a.protocols.gap(offset);
             let within = full || a.preview.len() < PREVIEW;
             if within && !a.preview_truncated && a.preview_gaps.len() < MAX_PREVIEW_GAPS {
                 a.preview_gaps.push((a.preview.len(), len));

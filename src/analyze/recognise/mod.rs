@@ -1,5 +1,7 @@
 //! Stage 3, recognising: one direction's in-order bytes come in; what they say in a protocol
-//! the analysis knows goes out (today rchat's own frames: [`rchat`]).
+//! the analysis knows goes out: rchat's own frames ([`rchat`]), TLS ([`tls`]), SSH ([`ssh`]),
+//! HTTP/1.x ([`http`]), and length-prefixed frames ([`prefix`]), each module also giving the
+//! protocol's [`Cutter`] and an `opens` test on a direction's first bytes.
 //!
 //! Every protocol is one module behind one small trait, [`Recogniser`]: it is asked about the
 //! first bytes of a direction ([`Recogniser::start`], at most [`MAX_START`] of them), and only
@@ -9,9 +11,13 @@
 //! buffer a whole stream, never see where bytes lie in the capture file, and never decide
 //! whether the bytes are readable (that is `classify`'s work).
 
+pub mod http;
 pub mod keys;
+pub mod prefix;
 pub mod raw_rsa;
 pub mod rchat;
+pub mod ssh;
+pub mod tls;
 
 use serde::Serialize;
 
@@ -211,6 +217,89 @@ pub enum Framing {
 /// offsets in it where the sender started a new write, 0 included) carries a protocol whose
 /// framing cuts it into messages, and the cutter that does.
 pub fn framing(prefix: &[u8], writes: &[usize]) -> Option<(Framing, Box<dyn Cutter + Send>)> {
-    let _ = (prefix, writes);
-    None
+    if tls::opens(prefix) {
+        return Some((Framing::Tls, Box::new(tls::TlsCutter::new())));
+    }
+    if ssh::opens(prefix) {
+        return Some((Framing::Ssh, Box::new(ssh::SshCutter::new())));
+    }
+    if http::opens(prefix) {
+        return Some((Framing::Http, Box::new(http::HttpCutter::new())));
+    }
+    let width = prefix::opens(prefix, writes)?;
+    Some((Framing::LengthPrefix(width), Box::new(prefix::PrefixCutter::new(width))))
+}
+
+/// What a direction said in a protocol other than rchat's (rchat's has its own [`Watch`]).
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    /// TLS.
+    Tls(tls::TlsReport),
+    /// SSH.
+    Ssh(ssh::SshReport),
+    /// HTTP/1.x.
+    Http(http::HttpReport),
+}
+
+/// The recognisers of TLS, SSH and HTTP watching one direction; made at its first byte, so a
+/// connection that sends nothing costs nothing.
+#[derive(Debug)]
+pub struct Protocols {
+    watches: Option<Box<Watches>>,
+}
+
+#[derive(Debug)]
+struct Watches {
+    tls: Watch<tls::TlsRecogniser>,
+    ssh: Watch<ssh::SshRecogniser>,
+    http: Watch<http::HttpRecogniser>,
+}
+
+impl Default for Protocols {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Protocols {
+    /// Recognisers that have seen nothing.
+    pub fn new() -> Self {
+        Protocols { watches: None }
+    }
+
+    /// The direction's next in-order bytes, from stream offset `offset`.
+    pub fn data(&mut self, offset: u64, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let w = self.watches.get_or_insert_with(|| {
+            Box::new(Watches {
+                tls: Watch::new(tls::TlsRecogniser::new()),
+                ssh: Watch::new(ssh::SshRecogniser::new()),
+                http: Watch::new(http::HttpRecogniser::new()),
+            })
+        });
+        w.tls.data(offset, bytes);
+        w.ssh.data(offset, bytes);
+        w.http.data(offset, bytes);
+    }
+
+    /// Bytes are missing from the capture from `offset` on.
+    pub fn gap(&mut self, offset: u64) {
+        if let Some(w) = &mut self.watches {
+            w.tls.gap(offset);
+            w.ssh.gap(offset);
+            w.http.gap(offset);
+        }
+    }
+
+    /// The protocol the direction spoke, if one claimed it.
+    pub fn finish(self) -> Option<Protocol> {
+        let w = *self.watches?;
+        w.tls
+            .finish()
+            .map(Protocol::Tls)
+            .or_else(|| w.ssh.finish().map(Protocol::Ssh))
+            .or_else(|| w.http.finish().map(Protocol::Http))
+    }
 }

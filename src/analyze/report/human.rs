@@ -195,7 +195,11 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             let _ = writeln!(o, "    protocol: {}", p.summary);
         }
         for k in &d.recognized {
-            let loud = if k.kind == "private_key" { style.paint("1;31", "PRIVATE KEY: ") } else { String::new() };
+            let loud = if k.kind == "private_key" {
+                style.paint("1;31", "PRIVATE KEY: ")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
                 "    {loud}key: {} ({}, {} at offset {}){}",
@@ -237,7 +241,9 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
     if let Some(c) = d.chi_square {
         facts.push(format!("chi-square {c:.0}"));
     }
-    let _ = writeln!(o, "    {}", style.dim(&facts.join(", ")));
+    if d.verdict != Verdict::Empty {
+        let _ = writeln!(o, "    {}", style.dim(&facts.join(", ")));
+    }
     if d.missing_bytes > 0 {
         let _ = writeln!(
             o,
@@ -279,12 +285,14 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             None if one => "message",
             None => "messages",
         };
-        let counts = tally(d.messages.iter().map(|m| (m.kind, m.verdict)));
+        let counts = tally(
+            d.messages.iter().map(|m| (m.kind, (m.kind == Part::Message).then_some(m.verdict))),
+        );
         let list: Vec<String> = counts
             .iter()
-            .map(|((k, v), n)| match k {
-                Part::Message => format!("{n} {}", v.as_str()),
-                other => format!("{n} {}", other.name()),
+            .map(|((k, v), n)| match v {
+                Some(v) => format!("{n} {}", v.as_str()),
+                None => format!("{n} {}", k.name()),
             })
             .collect();
         let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));

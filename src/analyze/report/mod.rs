@@ -16,9 +16,9 @@ use serde::Serialize;
 use super::classify::{Confidence, Encoding, Verdict, plural};
 use super::engine::direction::DirectionResult;
 use super::input::decode::endpoint;
-use super::recognise::Part;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
 use super::recognise::raw_rsa::{self, Block, RawRsa};
+use super::recognise::{Part, Protocol, tls};
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
 use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
@@ -198,12 +198,196 @@ pub struct ProtocolReport {
     pub name: &'static str,
     /// What an eavesdropper reads of it, in one line (text from the capture escaped).
     pub summary: String,
+    /// TLS: what the handshake showed (`null` for other protocols).
+    pub tls: Option<TlsJson>,
+    /// SSH: what the clear-text part showed.
+    pub ssh: Option<SshJson>,
+    /// HTTP: the request or status lines and headers.
+    pub http: Option<HttpJson>,
+}
+
+/// What a TLS direction shows an eavesdropper.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsJson {
+    /// `TLS 1.3`, ...: the version a server chose, or the highest a client offered.
+    pub version: Option<&'static str>,
+    /// The version in the first record header.
+    pub record_version: Option<&'static str>,
+    /// Handshake messages seen in the clear, in order.
+    pub handshake: Vec<&'static str>,
+    /// The server name a client asked for (escaped).
+    pub sni: Option<String>,
+    /// ALPN names (escaped).
+    pub alpn: Vec<String>,
+    /// The cipher suite a server chose.
+    pub cipher_suite: Option<&'static str>,
+    /// Cipher suites a client offered.
+    pub offered_suites: usize,
+    /// Application data records and their body bytes.
+    pub application_records: u64,
+    /// Bytes of application data.
+    pub application_bytes: u64,
+    /// Alert records.
+    pub alerts: u64,
+    /// Malformed records (escaped).
+    pub errors: Vec<String>,
+}
+
+/// What an SSH direction shows an eavesdropper.
+#[derive(Debug, Clone, Serialize)]
+pub struct SshJson {
+    /// The identification line (escaped).
+    pub banner: Option<String>,
+    /// Key exchange methods offered, most preferred first (escaped).
+    pub kex_algorithms: Option<String>,
+    /// Ciphers offered for this direction (escaped).
+    pub ciphers: Option<String>,
+    /// The server's host key algorithm and OpenSSH fingerprint.
+    pub host_key: Option<String>,
+    /// Packets before encryption began.
+    pub packets_in_clear: u64,
+    /// Bytes after NEWKEYS.
+    pub encrypted_bytes: u64,
+    /// Malformed packets (escaped).
+    pub errors: Vec<String>,
+}
+
+/// What an HTTP direction shows an eavesdropper.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpJson {
+    /// Request lines (escaped).
+    pub requests: Vec<String>,
+    /// Status lines (escaped).
+    pub statuses: Vec<String>,
+    /// The first message's headers as `Name: value` (escaped).
+    pub headers: Vec<String>,
+    /// Body bytes.
+    pub body_bytes: u64,
+}
+
+/// The report of a protocol a recogniser read.
+fn protocol_report(p: &Protocol, dir_is_client: bool) -> ProtocolReport {
+    let esc = |t: &str| escape(t.as_bytes());
+    match p {
+        Protocol::Tls(t) => {
+            let version = t.version.map(tls::version_name);
+            let j = TlsJson {
+                version,
+                record_version: t.record_version.map(tls::version_name),
+                handshake: t.handshake.clone(),
+                sni: t.sni.as_deref().map(esc),
+                alpn: t.alpn.iter().map(|a| esc(a)).collect(),
+                cipher_suite: t.cipher_suite,
+                offered_suites: t.offered_suites,
+                application_records: t.application_records,
+                application_bytes: t.application_bytes,
+                alerts: t.alerts,
+                errors: t.errors.iter().map(|e| esc(e)).collect(),
+            };
+            let mut parts = vec![match (version, dir_is_client) {
+                (Some(v), true) => format!("TLS, offering up to {v}"),
+                (Some(v), false) => v.to_string(),
+                (None, _) => "TLS".to_string(),
+            }];
+            if let Some(sni) = &j.sni {
+                parts.push(format!("server name \"{sni}\" in the clear"));
+            }
+            if let Some(c) = j.cipher_suite {
+                parts.push(format!("cipher suite {c}"));
+            }
+            if !j.handshake.is_empty() {
+                parts.push(format!("handshake in the clear: {}", j.handshake.join(", ")));
+            }
+            parts.push(format!(
+                "then {} of application data ({})",
+                plural(j.application_records, "encrypted record", "encrypted records"),
+                plural(j.application_bytes, "byte", "bytes")
+            ));
+            ProtocolReport {
+                name: "tls",
+                summary: parts.join("; "),
+                tls: Some(j),
+                ssh: None,
+                http: None,
+            }
+        }
+        Protocol::Ssh(s) => {
+            let j = SshJson {
+                banner: s.banner.as_deref().map(esc),
+                kex_algorithms: s.kexinit.as_ref().map(|k| esc(&k.kex_algorithms)),
+                ciphers: s.kexinit.as_ref().map(|k| {
+                    esc(if dir_is_client {
+                        &k.encryption_client_to_server
+                    } else {
+                        &k.encryption_server_to_client
+                    })
+                }),
+                host_key: s
+                    .host_key
+                    .as_ref()
+                    .map(|h| format!("{} {}", esc(&h.algorithm), h.fingerprint)),
+                packets_in_clear: s.packets_in_clear,
+                encrypted_bytes: s.encrypted_bytes,
+                errors: s.errors.iter().map(|e| esc(e)).collect(),
+            };
+            let mut parts = vec![match &j.banner {
+                Some(b) => format!("SSH, banner \"{b}\""),
+                None => "SSH".to_string(),
+            }];
+            if let Some(k) = &j.kex_algorithms {
+                let first = k.split(',').next().unwrap_or(k);
+                parts.push(format!("key exchange offered first: {first}"));
+            }
+            if let Some(h) = &j.host_key {
+                parts.push(format!("host key {h}"));
+            }
+            parts.push(format!(
+                "{} in the clear, then {} encrypted",
+                plural(j.packets_in_clear, "packet", "packets"),
+                plural(j.encrypted_bytes, "byte", "bytes")
+            ));
+            ProtocolReport {
+                name: "ssh",
+                summary: parts.join("; "),
+                tls: None,
+                ssh: Some(j),
+                http: None,
+            }
+        }
+        Protocol::Http(h) => {
+            let j = HttpJson {
+                requests: h.requests.iter().map(|r| esc(r)).collect(),
+                statuses: h.statuses.iter().map(|r| esc(r)).collect(),
+                headers: h.headers.iter().map(|(n, v)| format!("{}: {}", esc(n), esc(v))).collect(),
+                body_bytes: h.body_bytes,
+            };
+            let lines: Vec<String> = j
+                .requests
+                .iter()
+                .chain(j.statuses.iter())
+                .take(3)
+                .map(|l| format!("\"{l}\""))
+                .collect();
+            let summary = format!(
+                "HTTP in the clear: {}{}; {}, {} of body",
+                lines.join(", "),
+                match &h.host {
+                    Some(host) => format!(" (Host {})", esc(host)),
+                    None => String::new(),
+                },
+                plural(j.headers.len() as u64, "header", "headers"),
+                plural(j.body_bytes, "byte", "bytes")
+            );
+            ProtocolReport { name: "http", summary, tls: None, ssh: None, http: Some(j) }
+        }
+    }
 }
 
 /// Key material seen in a direction.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recognized {
-    /// Stream offset of its first byte.
+    /// Stream offset of its first byte (for a certificate in a TLS handshake, of the record
+    /// its Certificate message ended in).
     pub offset: u64,
     /// Bytes it spans.
     pub length: u64,
@@ -323,8 +507,8 @@ pub fn file_report(
         // the keys the other direction sent.
         let rsa_c2s = raw_rsa_of(&c2s, &s2c);
         let rsa_s2c = raw_rsa_of(&s2c, &c2s);
-        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s);
-        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c);
+        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s, true);
+        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c, false);
         for (label, d) in [("client to server", &c2s), ("server to client", &s2c)] {
             for k in d.recognized.iter().filter(|k| k.kind == "private_key") {
                 warnings.push(format!(
@@ -400,7 +584,9 @@ fn format_name(f: KeyFormat) -> String {
         KeyFormat::Json { carrier } => match carrier {
             JsonCarrier::ModulusExponent => "JSON modulus and exponent".to_string(),
             JsonCarrier::Pem { label } => format!("JSON string holding PEM {label}"),
-            JsonCarrier::Base64 { encoding } => format!("JSON string holding base64 {}", der(encoding)),
+            JsonCarrier::Base64 { encoding } => {
+                format!("JSON string holding base64 {}", der(encoding))
+            }
         },
         KeyFormat::Der { prefix: 0, encoding } => format!("DER {}", der(encoding)),
         KeyFormat::Der { prefix, encoding } => {
@@ -439,19 +625,19 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
     if let Some(p) = dirs.iter().find_map(|d| d.protocol.as_ref()) {
         visible.push(format!("the {} handshake", protocol_title(p.name)));
     }
-    let said: Vec<&MessageReport> = dirs
-        .iter()
-        .flat_map(|d| d.messages.iter())
-        .filter(|m| m.kind == Part::Message)
-        .collect();
+    let said: Vec<&MessageReport> =
+        dirs.iter().flat_map(|d| d.messages.iter()).filter(|m| m.kind == Part::Message).collect();
     let count = said.len() as u64 + dirs.iter().map(|d| d.unlisted_messages).sum::<u64>();
-    let (lo, hi) = said
-        .iter()
-        .fold((u64::MAX, 0), |(lo, hi), m| (lo.min(m.length), hi.max(m.length)));
+    let (lo, hi) =
+        said.iter().fold((u64::MAX, 0), |(lo, hi), m| (lo.min(m.length), hi.max(m.length)));
     if count > 0 {
-        let sizes =
-            if lo == hi { format!("of {}", plural(lo, "byte", "bytes")) } else { format!("of {lo} to {hi} bytes") };
-        visible.push(format!("{} {sizes} and their times", plural(count, "message", "messages")));
+        let sizes = if lo == hi {
+            format!("of {}", plural(lo, "byte", "bytes"))
+        } else {
+            format!("of {lo} to {hi} bytes")
+        };
+        let times = if count == 1 { "its time" } else { "their times" };
+        visible.push(format!("{} {sizes} and {times}", plural(count, "message", "messages")));
     }
     let privates = keys.iter().filter(|k| k.kind == "private_key").count();
     let warning = if privates > 0 {
@@ -468,7 +654,11 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
         format!("; still visible: {}", visible.join(", "))
     };
     let rsa = dirs.iter().find_map(|d| d.raw_rsa.as_ref()).map(|r| {
-        let to = if r.key_fingerprint.is_some() { " to the recipient's key sent at the start" } else { "" };
+        let to = if r.key_fingerprint.is_some() {
+            " to the recipient's key sent at the start"
+        } else {
+            ""
+        };
         format!("; each message is one {}-byte RSA block (raw RSA{to})", r.block_bytes)
     });
     let rsa = rsa.unwrap_or_default();
@@ -477,7 +667,10 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
             let clear = if publics.is_empty() {
                 String::new()
             } else {
-                format!("; {} exchanged in the clear", join_same(&publics.iter().map(|k| key_phrase_short(k)).collect::<Vec<_>>()))
+                format!(
+                    "; {} exchanged in the clear",
+                    join_same(&publics.iter().map(|k| key_phrase_short(k)).collect::<Vec<_>>())
+                )
             };
             format!("readable by anyone on the path: the messages are plain text{clear}{warning}")
         }
@@ -490,10 +683,12 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
             "partly readable: some messages are plain text and some are not; see each \
              direction{still}{warning}"
         ),
-        Verdict::Mixed => format!(
-            "mixed: the messages are of several kinds; see each direction{still}{warning}"
-        ),
-        Verdict::Binary => format!("binary: not text, but structured, not random-looking{still}{warning}"),
+        Verdict::Mixed => {
+            format!("mixed: the messages are of several kinds; see each direction{still}{warning}")
+        }
+        Verdict::Binary => {
+            format!("binary: not text, but structured, not random-looking{still}{warning}")
+        }
         Verdict::Inconclusive => {
             format!("too little to tell whether the messages are readable{still}{warning}")
         }
@@ -571,7 +766,12 @@ fn raw_rsa_report(r: &RawRsa) -> RawRsaReport {
 }
 
 /// One direction's counters and result, as the report shows them.
-fn direction_report(st: &HalfStats, d: DirectionResult, raw: Option<RawRsa>) -> DirectionReport {
+fn direction_report(
+    st: &HalfStats,
+    d: DirectionResult,
+    raw: Option<RawRsa>,
+    is_client: bool,
+) -> DirectionReport {
     let (preview, preview_format) = preview_string(&d.preview, &d.preview_gaps);
     let c = d.class.nothing_kept(st.missing_bytes, st.snaplen_cut_bytes);
     DirectionReport {
@@ -609,21 +809,46 @@ fn direction_report(st: &HalfStats, d: DirectionResult, raw: Option<RawRsa>) -> 
             .collect(),
         unlisted_messages: d.unlisted_messages,
         extract: d.extract.map(|p| p.display().to_string()),
-        protocol: d.rchat.as_ref().map(|r| ProtocolReport {
-            name: "rchat",
-            summary: match &r.hello {
-                Some(h) => format!(
-                    "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
+        protocol: match (&d.rchat, &d.protocol, d.mode) {
+            (None, Some(p), _) => Some(protocol_report(p, is_client)),
+            (None, None, Some(Mode::LengthPrefix)) => Some(ProtocolReport {
+                name: "length-prefix",
+                summary: "length-prefixed frames: a big-endian length, then that many bytes"
+                    .to_string(),
+                tls: None,
+                ssh: None,
+                http: None,
+            }),
+            _ => None,
+        }
+        .or_else(|| {
+            d.rchat.as_ref().map(|r| ProtocolReport {
+                name: "rchat",
+                summary: match &r.hello {
+                    Some(h) => format!(
+                        "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
                      encrypted frames",
-                    escape(h.name.as_bytes()),
-                    h.key_bits
-                ),
-                None => "rchat frames".to_string(),
-            },
+                        escape(h.name.as_bytes()),
+                        h.key_bits
+                    ),
+                    None => "rchat frames".to_string(),
+                },
+                tls: None,
+                ssh: None,
+                http: None,
+            })
         }),
         recognized: {
             let mut keys: Vec<Recognized> =
                 d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
+            if let Some(Protocol::Tls(t)) = &d.protocol {
+                // Certificates sent in the clear (TLS 1.2 and older); where in the stream is
+                // not kept.
+                keys.extend(t.certificates.iter().map(|k| Recognized {
+                    format: "X.509 certificate in the TLS handshake".to_string(),
+                    ..recognized(k.offset as u64, k)
+                }));
+            }
             if let Some(h) = d.rchat.as_ref().and_then(|r| r.hello.as_ref()) {
                 let frame = d.rchat.as_ref().and_then(|r| r.frames.first());
                 keys.insert(

@@ -299,11 +299,11 @@ impl Splitter {
             self.decide(None);
         }
         self.end_message(None);
-        if self.mode.is_some_and(|m| !matches!(m, Mode::Lines | Mode::Runs)) {
-            // Lost bytes lose the framing: cut the rest by runs.
+        // Lost bytes lose the framing: the rest is cut by runs.
+        if self.mode == Some(Mode::Frames) {
             self.mode = Some(Mode::Runs);
-            self.cutter = None;
         }
+        self.cutter = None;
     }
 
     /// No more bytes: the verdict on the direction's messages and the list of messages.
@@ -387,7 +387,16 @@ impl Splitter {
             Some(Mode::Lines) => self.feed_lines(offset, bytes, new_run),
             Some(Mode::Frames) => self.feed_frames(offset, bytes),
             Some(Mode::Tls | Mode::Ssh | Mode::Http | Mode::LengthPrefix) => {
-                self.feed_cut(offset, bytes, new_run)
+                if self.cutter.is_some() {
+                    self.feed_cut(offset, bytes, new_run)
+                } else {
+                    // The framing ended (SSH after NEWKEYS, a body of unknown length, lost
+                    // bytes): the rest is cut by the sender's writes.
+                    if new_run {
+                        self.end_message(None);
+                    }
+                    self.append(offset, bytes);
+                }
             }
         }
     }
@@ -471,7 +480,6 @@ impl Splitter {
                 // A cutter that takes nothing would never end: the rest is cut by runs.
                 Ok(_) | Err(Unframed) => {
                     self.cutter = None;
-                    self.mode = Some(Mode::Runs);
                     if new_run && at == 0 {
                         self.end_message(None);
                     }
@@ -613,7 +621,8 @@ impl Splitter {
                 } else {
                     for key in keys {
                         if self.keys.len() < MAX_FOUND_KEYS {
-                            self.keys.push(FoundKey { offset: open.offset + key.offset as u64, key });
+                            self.keys
+                                .push(FoundKey { offset: open.offset + key.offset as u64, key });
                         }
                     }
                     Part::Key
