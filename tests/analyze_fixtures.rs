@@ -535,3 +535,28 @@ fn dir_verdict(report: &Value, stream: usize) -> String {
         None => d["verdict"].as_str().unwrap_or("").to_string(),
     }
 }
+
+#[test]
+fn a_private_key_on_the_wire_is_a_loud_warning() {
+    let (c, s) = v4();
+    let key = std::fs::read(data("keys/rsa1024.key")).unwrap();
+    let mut conv = Conv::new(c, s, 100, 200);
+    conv.handshake();
+    conv.c(&key).s(b"thanks, got your key file\n").c(b"now read my messages\n").close();
+    let (_dir, _file, r) = run_case("private-key", &conv.packets);
+    let d = dir(&r, 0, "client_to_server");
+    let k = &d["recognized"][0];
+    assert_eq!(k["kind"], "private_key", "{d}");
+    assert_eq!(k["bits"], 1024);
+    assert_eq!(d["messages"][0]["kind"], "key");
+    // The verdict is about the messages: the key is named apart.
+    assert_eq!(d["verdict"], "plaintext", "{}", d["reason"]);
+    let warnings = r["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("a PRIVATE KEY (1024-bit RSA private key")),
+        "{warnings:?}"
+    );
+    assert!(r["streams"][0]["eavesdropper"].as_str().unwrap().contains("PRIVATE KEY in the clear"));
+}

@@ -136,6 +136,11 @@ impl<R: Recogniser> Watch<R> {
         }
     }
 
+    /// Whether the direction turned out not to be the recogniser's protocol.
+    pub fn ignored(&self) -> bool {
+        self.state == State::Ignored
+    }
+
     /// What the direction said, if it was the recogniser's protocol.
     pub fn finish(self) -> Option<R::Found> {
         (self.state == State::Claimed).then(|| self.recogniser.finish())
@@ -242,10 +247,12 @@ pub enum Protocol {
 }
 
 /// The recognisers of TLS, SSH and HTTP watching one direction; made at its first byte, so a
-/// connection that sends nothing costs nothing.
+/// connection that sends nothing costs nothing, and dropped once none of them claimed it.
 #[derive(Debug)]
 pub struct Protocols {
     watches: Option<Box<Watches>>,
+    /// None of them claimed the direction.
+    none: bool,
 }
 
 #[derive(Debug)]
@@ -264,12 +271,12 @@ impl Default for Protocols {
 impl Protocols {
     /// Recognisers that have seen nothing.
     pub fn new() -> Self {
-        Protocols { watches: None }
+        Protocols { watches: None, none: false }
     }
 
     /// The direction's next in-order bytes, from stream offset `offset`.
     pub fn data(&mut self, offset: u64, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.none {
             return;
         }
         let w = self.watches.get_or_insert_with(|| {
@@ -282,6 +289,10 @@ impl Protocols {
         w.tls.data(offset, bytes);
         w.ssh.data(offset, bytes);
         w.http.data(offset, bytes);
+        if w.tls.ignored() && w.ssh.ignored() && w.http.ignored() {
+            self.watches = None;
+            self.none = true;
+        }
     }
 
     /// Bytes are missing from the capture from `offset` on.
