@@ -407,9 +407,10 @@ impl Splitter {
         if new_run && !self.lines.pem {
             self.end_message(None);
         }
-        if self.open.is_none() && !bytes.is_empty() {
+        if new_run && self.open.is_none() && !bytes.is_empty() {
             // A write that does not start as text (ciphertext sent after a key in the clear)
-            // is one message, whatever newline bytes it holds.
+            // is one message, whatever newline bytes it holds. (The direction's first write
+            // started as text: that is why it is cut by lines.)
             let start = bytes.first(64);
             self.lines.binary = !looks_like_text(start.bytes());
         }
@@ -799,6 +800,31 @@ mod tests {
         }
         let (_, v) = cut(&[(&long, true)]);
         assert!(v.len() > 1 && v[0].1 >= PEM_MAX && v[0].1 < PEM_MAX + 64, "{v:?}");
+    }
+
+    #[test]
+    fn a_binary_write_after_text_is_one_message_whatever_its_newlines() {
+        let pem = std::fs::read("tests/data/peers/original-rsa-1024-host.pem").unwrap();
+        let mut block = vec![0x8fu8, b'\n', 0x00, 0xff, b'\n'];
+        block.extend(std::iter::repeat_n(0xa5, 123));
+        // Enough text first for the direction to be cut by lines.
+        let mut text = "x".repeat(400).into_bytes();
+        text.push(b'\n');
+        let (m, v) =
+            cut(&[(&pem, true), (&text, true), (&block, true), (&block, true), (b"bye\n", true)]);
+        assert_eq!(m, Some(Mode::Lines));
+        let (n, t) = (pem.len() as u64, text.len() as u64);
+        assert_eq!(v, vec![(0, n), (n, t), (n + t, 128), (n + t + 128, 128), (n + t + 256, 4)]);
+        let mut s = Splitter::new();
+        s.data(0, Captured::from(&pem[..]), true);
+        s.data(n, Captured::from(&block[..]), true);
+        let f = s.finish();
+        assert_eq!(f.messages[0].part, Part::Key);
+        assert_eq!(f.messages[1].part, Part::Message);
+        assert_eq!(f.keys.len(), 1);
+        assert_eq!(f.keys[0].key.bits, Some(1024));
+        // The verdict's figures are those of the message alone.
+        assert_eq!(f.overall.stats.bytes, 128);
     }
 
     #[test]
