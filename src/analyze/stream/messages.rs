@@ -1,14 +1,24 @@
-//! Cutting one direction's byte stream into messages, as it flows past.
+//! Cutting one direction's byte stream into messages, as it flows past, and naming each one's
+//! part of the conversation.
 //!
 //! Owns the choice of how to cut (rchat frames when the direction opens with rchat's frame
-//! magic, lines when it opens with text, otherwise the sender's writes: a run of segments
-//! ends when the other side answers, at a pause, or with the short PSH segment that ends a
-//! write) and the verdict on each message. Text is cut at each newline and at each write,
-//! except that a PEM block (`-----BEGIN` to `-----END`) is one message. It sees bytes and run boundaries only, keeps a bounded prefix and a bounded list of
-//! messages, and never holds a whole message in memory: each is classified as it streams.
-//! A run of pieces may be counted in tables the caller keeps ([`Splitter::run`]), so that its
-//! accumulators add their counts once per run instead of once per piece. rchat frames are cut by
-//! the protocol's own [`Deframer`], the one the chat reads its socket with.
+//! magic; a protocol's own framing, TLS records, SSH packets, HTTP messages or length prefixes,
+//! when `recognise::framing` says the first bytes open one; lines when they are text; otherwise
+//! the sender's writes: a run of segments ends when the other side answers, at a pause, or with
+//! the short PSH segment that ends a write). Text is cut at each newline and at each write,
+//! except that a PEM block (`-----BEGIN` to `-----END`) is one message, and a write that does
+//! not start as text is one message whatever its newline bytes. Each message's first 16 bytes
+//! tell its [`Part`]: a protocol's handshake or framing, rchat's HELLO, or a message; a message
+//! that may be key material (a PEM block, an OpenSSH line, JSON, DER) is kept, up to
+//! [`KEY_SCAN`] bytes, until it ends, and `recognise::keys` looks for keys in it. Only the
+//! bytes of [`Part::Message`] parts count for the direction's verdict.
+//!
+//! It sees bytes and run boundaries only, keeps a bounded prefix, a bounded list of messages
+//! and keys, and never holds a whole message in memory but a possible key: each is classified
+//! as it streams. A run of pieces may be counted in tables the caller keeps
+//! ([`Splitter::run`]), so that its accumulators add their counts once per run instead of once
+//! per piece. rchat frames are cut by the protocol's own [`Deframer`], the one the chat reads
+//! its socket with.
 
 use serde::Serialize;
 
