@@ -314,3 +314,47 @@ impl Protocols {
             .or_else(|| w.http.finish().map(Protocol::Http))
     }
 }
+
+/// What the recognisers' tests share: feeding bytes in pieces.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Cut, Cutter, Part, Recogniser, Watch};
+
+    /// Every message `cutter` cuts `bytes` into, fed in pieces of `piece` bytes: its length and
+    /// part, and whether the cutter gave up (unframed).
+    pub(crate) fn cut_all(
+        cutter: &mut impl Cutter,
+        bytes: &[u8],
+        piece: usize,
+    ) -> (Vec<(usize, Part)>, bool) {
+        let (mut out, mut len) = (Vec::new(), 0);
+        for mut chunk in bytes.chunks(piece) {
+            while !chunk.is_empty() {
+                let Ok(Cut { used, ended }) = cutter.push(chunk) else { return (out, true) };
+                assert!(used > 0 && used <= chunk.len());
+                len += used;
+                chunk = &chunk[used..];
+                if let Some(part) = ended {
+                    out.push((len, part));
+                    len = 0;
+                }
+            }
+        }
+        (out, false)
+    }
+
+    /// What `recogniser` finds in `bytes`, fed through a [`Watch`] in pieces of `piece` bytes.
+    pub(crate) fn read_all<R: Recogniser>(
+        recogniser: R,
+        bytes: &[u8],
+        piece: usize,
+    ) -> Option<R::Found> {
+        let mut watch = Watch::new(recogniser);
+        let mut off = 0;
+        for chunk in bytes.chunks(piece) {
+            watch.data(off, chunk);
+            off += chunk.len() as u64;
+        }
+        watch.finish()
+    }
+}

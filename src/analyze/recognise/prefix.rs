@@ -144,26 +144,15 @@ mod tests {
     use rand::{RngExt, SeedableRng};
 
     use super::*;
+    use crate::analyze::recognise::testing::cut_all;
 
     const CLIENT: &[u8] = include_bytes!("../../../tests/data/streams/oaep-prefix-client.bin");
     const SERVER: &[u8] = include_bytes!("../../../tests/data/streams/oaep-prefix-server.bin");
 
     fn cuts(width: u8, bytes: &[u8], piece: usize) -> (Vec<usize>, bool) {
-        let mut cutter = PrefixCutter::new(width);
-        let (mut out, mut len) = (Vec::new(), 0);
-        for mut chunk in bytes.chunks(piece) {
-            while !chunk.is_empty() {
-                let Ok(cut) = cutter.push(chunk) else { return (out, true) };
-                assert!(cut.used > 0 && cut.used <= chunk.len());
-                len += cut.used;
-                chunk = &chunk[cut.used..];
-                if cut.ended.is_some() {
-                    out.push(len);
-                    len = 0;
-                }
-            }
-        }
-        (out, false)
+        let (cuts, gave_up) = cut_all(&mut PrefixCutter::new(width), bytes, piece);
+        assert!(cuts.iter().all(|&(_, p)| p == Part::Message), "{cuts:?}");
+        (cuts.into_iter().map(|(n, _)| n).collect(), gave_up)
     }
 
     /// The first [`OPENING`] bytes of `bytes`, and the writes among them, from write sizes.

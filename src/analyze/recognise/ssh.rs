@@ -545,38 +545,20 @@ mod tests {
 
     use super::*;
     use crate::analyze::recognise::Watch;
+    use crate::analyze::recognise::testing::{cut_all, read_all};
 
     const CLIENT: &[u8] = include_bytes!("../../../tests/data/streams/ssh-banner-client.bin");
     const SERVER: &[u8] = include_bytes!("../../../tests/data/streams/ssh-banner-server.bin");
 
     /// The cut lengths of `bytes` in pieces of `piece`, and whether the cutter gave up.
     fn cuts(bytes: &[u8], piece: usize) -> (Vec<usize>, bool) {
-        let mut cutter = SshCutter::new();
-        let (mut out, mut len) = (Vec::new(), 0);
-        for mut chunk in bytes.chunks(piece) {
-            while !chunk.is_empty() {
-                let Ok(cut) = cutter.push(chunk) else { return (out, true) };
-                assert!(cut.used > 0 && cut.used <= chunk.len());
-                assert!(cut.ended.is_none_or(|p| p == Part::Handshake));
-                len += cut.used;
-                chunk = &chunk[cut.used..];
-                if cut.ended.is_some() {
-                    out.push(len);
-                    len = 0;
-                }
-            }
-        }
-        (out, false)
+        let (cuts, gave_up) = cut_all(&mut SshCutter::new(), bytes, piece);
+        assert!(cuts.iter().all(|&(_, p)| p == Part::Handshake), "{cuts:?}");
+        (cuts.into_iter().map(|(n, _)| n).collect(), gave_up)
     }
 
     fn read(bytes: &[u8], piece: usize) -> Option<SshReport> {
-        let mut watch = Watch::new(SshRecogniser::new());
-        let mut off = 0;
-        for chunk in bytes.chunks(piece) {
-            watch.data(off, chunk);
-            off += chunk.len() as u64;
-        }
-        watch.finish()
+        read_all(SshRecogniser::new(), bytes, piece)
     }
 
     /// A packet around `payload` with `padding` bytes of padding.

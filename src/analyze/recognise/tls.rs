@@ -588,8 +588,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::analyze::recognise::Watch;
     use crate::analyze::recognise::keys::KeyKind;
+    use crate::analyze::recognise::Watch;
+    use crate::analyze::recognise::testing::{cut_all, read_all};
 
     const TLS12_CLIENT: &[u8] =
         include_bytes!("../../../tests/data/streams/tls12-openssl-client.bin");
@@ -603,36 +604,11 @@ mod tests {
     /// The cuts of `bytes` fed in pieces of `piece` bytes: (length, part) of each, and whether
     /// the cutter gave up.
     fn cuts(bytes: &[u8], piece: usize) -> (Vec<(usize, Part)>, bool) {
-        let mut cutter = TlsCutter::new();
-        let mut out = Vec::new();
-        let mut len = 0;
-        for mut chunk in bytes.chunks(piece) {
-            while !chunk.is_empty() {
-                match cutter.push(chunk) {
-                    Ok(cut) => {
-                        assert!(cut.used > 0 && cut.used <= chunk.len());
-                        len += cut.used;
-                        chunk = &chunk[cut.used..];
-                        if let Some(part) = cut.ended {
-                            out.push((len, part));
-                            len = 0;
-                        }
-                    }
-                    Err(Unframed) => return (out, true),
-                }
-            }
-        }
-        (out, false)
+        cut_all(&mut TlsCutter::new(), bytes, piece)
     }
 
     fn read(bytes: &[u8], piece: usize) -> Option<TlsReport> {
-        let mut watch = Watch::new(TlsRecogniser::new());
-        let mut off = 0;
-        for chunk in bytes.chunks(piece) {
-            watch.data(off, chunk);
-            off += chunk.len() as u64;
-        }
-        watch.finish()
+        read_all(TlsRecogniser::new(), bytes, piece)
     }
 
     #[test]
