@@ -127,16 +127,142 @@ fn is_continuation(b: u8) -> bool {
     (0x80..=0xBF).contains(&b)
 }
 
+/// A counter of an accumulator's table: 8, 16 or 32 bits (see [`Table`]).
+trait Counter: Copy + Default + Into<u64> + std::ops::AddAssign {
+    /// The largest count it holds.
+    const MAX: u64;
+    const ONE: Self;
+    /// `v`, which the caller has checked is at most [`Counter::MAX`].
+    fn from_u32(v: u32) -> Self;
+}
+
+impl Counter for u8 {
+    const MAX: u64 = u8::MAX as u64;
+    const ONE: Self = 1;
+    fn from_u32(v: u32) -> Self {
+        v as u8
+    }
+}
+
+impl Counter for u16 {
+    const MAX: u64 = u16::MAX as u64;
+    const ONE: Self = 1;
+    fn from_u32(v: u32) -> Self {
+        v as u16
+    }
+}
+
+impl Counter for u32 {
+    const MAX: u64 = u32::MAX as u64;
+    const ONE: Self = 1;
+    fn from_u32(v: u32) -> Self {
+        v
+    }
+}
+
+/// An accumulator's own counting table: none until the first byte is counted, then as narrow
+/// as the number of bytes counted in it allows, widened before any counter could overflow.
+/// A direction or message of a few hundred bytes (most of a chat's) keeps 256 or 512 bytes
+/// of counters, not a kilobyte; past 64 KiB it has the 32-bit table it always had.
+#[derive(Debug, Clone, Default)]
+enum Table {
+    #[default]
+    Empty,
+    U8(Box<[u8; 256]>),
+    U16(Box<[u16; 256]>),
+    U32(Box<[u32; 256]>),
+}
+
+/// The same counters, each `u64::from`-widened into a wider table.
+fn widened<A: Counter, B: Counter + From<A>>(t: &[A; 256]) -> Box<[B; 256]> {
+    let mut wide = Box::new([B::default(); 256]);
+    for (w, &c) in wide.iter_mut().zip(t.iter()) {
+        *w = B::from(c);
+    }
+    wide
+}
+
+impl Table {
+    /// Make room for `total` bytes counted in the table: widen it if a counter could pass
+    /// what it holds (`total` is at most [`FOLD_EVERY`], which 32 bits hold).
+    #[inline]
+    fn fit(&mut self, total: u64) {
+        let fits = match self {
+            Table::Empty => false,
+            Table::U8(_) => total <= <u8 as Counter>::MAX,
+            Table::U16(_) => total <= <u16 as Counter>::MAX,
+            Table::U32(_) => true,
+        };
+        if !fits {
+            self.widen(total);
+        }
+    }
+
+    #[cold]
+    fn widen(&mut self, total: u64) {
+        *self = match std::mem::take(self) {
+            Table::Empty if total <= <u8 as Counter>::MAX => Table::U8(Box::new([0; 256])),
+            Table::Empty if total <= <u16 as Counter>::MAX => Table::U16(Box::new([0; 256])),
+            Table::Empty => Table::U32(Box::new([0; 256])),
+            Table::U8(t) if total <= <u16 as Counter>::MAX => Table::U16(widened(&t)),
+            Table::U8(t) => Table::U32(widened(&t)),
+            Table::U16(t) => Table::U32(widened(&t)),
+            wide @ Table::U32(_) => wide,
+        };
+    }
+
+    /// Each byte value's count.
+    fn counts(&self) -> [u64; 256] {
+        fn all<C: Counter>(t: &[C; 256]) -> [u64; 256] {
+            let mut out = [0u64; 256];
+            for (o, &c) in out.iter_mut().zip(t.iter()) {
+                *o = c.into();
+            }
+            out
+        }
+        match self {
+            Table::Empty => [0; 256],
+            Table::U8(t) => all(t),
+            Table::U16(t) => all(t),
+            Table::U32(t) => all(t),
+        }
+    }
+
+    /// Set every counter to zero (keeping the table's width).
+    fn clear(&mut self) {
+        match self {
+            Table::Empty => {}
+            Table::U8(t) => **t = [0; 256],
+            Table::U16(t) => **t = [0; 256],
+            Table::U32(t) => **t = [0; 256],
+        }
+    }
+}
+
+/// Add the lanes' counts into `t` (the caller made room for them).
+fn merge_into<C: Counter>(t: &mut [C; 256], lanes: &Lanes) {
+    let [l0, l1, l2, l3] = lanes;
+    for (i, h) in t.iter_mut().enumerate() {
+        // `i` < 256: every lane has 256 entries.
+        *h += C::from_u32(l0[i] + l1[i] + l2[i] + l3[i]);
+    }
+}
+
 /// Scan one lane: histogram and printable count, returning the final decoder state.
 ///
 /// (Here and in the other scanners, indexing cannot fail: a `u8` indexes 256-entry tables and
 /// `& 15` one of the decoder's 16 rows.)
 #[inline(always)]
-fn scan_lane(data: &[u8], hist: &mut [u32; 256], state: usize, printable: &mut u64) -> usize {
+fn scan_lane<C: Counter>(
+    data: &[u8],
+    hist: &mut [C; 256],
+    state: usize,
+    printable: &mut u64,
+) -> usize {
     let mut st = state;
     let mut count = 0u64;
     for &b in data {
-        hist[b as usize] += 1;
+        hist[b as usize] += C::ONE;
         let e = UTF8[st & 15][b as usize];
         st = (e & 15) as usize;
         count += u64::from(e >> 8);
@@ -168,9 +294,26 @@ fn count_only(data: &[u8], hist: &mut Lanes) {
 }
 
 /// Histogram only, one table (for a few bytes).
-fn count_one_table(data: &[u8], hist: &mut [u32; 256]) {
+fn count_one_table<C: Counter>(data: &[u8], hist: &mut [C; 256]) {
     for &b in data {
-        hist[b as usize] += 1;
+        hist[b as usize] += C::ONE;
+    }
+}
+
+/// Count and decode `piece` in one table, the decoder in `state`, printable bytes added to
+/// `printable`.
+#[inline(always)]
+fn decode_into<C: Counter>(
+    piece: &[u8],
+    hist: &mut [C; 256],
+    state: &mut usize,
+    printable: &mut u64,
+) {
+    if *state == START as usize && piece.is_ascii() {
+        count_one_table(piece, hist);
+        *printable += count_printable_ascii(piece);
+    } else {
+        *state = scan_lane(piece, hist, *state, printable);
     }
 }
 
@@ -207,11 +350,12 @@ fn lane_boundary(data: &[u8], at: usize) -> usize {
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     bytes: u64,
-    /// 32-bit counters, one table (a kilobyte: with hundreds of streams fed in turn, each
-    /// stream's table is mostly out of cache, so it should be small); folded into `folded`
-    /// before any could overflow. Pieces are first counted in a per-thread scratch table of
-    /// several interleaved lanes that stays in cache, then added here.
-    hist: Box<[u32; 256]>,
+    /// The counters, one table of at most 32 bits each (a kilobyte: with hundreds of streams
+    /// fed in turn, each stream's table is mostly out of cache, so it should be small), made
+    /// at the first byte and only as wide as needed ([`Table`]); folded into `folded` before
+    /// any could overflow. Pieces are first counted in a per-thread scratch table of several
+    /// interleaved lanes that stays in cache, then added here.
+    hist: Table,
     /// Made at the first fold (after 2^31 bytes), so that short messages do not pay for it.
     folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
@@ -231,7 +375,7 @@ impl Default for Accumulator {
     fn default() -> Self {
         Self {
             bytes: 0,
-            hist: Box::new([0; 256]),
+            hist: Table::Empty,
             folded: None,
             folded_at: 0,
             printable: 0,
@@ -371,18 +515,27 @@ impl Accumulator {
                             scan_lane(piece, h0, self.utf8_state, &mut self.printable);
                     }
                 }
-                None if decode => {
-                    if self.utf8_state == START as usize && piece.is_ascii() {
-                        count_one_table(piece, &mut self.hist);
-                        self.printable += count_printable_ascii(piece);
+                None => {
+                    // Straight into the table: room for them first.
+                    self.hist.fit(offset + piece.len() as u64 - self.folded_at);
+                    if decode {
+                        let (st, pr) = (&mut self.utf8_state, &mut self.printable);
+                        match &mut self.hist {
+                            Table::U8(t) => decode_into(piece, t, st, pr),
+                            Table::U16(t) => decode_into(piece, t, st, pr),
+                            Table::U32(t) => decode_into(piece, t, st, pr),
+                            Table::Empty => {}
+                        }
                     } else {
-                        let state = self.utf8_state;
-                        self.utf8_state =
-                            scan_lane(piece, &mut self.hist, state, &mut self.printable);
+                        match &mut self.hist {
+                            Table::U8(t) => count_one_table(piece, t),
+                            Table::U16(t) => count_one_table(piece, t),
+                            Table::U32(t) => count_one_table(piece, t),
+                            Table::Empty => {}
+                        }
                     }
                 }
                 Some(lanes) => count_only(piece, lanes),
-                None => count_one_table(piece, &mut self.hist),
             }
             if decode {
                 self.examined += piece.len() as u64;
@@ -448,8 +601,8 @@ impl Accumulator {
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
         let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
-        for (total, &c) in h.iter_mut().zip(self.hist.iter()) {
-            *total += u64::from(c);
+        for (total, c) in h.iter_mut().zip(self.hist.counts()) {
+            *total += c;
         }
         h
     }
@@ -457,25 +610,34 @@ impl Accumulator {
     /// Move the 32-bit counters into the 64-bit totals.
     fn fold(&mut self) {
         let folded = self.folded.get_or_insert_with(|| Box::new([0; 256]));
-        for (total, c) in folded.iter_mut().zip(self.hist.iter_mut()) {
-            *total += u64::from(*c);
-            *c = 0;
+        for (total, c) in folded.iter_mut().zip(self.hist.counts()) {
+            *total += c;
         }
+        self.hist.clear();
         self.folded_at = self.bytes;
     }
 
     /// Ask for this accumulator's counting table to be brought into the cache, ahead of
     /// [`Accumulator::add_counts`].
     pub fn prefetch(&self) {
-        crate::analyze::engine::cache::prefetch_value(&*self.hist);
+        use crate::analyze::engine::cache::prefetch_value;
+        match &self.hist {
+            Table::Empty => {}
+            Table::U8(t) => prefetch_value(&**t),
+            Table::U16(t) => prefetch_value(&**t),
+            Table::U32(t) => prefetch_value(&**t),
+        }
     }
 
     /// Add the scratch lanes into this accumulator's table and clear them.
     fn merge(&mut self, lanes: &mut Lanes) {
-        let [l0, l1, l2, l3] = lanes;
-        for (i, h) in self.hist.iter_mut().enumerate() {
-            // `i` < 256: every lane has 256 entries.
-            *h += l0[i] + l1[i] + l2[i] + l3[i];
+        // Every byte counted since the fold is in the table or in the lanes.
+        self.hist.fit(self.bytes - self.folded_at);
+        match &mut self.hist {
+            Table::Empty => {}
+            Table::U8(t) => merge_into(t, lanes),
+            Table::U16(t) => merge_into(t, lanes),
+            Table::U32(t) => merge_into(t, lanes),
         }
         *lanes = [[0; 256]; LANES];
     }
@@ -676,6 +838,60 @@ mod tests {
         plain.update(&data);
         assert_eq!(folded.histogram(), plain.histogram());
         assert_eq!(folded.finish(), plain.finish());
+    }
+
+    #[test]
+    fn the_table_widens_before_a_counter_could_overflow() {
+        // One byte value many times, fed straight into the table (short pieces) and through
+        // the lanes (long ones), across the 8-bit and 16-bit limits.
+        for piece in [1usize, 7, 200, 511, 512, 4000] {
+            let mut acc = Accumulator::new();
+            assert!(matches!(acc.hist, Table::Empty), "nothing counted, nothing made");
+            let mut want = [0u64; 256];
+            let mut fed = 0usize;
+            let mut scratch = Scratch::default();
+            let mut i = 0u32;
+            while fed < 70_000 + piece {
+                i += 1;
+                let b = if i.is_multiple_of(3) { b'a' } else { 0xff };
+                let data = vec![b; piece];
+                want[b as usize] += piece as u64;
+                if i.is_multiple_of(2) {
+                    acc.update(&data);
+                } else {
+                    acc.count_in(Captured::from(&data[..]), &mut scratch);
+                    acc.add_counts(&mut scratch);
+                }
+                fed += piece;
+                assert_eq!(acc.histogram(), want, "piece {piece}, {fed} bytes");
+                let ok = match &acc.hist {
+                    Table::Empty => false,
+                    Table::U8(_) => fed <= 255,
+                    Table::U16(_) => fed <= 65_535,
+                    Table::U32(_) => true,
+                };
+                assert!(
+                    ok,
+                    "piece {piece}: {fed} bytes in {:?}",
+                    std::mem::discriminant(&acc.hist)
+                );
+            }
+            assert!(matches!(acc.hist, Table::U32(_)));
+        }
+        // A short message keeps the narrowest table; its verdict is the same as a copy's.
+        let mut short = Accumulator::new();
+        short.update(b"see you at six");
+        assert!(matches!(short.hist, Table::U8(_)));
+        assert_eq!(short.finish(), classify(b"see you at six"));
+        // Folding after a wide table keeps the totals.
+        let data = noise(70_000, 5);
+        let mut folded = Accumulator::new();
+        folded.update(&data[..66_000]);
+        folded.fold();
+        folded.update(&data[66_000..]);
+        let mut plain = Accumulator::new();
+        plain.update(&data);
+        assert_eq!(folded.histogram(), plain.histogram());
     }
 
     #[test]

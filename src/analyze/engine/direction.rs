@@ -91,7 +91,8 @@ struct Analysis {
     preview_gaps: Vec<(usize, u64)>,
     preview_truncated: bool,
     splitter: Splitter,
-    extract: Option<Extract>,
+    /// Boxed: only `--extract` has one.
+    extract: Option<Box<Extract>>,
     recent: Recent,
     conflicts: u64,
     rchat: Watch<FrameLog>,
@@ -107,12 +108,18 @@ impl Analysis {
             preview_truncated: false,
             splitter: file
                 .map_or_else(Splitter::new, |f| Splitter::keeping(Sample::in_file(f.clone()))),
-            extract: extract.map(|path| Extract { path, out: None }),
+            extract: extract.map(|path| Box::new(Extract { path, out: None })),
             recent: Recent::default(),
             conflicts: 0,
             rchat: Watch::new(FrameLog::new(keys)),
             protocols: Protocols::new(),
         }
+    }
+
+    /// The analysis of the direction of stream `stream` from `from` to `to`.
+    fn for_stream(opts: &Work, stream: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> Self {
+        let path = opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
+        Analysis::new(path, opts.keys.clone(), opts.file.as_ref())
     }
 
     fn write(&mut self, bytes: &[u8], errors: &mut Vec<String>) {
@@ -122,7 +129,7 @@ impl Analysis {
     fn finish(mut self, errors: &mut Vec<String>) -> DirectionResult {
         // An empty direction still gets its (empty) file.
         self.write(&[], errors);
-        let extract = match self.extract {
+        let extract = match self.extract.map(|e| *e) {
             Some(Extract { path, out: Some(mut out) }) => match out.flush() {
                 Ok(()) => Some(path),
                 Err(e) => {
@@ -160,7 +167,7 @@ impl Analysis {
 
 /// Write `bytes` to the direction's `--extract` file (made at the first call); on an error,
 /// say so and write no more.
-fn write(extract: &mut Option<Extract>, bytes: &[u8], errors: &mut Vec<String>) {
+fn write(extract: &mut Option<Box<Extract>>, bytes: &[u8], errors: &mut Vec<String>) {
     let Some(ex) = extract else { return };
     if ex.out.is_none() {
         match File::create(&ex.path) {
@@ -192,12 +199,45 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
     format!("stream{id}-{}_{}-{}_{}.bin", from.0, from.1, to.0, to.1)
 }
 
+/// A stream still open: its two ends, and the analysis of each direction, made at the
+/// direction's first event (so that a connection that carries no data in one direction, or in
+/// either, as in a port scan, costs no analysis there). A direction that never had one is
+/// analysed at the close as one that got nothing: the same result.
+struct Live {
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    dirs: [Option<Box<Analysis>>; 2],
+}
+
+type Open = HashMap<usize, Live, foldhash::fast::RandomState>;
+
+/// The analysis of one direction of an open stream, made if it has none yet.
+fn direction<'o>(
+    open: &'o mut Open,
+    opts: &Work,
+    stream: usize,
+    dir: Dir,
+) -> Option<&'o mut Analysis> {
+    let live = open.get_mut(&stream)?;
+    let (from, to) = match dir {
+        Dir::ClientToServer => (live.client, live.server),
+        Dir::ServerToClient => (live.server, live.client),
+    };
+    let slot = live.dirs.get_mut(dir as usize)?;
+    Some(slot.get_or_insert_with(|| Box::new(Analysis::for_stream(opts, stream, from, to))))
+}
+
 /// Runs every direction of every stream through its consumers.
 pub struct Analyses {
     opts: Work,
     /// Streams still open, by id (closed ones leave no trace here).
-    open: HashMap<usize, Box<[Analysis; 2]>, foldhash::fast::RandomState>,
-    results: Vec<Option<[DirectionResult; 2]>>,
+    open: Open,
+    /// Closed streams' results, in the order they closed, with their ids. Kept as a list, not
+    /// indexed by stream id: each shard holds only its own streams' (a table indexed by id
+    /// in every shard cost a slot per stream of the capture in each of them).
+    results: Vec<(usize, [DirectionResult; 2])>,
+    /// One more than the highest stream id opened ([`Analyses::into_results`] is that long).
+    opened: usize,
     /// Problems writing `--extract` files.
     pub errors: Vec<String>,
     /// Counting tables for each direction's splitter in turn (see [`Splitter::run`]).
@@ -211,6 +251,7 @@ impl Analyses {
             opts,
             open: HashMap::default(),
             results: Vec::new(),
+            opened: 0,
             errors: Vec::new(),
             tallies: Some(Box::default()),
         }
@@ -222,7 +263,7 @@ impl Analyses {
     }
 
     fn get(&mut self, stream: usize, dir: Dir) -> Option<&mut Analysis> {
-        self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+        direction(&mut self.open, &self.opts, stream, dir)
     }
 
     /// Everything [`Sink::data`] does with each piece of a run but the hash: the run must then
@@ -231,7 +272,7 @@ impl Analyses {
     pub fn take_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
         let full = self.opts.full;
         let mut errors = Vec::new();
-        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize]) {
+        if let Some(a) = direction(&mut self.open, &self.opts, stream, dir) {
             let mut run = a.splitter.run(&mut self.tallies);
             for &Delivered { offset, bytes: captured, new_run } in pieces {
                 let bytes = captured.bytes();
@@ -313,30 +354,40 @@ impl Analyses {
         mapped: &[Arc<Block>],
     ) {
         let file = self.opts.file.as_deref();
-        if let Some(a) = self.open.get_mut(&stream).map(|a| &mut a[dir as usize])
+        // Only bytes delivered before are retransmitted: a direction without its analysis
+        // yet has none, and remembers nothing they could differ from.
+        let a =
+            self.open.get_mut(&stream).and_then(|l| l.dirs.get_mut(dir as usize)?.as_deref_mut());
+        if let Some(a) = a
             && a.recent.differs(offset, bytes, file, mapped)
         {
             a.conflicts += 1;
         }
     }
 
-    /// The results, indexed by stream id.
+    /// The results, indexed by stream id (`None` for a stream not closed, or not this
+    /// sink's), up to the highest stream id opened.
     pub fn into_results(self) -> Vec<Option<[DirectionResult; 2]>> {
+        let mut all = Vec::new();
+        all.resize_with(self.opened, || None);
+        for (id, r) in self.results {
+            if let Some(slot) = all.get_mut(id) {
+                *slot = Some(r);
+            }
+        }
+        all
+    }
+
+    /// The closed streams' results with their ids, in the order the streams closed.
+    pub fn into_closed(self) -> Vec<(usize, [DirectionResult; 2])> {
         self.results
     }
 }
 
 impl Sink for Analyses {
     fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16)) {
-        if self.results.len() <= stream {
-            self.results.resize_with(stream + 1, || None);
-        }
-        let path =
-            |from, to| self.opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
-        let file = self.opts.file.as_ref();
-        let c2s = Analysis::new(path(client, server), self.opts.keys.clone(), file);
-        let s2c = Analysis::new(path(server, client), self.opts.keys.clone(), file);
-        self.open.insert(stream, Box::new([c2s, s2c]));
+        self.opened = self.opened.max(stream + 1);
+        self.open.insert(stream, Live { client, server, dirs: [None, None] });
     }
 
     /// One piece at a time, hashed on its own: the plain path, kept as the reference the
@@ -375,13 +426,15 @@ impl Sink for Analyses {
     }
 
     fn close(&mut self, stream: usize) {
-        let Some(pair) = self.open.remove(&stream) else { return };
-        let [c2s, s2c] = *pair;
+        let Some(Live { client, server, dirs: [c2s, s2c] }) = self.open.remove(&stream) else {
+            return;
+        };
+        let opts = &self.opts;
+        let c2s = c2s.map_or_else(|| Analysis::for_stream(opts, stream, client, server), |a| *a);
+        let s2c = s2c.map_or_else(|| Analysis::for_stream(opts, stream, server, client), |a| *a);
         let mut errors = Vec::new();
         let done = [c2s.finish(&mut errors), s2c.finish(&mut errors)];
         self.errors.append(&mut errors);
-        if let Some(slot) = self.results.get_mut(stream) {
-            *slot = Some(done);
-        }
+        self.results.push((stream, done));
     }
 }

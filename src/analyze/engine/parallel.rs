@@ -500,7 +500,7 @@ impl Sharded {
             }
             Runner::Inline { sink, .. } => vec![Some(sink)],
         };
-        let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::new();
+        let mut closed: Vec<Vec<(usize, [DirectionResult; 2])>> = Vec::new();
         let mut errors = Vec::new();
         for sink in sinks {
             let Some(mut sink) = sink else {
@@ -508,15 +508,15 @@ impl Sharded {
                 continue;
             };
             errors.append(&mut sink.errors);
-            for (id, r) in sink.into_results().into_iter().enumerate() {
-                if r.is_some() {
-                    if results.len() <= id {
-                        results.resize_with(id + 1, || None);
-                    }
-                    if let Some(slot) = results.get_mut(id) {
-                        *slot = r;
-                    }
-                }
+            closed.push(sink.into_closed());
+        }
+        // One table indexed by stream id, made once at its full length.
+        let len = closed.iter().flatten().map(|(id, _)| id + 1).max().unwrap_or(0);
+        let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::with_capacity(len);
+        results.resize_with(len, || None);
+        for (id, r) in closed.into_iter().flatten() {
+            if let Some(slot) = results.get_mut(id) {
+                *slot = Some(r);
             }
         }
         if self.failed {

@@ -11,15 +11,24 @@ use crate::analyze::input::{Block, READ_BACK_MIN, read_back};
 /// Most recent in-order bytes remembered per direction (by the sink), to tell whether a
 /// retransmission carried the same bytes as the first copy.
 pub const RECENT: usize = 16 * 1024;
+/// The ring's size when it is made.
+pub const MIN_RING: usize = 64;
 
 /// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
 ///
 /// Bytes are copied into a ring, except pieces whose place in the capture file is known
 /// ([`Delivered::bytes`]): of those only the position is noted, and the few that a
 /// retransmission needs are found in a mapped window of the file still at hand, or read back.
+/// The ring is made at the first copy, as small as the copied bytes it must hold (from
+/// [`MIN_RING`] bytes), and grows by doubling up to [`RECENT`]: a direction of a few short
+/// lines keeps a few hundred bytes, not 16 KiB.
 #[derive(Debug, Default)]
 pub struct Recent {
+    /// Byte at stream offset `o` is at `o % ring.len()`; its length is a power of two, at
+    /// least the span from the oldest copied byte still remembered to `ring_end`.
     ring: Vec<u8>,
+    /// Stream offset just past the last byte copied into the ring.
+    ring_end: u64,
     /// Stream offset just past the last byte remembered.
     end: u64,
     /// No byte before this offset is remembered (a gap came before it).
@@ -89,20 +98,58 @@ impl Recent {
     }
 
     fn copy_to_ring(&mut self, offset: u64, bytes: &[u8]) {
-        if self.ring.is_empty() {
-            self.ring = vec![0; RECENT];
+        let end = offset + bytes.len() as u64;
+        // The oldest byte remembered once these are, and the oldest of those in the ring.
+        let oldest = self.valid_from.max(end.saturating_sub(RECENT as u64));
+        let lowest = if self.spans.is_empty() {
+            oldest
+        } else {
+            self.spans
+                .iter()
+                .find(|s| s.file_at.is_none() && s.start + s.len > oldest)
+                .map_or(offset, |s| s.start.max(oldest))
+        };
+        // At most RECENT: `lowest` is never older than `oldest`.
+        let need = end.saturating_sub(lowest.min(offset)).min(RECENT as u64) as usize;
+        if need > self.ring.len() {
+            self.grow(need.next_power_of_two().clamp(MIN_RING, RECENT), lowest);
         }
-        // Only the last RECENT bytes matter; copy them in at most two pieces.
-        let skip = bytes.len().saturating_sub(RECENT);
+        let size = self.ring.len();
+        // Only the last `size` bytes matter; copy them in at most two pieces.
+        let skip = bytes.len().saturating_sub(size);
         let tail = bytes.get(skip..).unwrap_or(&[]);
-        let at = ((offset + skip as u64) % RECENT as u64) as usize;
-        let first = tail.len().min(RECENT - at);
+        let at = ((offset + skip as u64) % size as u64) as usize;
+        let first = tail.len().min(size - at);
         let (a, b) = tail.split_at(first);
         if let Some(dst) = self.ring.get_mut(at..at + a.len()) {
             dst.copy_from_slice(a);
         }
         if let Some(dst) = self.ring.get_mut(..b.len()) {
             dst.copy_from_slice(b);
+        }
+        self.ring_end = end;
+    }
+
+    /// Make the ring `size` bytes long, moving the bytes it holds from stream offset `from`
+    /// to where they go in the larger ring.
+    fn grow(&mut self, size: usize, from: u64) {
+        let old = std::mem::replace(&mut self.ring, vec![0; size]);
+        if old.is_empty() {
+            return;
+        }
+        let (old_size, new_size) = (old.len() as u64, size as u64);
+        // Every copied byte still remembered is in [from, ring_end), at most the old size.
+        let mut o = from.max(self.ring_end.saturating_sub(old_size));
+        while o < self.ring_end {
+            let (src, dst) = ((o % old_size) as usize, (o % new_size) as usize);
+            // A run that wraps in neither ring.
+            let n = (old.len() - src).min(size - dst).min((self.ring_end - o) as usize);
+            if let (Some(to), Some(piece)) =
+                (self.ring.get_mut(dst..dst + n), old.get(src..src + n))
+            {
+                to.copy_from_slice(piece);
+            }
+            o += n as u64;
         }
     }
 
@@ -182,9 +229,10 @@ impl Recent {
         if self.ring.is_empty() {
             return false;
         }
-        // At most RECENT bytes (checked by the caller): in at most two pieces of the ring.
-        let at = (offset % RECENT as u64) as usize;
-        let (a, b) = bytes.split_at(bytes.len().min(RECENT - at));
+        // Bytes the ring holds (checked by the caller): in at most two pieces of it.
+        let size = self.ring.len();
+        let at = (offset % size as u64) as usize;
+        let (a, b) = bytes.split_at(bytes.len().min(size - at));
         let differ = |ring: Option<&[u8]>, piece: &[u8]| ring.is_some_and(|r| r != piece);
         differ(self.ring.get(at..at + a.len()), a) || differ(self.ring.get(..b.len()), b)
     }
@@ -208,6 +256,75 @@ mod tests {
         r.remember(103, &big);
         assert!(!r.differs(103, &[1], None, &[]), "pushed out of the window");
         assert!(r.differs(103 + big.len() as u64 - 1, &[1], None, &[]));
+    }
+
+    /// Whether `bytes` at `offset` differ from the stream, by the rule [`Recent::differs`]
+    /// follows, worked out from the whole stream: only bytes all within the last [`RECENT`]
+    /// delivered since the last discontinuity are known.
+    fn model_differs(stream: &[u8], from: u64, end: u64, offset: u64, bytes: &[u8]) -> bool {
+        let oldest = from.max(end.saturating_sub(RECENT as u64));
+        let len = bytes.len() as u64;
+        if offset < oldest || offset + len > end || bytes.is_empty() {
+            return false;
+        }
+        stream.get(offset as usize..(offset + len) as usize) != Some(bytes)
+    }
+
+    #[test]
+    fn a_ring_that_grows_answers_as_a_full_one() {
+        // Pieces of every size (short ones copied, long ones noted by their place in the
+        // file), with discontinuities, checked after each piece against the whole stream.
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 + i / 97) as u8).collect();
+        let path =
+            tempfile::Builder::new().prefix("rchat-ring-").tempfile().unwrap().into_temp_path();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut next = crate::analyze::xorshift(0x1234_5678_9abc_def1);
+        let mut r = Recent::default();
+        let (mut offset, mut from) = (0u64, 0u64);
+        let mut sizes = Vec::new();
+        for i in 0..600 {
+            let len = match next() % 10 {
+                0..=5 => 1 + (next() % 200) as usize,
+                6 | 7 => 512 + (next() % 1500) as usize,
+                8 => (next() % 40) as usize,
+                _ => (next() % 20_000) as usize,
+            };
+            if next().is_multiple_of(60) {
+                // Bytes missing: what came before is forgotten.
+                offset += 1 + next() % 3000;
+                from = offset;
+            }
+            if offset as usize + len > data.len() {
+                break;
+            }
+            let piece = &data[offset as usize..offset as usize + len];
+            let noted = len >= READ_BACK_MIN && !next().is_multiple_of(4);
+            r.remember_piece(offset, piece, noted.then_some(offset));
+            offset += len as u64;
+            sizes.push(r.ring.len());
+            for _ in 0..8 {
+                let back = next() % (RECENT as u64 + 2000);
+                let at = offset.saturating_sub(back);
+                let n = (1 + next() % 3000).min(offset - at);
+                let mut probe = data[at as usize..(at + n) as usize].to_vec();
+                let want = model_differs(&data, from, offset, at, &probe);
+                assert_eq!(r.differs(at, &probe, Some(&file), &[]), want, "piece {i}");
+                if let Some(b) = probe.get_mut((next() % n.max(1)) as usize) {
+                    *b ^= 0x40;
+                }
+                let want = model_differs(&data, from, offset, at, &probe);
+                assert_eq!(r.differs(at, &probe, Some(&file), &[]), want, "piece {i}, changed");
+            }
+        }
+        assert!(sizes.iter().all(|&s| s == 0 || (s.is_power_of_two() && s <= RECENT)));
+        // A direction of a few short lines keeps a small ring.
+        let mut lines = Recent::default();
+        lines.remember(0, b"hello there\n");
+        lines.remember(12, b"see you at six\n");
+        assert_eq!(lines.ring.len(), MIN_RING);
+        assert!(lines.differs(12, b"see you at 6", None, &[]));
+        assert!(!lines.differs(0, b"hello there\nsee", None, &[]));
     }
 
     #[test]

@@ -123,6 +123,15 @@ impl<'a> Captured<'a> {
         }
     }
 
+    /// The capture file the bytes can be read back from, when they lie in a mapped window of
+    /// it.
+    pub(in crate::analyze) fn file(&self) -> Option<&'a Arc<std::fs::File>> {
+        match self.origin.0 {
+            Place::Block(block) => block.file(),
+            _ => None,
+        }
+    }
+
     /// The shared block the bytes lie in, and where in it they start.
     pub(in crate::analyze) fn shared_block(&self) -> Option<(&'a Arc<Block>, usize)> {
         match self.origin.0 {

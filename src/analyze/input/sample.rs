@@ -19,9 +19,6 @@ use super::{Captured, READ_BACK_MIN, read_back};
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
-/// Room for this many parts is made at the first part noted by position: a full sample of
-/// 1448-byte segments (the usual size on Ethernet).
-const PARTS_AT_ONCE: usize = SAMPLE_LIMIT / 1448 + 1;
 /// A copy that grows past this gets room for [`SAMPLE_LIMIT`] bytes in one allocation.
 const GROW_ALL: usize = 4 * 1024;
 
@@ -39,11 +36,31 @@ pub struct Sample {
     head: [u8; 3],
 }
 
+/// A run of the sample's bytes: 16 bytes (a sample of 1448-byte segments has 46 of them).
 #[derive(Debug, Clone, Copy)]
 struct Part {
-    len: usize,
+    /// Position in the capture file, if `noted`.
+    file_at: u64,
+    /// At most [`SAMPLE_LIMIT`].
+    len: u32,
+    /// Noted by its position in the file (else copied).
+    noted: bool,
+}
+
+impl Part {
+    fn new(len: usize, at: Option<u64>) -> Self {
+        // `len` is at most SAMPLE_LIMIT (checked by the caller).
+        Part { file_at: at.unwrap_or(0), len: len as u32, noted: at.is_some() }
+    }
+
     /// Position in the capture file, or `None`: copied.
-    at: Option<u64>,
+    fn at(&self) -> Option<u64> {
+        self.noted.then_some(self.file_at)
+    }
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
 }
 
 impl Sample {
@@ -82,24 +99,31 @@ impl Sample {
             }
         }
         // Where the bytes came from matters only for a sample that may read them back, and
-        // only for pieces long enough to be noted by position.
+        // only for pieces long enough to be noted by position. A sample made without the
+        // file (a message's) takes it from the first such piece that lies in a mapped window
+        // of it: one analysis reads one capture file.
+        if self.file.is_none()
+            && take >= READ_BACK_MIN
+            && let Some(file) = origin.file()
+        {
+            self.file = Some(Arc::clone(file));
+        }
         let noted = self.file.is_some() && take >= READ_BACK_MIN;
         let at = if noted { origin.file_at() } else { None };
+        // `take` and every part's length are at most SAMPLE_LIMIT, which 32 bits hold.
         match (self.parts.last_mut(), at) {
-            (Some(last), Some(at)) if last.at.is_some_and(|l| l + last.len as u64 == at) => {
-                last.len += take;
+            (Some(last), Some(at)) if last.at().is_some_and(|l| l + last.len() as u64 == at) => {
+                last.len += take as u32;
             }
-            (Some(last), None) if last.at.is_none() => {
-                last.len += take;
+            (Some(last), None) if !last.noted => {
+                last.len += take as u32;
                 self.copy(data);
             }
             (_, at) => {
-                if at.is_some() && self.parts.capacity() == 0 {
-                    // Noted pieces are seldom adjacent in the file (other streams' packets
-                    // lie between them): room for a full sample of typical segments at once.
-                    self.parts.reserve_exact(PARTS_AT_ONCE);
-                }
-                self.parts.push(Part { len: take, at });
+                // Noted pieces are seldom adjacent in the file (other streams' packets lie
+                // between them), so a sample of segments has a part per segment: the list
+                // grows as they come (a short direction has only a few).
+                self.parts.push(Part::new(take, at));
                 if at.is_none() {
                     self.copy(data);
                 }
@@ -122,26 +146,26 @@ impl Sample {
     /// The bytes kept, read back from the file where they were only noted; `None` if the
     /// file cannot give them back any more (it was cut short since).
     pub fn bytes(&self) -> Option<Cow<'_, [u8]>> {
-        if self.parts.iter().all(|p| p.at.is_none()) {
+        if self.parts.iter().all(|p| !p.noted) {
             return Some(Cow::Borrowed(&self.copied));
         }
         let file = self.file.as_deref()?;
         let mut out = vec![0u8; self.len];
         let (mut done, mut copied) = (0usize, 0usize);
         for p in &self.parts {
-            let dst = out.get_mut(done..done + p.len)?;
-            match p.at {
+            let dst = out.get_mut(done..done + p.len())?;
+            match p.at() {
                 Some(at) => {
                     if !read_back(file, at, dst) {
                         return None;
                     }
                 }
                 None => {
-                    dst.copy_from_slice(self.copied.get(copied..copied + p.len)?);
-                    copied += p.len;
+                    dst.copy_from_slice(self.copied.get(copied..copied + p.len())?);
+                    copied += p.len();
                 }
             }
-            done += p.len;
+            done += p.len();
         }
         Some(Cow::Owned(out))
     }
@@ -188,6 +212,33 @@ mod tests {
         // A file cut short cannot give its bytes back.
         std::fs::File::create(&path).unwrap();
         assert!(noted.bytes().is_none());
+    }
+
+    #[test]
+    fn a_sample_made_without_the_file_takes_it_from_a_mapped_window() {
+        let dir = tempfile::Builder::new().prefix("rchat-sample-block-").tempdir().unwrap();
+        let path = dir.path().join("file.bin");
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+        std::fs::File::create(&path).unwrap().write_all(&content).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let block = Arc::new(crate::analyze::input::Block::map_for_test_of(&file, 0, 20_000));
+        let piece = |from: usize, to: usize| Captured::in_block(&block, &block[from..to]);
+        let mut s = Sample::default();
+        // Short pieces are copied; the first long one in the window brings the file.
+        s.push(piece(0, 100));
+        assert!(s.file.is_none());
+        s.push(piece(100, 1548));
+        assert!(s.file.is_some());
+        s.push(Captured::copied_from(&content[3000..4000], Some(3000)));
+        s.push(piece(5000, 5010));
+        assert_eq!(s.copied.len(), 110, "only the short pieces copied");
+        let want = [&content[..1548], &content[3000..4000], &content[5000..5010]].concat();
+        assert_eq!(s.bytes().unwrap().as_ref(), &want[..]);
+        // A window that does not know its file (a read buffer's) gives none.
+        let plain = Arc::new(crate::analyze::input::Block::map_for_test(&file, 0, 4096));
+        let mut t = Sample::default();
+        t.push(Captured::in_block(&plain, &plain[..2000]));
+        assert!(t.file.is_none() && t.copied.len() == 2000);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Block {
     bytes: Bytes,
     /// Position in the file of the first byte, for a mapped window.
     file_at: Option<u64>,
+    /// The file, for a mapped window: whoever keeps a note of where some of its bytes are
+    /// can read them back from it later ([`Block::file`]).
+    file: Option<Arc<File>>,
 }
 
 #[derive(Debug)]
@@ -38,7 +41,7 @@ enum Bytes {
 
 impl Block {
     fn heap(len: usize) -> Self {
-        Block { bytes: Bytes::Heap(vec![0; len]), file_at: None }
+        Block { bytes: Bytes::Heap(vec![0; len]), file_at: None, file: None }
     }
 
     /// Where the block's first byte is in the capture file, when the block is a window of
@@ -52,7 +55,18 @@ impl Block {
     pub fn map_for_test(file: &File, at: u64, len: usize) -> Self {
         // SAFETY: a test's own file, not changed while mapped.
         let map = unsafe { MmapOptions::new().offset(at).len(len).map(file) };
-        Block { bytes: Bytes::Map(map.expect("map")), file_at: Some(at) }
+        Block { bytes: Bytes::Map(map.expect("map")), file_at: Some(at), file: None }
+    }
+
+    /// [`Block::map_for_test`], the block knowing its file (as the reader's windows do).
+    #[cfg(test)]
+    pub fn map_for_test_of(file: &Arc<File>, at: u64, len: usize) -> Self {
+        Block { file: Some(Arc::clone(file)), ..Self::map_for_test(file, at, len) }
+    }
+
+    /// The capture file this block is a mapped window of.
+    pub fn file(&self) -> Option<&Arc<File>> {
+        self.file.as_ref()
     }
 
     /// The `len` bytes at position `at` of the capture file, if this block is a mapped window
@@ -289,7 +303,9 @@ impl<R: Read> Window<R> {
         let mapped = unsafe { MmapOptions::new().offset(self.offset).len(len).map(&*file) };
         match mapped {
             Ok(map) => {
-                self.buf = Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset) });
+                let file = Some(Arc::clone(file));
+                self.buf =
+                    Arc::new(Block { bytes: Bytes::Map(map), file_at: Some(self.offset), file });
                 self.start = 0;
                 self.end = self.buf.len();
             }
