@@ -588,8 +588,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::analyze::recognise::keys::KeyKind;
     use crate::analyze::recognise::Watch;
+    use crate::analyze::recognise::keys::KeyKind;
     use crate::analyze::recognise::testing::{cut_all, read_all};
 
     const TLS12_CLIENT: &[u8] =

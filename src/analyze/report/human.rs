@@ -34,7 +34,7 @@ fn summary_phrase(v: Verdict) -> &'static str {
         Verdict::Binary => "binary",
         Verdict::Mixed => "mixed (several kinds of bytes)",
         Verdict::Inconclusive => "too short to tell",
-        Verdict::Empty => "empty",
+        Verdict::Empty => "with no messages",
     }
 }
 
