@@ -421,8 +421,9 @@ impl Splitter {
             // A write that does not start as text (ciphertext sent after a key in the clear)
             // is one message, whatever newline bytes it holds. (The direction's first write
             // started as text: that is why it is cut by lines.)
-            let start = bytes.first(64);
-            self.lines.binary = !looks_like_text(start.bytes());
+            let start = bytes.first(64).bytes();
+            let ascii = |b: &u8| matches!(b, 0x20..=0x7e | b'\n' | b'\r' | b'\t');
+            self.lines.binary = !start.iter().take(16).all(ascii) && !looks_like_text(start);
         }
         if self.lines.binary {
             self.append(offset, bytes);
@@ -519,6 +520,20 @@ impl Splitter {
             });
         }
         let mut bytes = bytes;
+        if let Some(Open { counting: Counting::Pending { head, len }, .. }) = &mut self.open
+            && *len == 0
+            && bytes.len() >= DECIDE
+        {
+            // The usual case: the message's first piece tells its part by itself, and is
+            // counted whole.
+            if let Some(first) = bytes.bytes().get(..DECIDE) {
+                head.copy_from_slice(first);
+            }
+            *len = DECIDE as u8;
+            self.decide_part_counting(None, false);
+            self.count(bytes);
+            return;
+        }
         if let Some(Open { counting: Counting::Pending { head, len }, length, .. }) = &mut self.open
         {
             let have = usize::from(*len);
@@ -580,6 +595,12 @@ impl Splitter {
     /// The open message's first bytes are in (or it ended, as `ended` when its cutter said):
     /// tell its part, and count its first bytes accordingly.
     fn decide_part(&mut self, ended: Option<Part>) {
+        self.decide_part_counting(ended, true);
+    }
+
+    /// [`Splitter::decide_part`]; the first bytes are counted only if `count_head` (otherwise
+    /// the caller counts them, with the rest of their piece).
+    fn decide_part_counting(&mut self, ended: Option<Part>, count_head: bool) {
         let mode = self.mode;
         let from_cutter = self.cutter.as_ref().and_then(|c| c.part());
         let overall_empty = self.overall.is_empty();
@@ -607,6 +628,9 @@ impl Splitter {
         } else {
             Some(Accumulator::new())
         };
+        if !count_head {
+            return;
+        }
         // The first bytes were already added to the message's length: count them (from the
         // copy in `head`) like any other bytes of the message.
         open.length -= first.len() as u64;
