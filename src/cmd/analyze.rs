@@ -53,8 +53,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
                     // Written as it is made: a report with `--full` previews can be as large
                     // as the capture, and need not be held twice.
                     let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
-                    serde_json::to_writer_pretty(&mut w, &r)
-                        .map_err(io::Error::from)
+                    report::json::write_pretty(&mut w, &r)
                         .and_then(|()| w.write_all(b"\n"))
                         .and_then(|()| w.flush())
                 } else {

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use super::verdict::Facts;
+use super::verdict::{Facts, occurring};
 use super::{Brief, Classification};
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
@@ -600,11 +600,29 @@ impl Accumulator {
 
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
-        let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
-        for (total, c) in h.iter_mut().zip(self.hist.counts()) {
-            *total += c;
+        let mut h = self.hist.counts();
+        if let Some(folded) = self.folded.as_deref() {
+            for (total, c) in h.iter_mut().zip(folded) {
+                *total += c;
+            }
         }
         h
+    }
+
+    /// Which byte values were fed ([`occurring`], from the narrow counters).
+    fn occurring(&self) -> [u64; 4] {
+        let mut present = match &self.hist {
+            Table::Empty => [0; 4],
+            Table::U8(t) => occurring(t),
+            Table::U16(t) => occurring(t),
+            Table::U32(t) => occurring(t),
+        };
+        if let Some(folded) = self.folded.as_deref() {
+            for (word, folded) in present.iter_mut().zip(occurring(folded)) {
+                *word |= folded;
+            }
+        }
+        present
     }
 
     /// Move the 32-bit counters into the 64-bit totals.
@@ -670,7 +688,9 @@ impl Accumulator {
             0
         };
         let printable = self.printable + leading as u64 + trailing;
-        let facts = Facts::new(self.bytes, self.histogram(), printable, self.examined, words);
+        let hist = self.histogram();
+        let facts =
+            Facts::new(self.bytes, &hist, self.occurring(), printable, self.examined, words);
         // The sample may have to be read back from the capture file: only if it is needed. If
         // the file cannot give it back (it was cut short under us), there are no encoding
         // checks.

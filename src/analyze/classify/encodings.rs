@@ -28,7 +28,7 @@ pub(super) enum EncodingCheck {
     None,
 }
 
-impl Facts {
+impl Facts<'_> {
     pub(super) fn check_encodings(&self, sample: &[u8]) -> EncodingCheck {
         if let Some(c) = self.check_decimal(sample) {
             return EncodingCheck::Found(c);

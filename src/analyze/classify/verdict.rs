@@ -28,9 +28,33 @@ fn looks_random(n: u64, chi: f64, entropy: f64, expected: f64) -> (bool, bool) {
     (chi_ok, entropy_ok)
 }
 
-pub(super) struct Facts {
+/// Which byte values have a count other than zero: bit `b % 64` of word `b / 64`.
+///
+/// Made for every message, so without a loop over bits: the counts become bytes of 0 or 1
+/// (on the narrowest counters there are: a few vector instructions for a table of bytes),
+/// and each 8 of those become one byte of bits by a multiplication, which moves byte `k`'s
+/// low bit to bit `56 + k` (the constant has bits `56 - 7k`; no two partial products meet,
+/// so nothing carries into the top byte).
+pub(super) fn occurring<C: Copy + Default + PartialEq>(counts: &[C; 256]) -> [u64; 4] {
+    let mut occurs = [0u8; 256];
+    for (o, &c) in occurs.iter_mut().zip(counts) {
+        *o = u8::from(c != C::default());
+    }
+    let mut present = [0u64; 4];
+    for (word, bytes) in present.iter_mut().zip(occurs.chunks_exact(64)) {
+        for (i, eight) in bytes.chunks_exact(8).enumerate() {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(eight);
+            let bits = u64::from_le_bytes(x).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+            *word |= bits << (8 * i);
+        }
+    }
+    present
+}
+
+pub(super) struct Facts<'h> {
     pub(super) n: u64,
-    pub(super) hist: [u64; 256],
+    pub(super) hist: &'h [u64; 256],
     /// Which byte values occur (bit `b % 64` of word `b / 64`).
     pub(super) present: [u64; 4],
     pub(super) printable: u64,
@@ -41,13 +65,15 @@ pub(super) struct Facts {
     pub(super) words: bool,
 }
 
-impl Facts {
+impl<'h> Facts<'h> {
     /// `printable` of `examined` bytes were printable; scaled up when only a sample was decoded.
     /// Without `words`, only the verdict and confidence of what [`Facts::decide`] returns mean
     /// anything: the numbers no verdict on text depends on are then not worked out for it.
+    /// `present` is [`occurring`] of `hist`, which the caller makes from its own counters.
     pub(super) fn new(
         n: u64,
-        hist: [u64; 256],
+        hist: &'h [u64; 256],
+        present: [u64; 4],
         printable: u64,
         examined: u64,
         words: bool,
@@ -60,14 +86,10 @@ impl Facts {
         .min(n);
         let numbers = words || n - printable > n / 20;
         let (entropy, expected, chi) = if numbers {
-            (shannon_entropy(&hist), expected_random_entropy(n), chi_square(&hist))
+            (shannon_entropy(hist), expected_random_entropy(n), chi_square(hist))
         } else {
             (0.0, 0.0, 0.0)
         };
-        let mut present = [0u64; 4];
-        for (word, counts) in present.iter_mut().zip(hist.chunks_exact(64)) {
-            *word = counts.iter().zip(0..).fold(0, |w, (&c, i)| w | u64::from(c > 0) << i);
-        }
         Facts { n, hist, present, printable, entropy, expected, chi, words }
     }
 
@@ -269,6 +291,23 @@ mod tests {
     use super::super::test_data::noise;
     use super::super::{Accumulator, classify};
     use super::*;
+
+    #[test]
+    fn present_marks_exactly_the_values_that_occur() {
+        for seed in 0..64u64 {
+            let mut hist = [0u64; 256];
+            for (b, c) in hist.iter_mut().enumerate() {
+                let x = (b as u64 ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60;
+                *c = if x < seed % 16 { x + seed * 1_000_000_007 } else { 0 };
+            }
+            let words = occurring(&hist);
+            let narrow: [u8; 256] = hist.map(|c| u8::from(c != 0) * 3);
+            assert_eq!(occurring(&narrow), words);
+            for (b, &c) in hist.iter().enumerate() {
+                assert_eq!(words[b / 64] >> (b % 64) & 1 == 1, c != 0, "value {b}, seed {seed}");
+            }
+        }
+    }
 
     #[test]
     fn empty_and_short() {

@@ -1,5 +1,6 @@
 //! Stage 5, the report: what the stages found comes in; the analysis of one capture file as a
-//! document goes out, in its JSON form and its human form ([`human()`], in [`mod@human`]).
+//! document goes out, in its JSON form (laid out by [`json`]) and its human form ([`human()`],
+//! in [`mod@human`]).
 //!
 //! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
@@ -8,6 +9,7 @@
 //! packets and never decide a verdict: it presents what the other stages found.
 
 pub mod human;
+pub mod json;
 
 use std::fmt::Write as _;
 
