@@ -72,12 +72,13 @@ pub struct DirectionResult {
     pub extract: Option<PathBuf>,
     /// Retransmissions of delivered bytes that differed from the first copy.
     pub conflicting_retransmissions: u64,
-    /// What the direction said in rchat's protocol, when it speaks it.
-    pub rchat: Option<RchatReport>,
+    /// What the direction said in rchat's protocol, when it speaks it (boxed, as
+    /// `protocol`: a result is kept for every stream until the report, and most have neither).
+    pub rchat: Option<Box<RchatReport>>,
     /// Key material found in its messages.
     pub keys: Vec<FoundKey>,
     /// What it said in TLS, SSH or HTTP, when it speaks one of them.
-    pub protocol: Option<Protocol>,
+    pub protocol: Option<Box<Protocol>>,
 }
 
 struct Extract {
@@ -158,9 +159,9 @@ impl Analysis {
             unlisted_messages: unlisted,
             extract,
             conflicting_retransmissions: self.conflicts,
-            rchat: self.rchat.finish(),
+            rchat: self.rchat.finish().map(Box::new),
             keys: found.keys,
-            protocol: self.protocols.finish(),
+            protocol: self.protocols.finish().map(Box::new),
         }
     }
 }

@@ -67,10 +67,19 @@ enum State {
 
 /// A recogniser watching one direction: it keeps the first bytes until the recogniser says
 /// whether the direction is its protocol, then hands it the direction or ignores the rest.
+///
+/// The recogniser and the kept bytes are boxed and dropped once it ignores the direction: a
+/// capture of many connections keeps them only for those still undecided or claimed.
 #[derive(Debug)]
 pub struct Watch<R> {
+    /// `None` once ignored.
+    watching: Option<Box<Watching<R>>>,
+    claimed: bool,
+}
+
+#[derive(Debug)]
+struct Watching<R> {
     recogniser: R,
-    state: State,
     /// The direction's first bytes, while undecided.
     first: [u8; MAX_START],
     first_len: usize,
@@ -81,27 +90,48 @@ pub struct Watch<R> {
 impl<R: Recogniser> Watch<R> {
     /// Watch a direction with `recogniser`.
     pub fn new(recogniser: R) -> Self {
-        Watch {
-            recogniser,
-            state: State::Undecided,
-            first: [0; MAX_START],
-            first_len: 0,
-            first_offset: 0,
-        }
+        let watching =
+            Watching { recogniser, first: [0; MAX_START], first_len: 0, first_offset: 0 };
+        Watch { watching: Some(Box::new(watching)), claimed: false }
     }
 
     /// The direction's next in-order bytes, from stream offset `offset`.
     #[inline]
     pub fn data(&mut self, offset: u64, bytes: &[u8]) {
-        match self.state {
-            State::Ignored => {}
-            State::Claimed => self.recogniser.data(offset, bytes),
-            State::Undecided => self.first_bytes(offset, bytes),
+        let Some(w) = self.watching.as_deref_mut() else { return };
+        if self.claimed {
+            w.recogniser.data(offset, bytes);
+            return;
+        }
+        match w.first_bytes(offset, bytes) {
+            State::Claimed => self.claimed = true,
+            State::Ignored => self.watching = None,
+            State::Undecided => {}
         }
     }
 
+    /// Bytes are missing from the capture from `offset` on.
+    pub fn gap(&mut self, offset: u64) {
+        if let Some(w) = self.watching.as_deref_mut().filter(|_| self.claimed) {
+            w.recogniser.gap(offset);
+        }
+    }
+
+    /// Whether the direction turned out not to be the recogniser's protocol.
+    pub fn ignored(&self) -> bool {
+        self.watching.is_none()
+    }
+
+    /// What the direction said, if it was the recogniser's protocol.
+    pub fn finish(self) -> Option<R::Found> {
+        let w = self.watching.filter(|_| self.claimed)?;
+        Some(w.recogniser.finish())
+    }
+}
+
+impl<R: Recogniser> Watching<R> {
     /// Bytes while undecided: keep them, ask, and hand them over once claimed.
-    fn first_bytes(&mut self, offset: u64, bytes: &[u8]) {
+    fn first_bytes(&mut self, offset: u64, bytes: &[u8]) -> State {
         if self.first_len == 0 {
             self.first_offset = offset;
         }
@@ -116,34 +146,17 @@ impl<R: Recogniser> Watch<R> {
         let first = self.first.get(..self.first_len).unwrap_or(&[]);
         match self.recogniser.start(first) {
             Start::Yes => {
-                self.state = State::Claimed;
                 let first = self.first;
                 self.recogniser.data(self.first_offset, first.get(..self.first_len).unwrap_or(&[]));
                 let rest = bytes.get(take..).unwrap_or(&[]);
                 if !rest.is_empty() {
                     self.recogniser.data(offset + take as u64, rest);
                 }
+                State::Claimed
             }
-            Start::More if self.first_len < want => {}
-            Start::No | Start::More => self.state = State::Ignored,
+            Start::More if self.first_len < want => State::Undecided,
+            Start::No | Start::More => State::Ignored,
         }
-    }
-
-    /// Bytes are missing from the capture from `offset` on.
-    pub fn gap(&mut self, offset: u64) {
-        if self.state == State::Claimed {
-            self.recogniser.gap(offset);
-        }
-    }
-
-    /// Whether the direction turned out not to be the recogniser's protocol.
-    pub fn ignored(&self) -> bool {
-        self.state == State::Ignored
-    }
-
-    /// What the direction said, if it was the recogniser's protocol.
-    pub fn finish(self) -> Option<R::Found> {
-        (self.state == State::Claimed).then(|| self.recogniser.finish())
     }
 }
 

@@ -170,7 +170,7 @@ pub struct DirectionReport {
     /// The `--extract` file.
     pub extract: Option<String>,
     /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
-    pub rchat: Option<super::recognise::rchat::RchatReport>,
+    pub rchat: Option<Box<super::recognise::rchat::RchatReport>>,
     /// The protocol the direction speaks, when one was recognised (`null` for plain text or
     /// bytes in no known framing).
     pub protocol: Option<ProtocolReport>,
@@ -843,7 +843,7 @@ fn direction_report(
         recognized: {
             let mut keys: Vec<Recognized> =
                 d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
-            if let Some(Protocol::Tls(t)) = &d.protocol {
+            if let Some(Protocol::Tls(t)) = d.protocol.as_deref() {
                 // Certificates sent in the clear (TLS 1.2 and older); where in the stream is
                 // not kept.
                 keys.extend(t.certificates.iter().map(|k| Recognized {

@@ -191,9 +191,9 @@ pub struct Splitter {
     cutter: Option<Box<dyn Cutter + Send>>,
     lines: Lines,
     done: Vec<Message>,
-    /// The full verdict on the first message (its offset and verdict): the direction's, if no
-    /// other message counts.
-    first: Option<(u64, Classification)>,
+    /// Whether a message was judged on the direction's own counts (the first one counted,
+    /// while they were empty: see [`Open::acc`]).
+    judged_on_overall: bool,
     /// Messages not listed because of [`MAX_MESSAGES`].
     pub unlisted: u64,
     /// Every byte of the direction's messages.
@@ -231,7 +231,7 @@ impl Splitter {
             cutter: None,
             lines: Lines::default(),
             done: Vec::new(),
-            first: None,
+            judged_on_overall: false,
             unlisted: 0,
             overall: Accumulator::new(),
             opened: 0,
@@ -323,20 +323,7 @@ impl Splitter {
         }
         self.end_message(None);
         self.add_counts();
-        // The first message is judged on the direction's own counts when it ends: if nothing
-        // else was counted, that verdict is the direction's.
-        let overall = match self.first.take() {
-            Some((offset, first))
-                if self
-                    .done
-                    .iter()
-                    .find(|m| m.offset == offset)
-                    .is_some_and(|m| m.length == self.overall.len()) =>
-            {
-                first
-            }
-            _ => self.overall.finish(),
-        };
+        let overall = self.overall.finish();
         Finished {
             overall,
             mode: self.mode,
@@ -623,7 +610,7 @@ impl Splitter {
             Counting::Counted
         };
         let counted = matches!(open.counting, Counting::Counted);
-        open.acc = if !open.listed || (counted && overall_empty && self.first.is_none()) {
+        open.acc = if !open.listed || (counted && overall_empty && !self.judged_on_overall) {
             None
         } else {
             Some(Accumulator::new())
@@ -667,15 +654,13 @@ impl Splitter {
             Counting::Counted | Counting::Pending { .. } => Part::Message,
         };
         if open.listed {
-            // Only the verdict of each message is kept, but the first one's may turn out to
-            // be the direction's.
+            // Only the verdict of each message is kept. The first one counted may have been
+            // counted in the direction's own counts alone: they hold exactly its bytes now.
             let brief = match &open.acc {
                 Some(acc) => acc.brief(),
                 None => {
-                    let first = self.overall.finish();
-                    let brief = first.brief();
-                    self.first = Some((open.offset, first));
-                    brief
+                    self.judged_on_overall = true;
+                    self.overall.brief()
                 }
             };
             self.done.push(Message {
