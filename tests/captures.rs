@@ -224,8 +224,10 @@ mod make_captures {
             ScriptCopy { dir }
         }
 
-        /// A copy whose tcpdump is a stand-in running `tcpdump` and whose cargo notes where
-        /// it ran and fails; `None` (the test is skipped) if the script's tools are missing.
+        /// A copy whose tcpdump is a stand-in running `tcpdump`, whose cargo notes where it
+        /// ran and fails, and whose python3 and ss are stand-ins for those of the original
+        /// program's captures; `None` (the test is skipped) if the script's other tools are
+        /// missing.
         fn with_tcpdump(tag: &str, tcpdump: &[&str]) -> Option<ScriptCopy> {
             if !script_tools_present() {
                 return None;
@@ -233,6 +235,8 @@ mod make_captures {
             let copy = ScriptCopy::new(tag);
             copy.stand_in("tcpdump", tcpdump);
             copy.stand_in("cargo", CARGO_TRIPWIRE);
+            copy.stand_in("python3", PYTHON_STAND_IN);
+            copy.stand_in("ss", &["exit 0"]);
             Some(copy)
         }
 
@@ -248,13 +252,14 @@ mod make_captures {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
 
-        /// Run the copy with `bin/` first in PATH (the real tools after it), from the scratch
-        /// folder; returns its output and how long it took.
-        fn run(&self) -> (std::process::Output, Duration) {
+        /// Run the copy with `args`, `bin/` first in PATH (the real tools after it), from the
+        /// scratch folder; returns its output and how long it took.
+        fn run(&self, args: &[&str]) -> (std::process::Output, Duration) {
             let mut path = vec![self.path("bin")];
             path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
             let mut cmd = Command::new("sh");
             cmd.arg(self.path("tree/captures/make-captures.sh"))
+                .args(args)
                 .current_dir(self.dir.path())
                 .env("PATH", std::env::join_paths(path).unwrap())
                 .env("TMPDIR", self.path("tmp"))
@@ -272,14 +277,19 @@ mod make_captures {
         }
     }
 
-    /// The tools the script checks for before anything else, besides tcpdump and cargo (which
-    /// these tests replace).
+    /// The tools the script checks for before anything else, besides tcpdump, cargo, python3
+    /// and ss (which these tests replace).
     fn script_tools_present() -> bool {
         ["editcap", "nc", "timeout", "sha256sum"].into_iter().all(have_tool)
     }
 
     /// A stand-in for cargo that notes where it ran and fails, so the script stops there.
     const CARGO_TRIPWIRE: &[&str] = &[r#"pwd >"$(dirname "$0")/cargo-ran-in""#, "exit 1"];
+
+    /// A stand-in for python3 that has every package (`python3 -c ...` succeeds) and fails to
+    /// run any program, saying which.
+    const PYTHON_STAND_IN: &[&str] =
+        &[r#"[ "$1" = -c ] && exit 0"#, r#"echo "python3 stand-in cannot run $1" >&2"#, "exit 1"];
 
     /// Without capture rights, tcpdump fails at once with a permission error (a stand-in prints
     /// what the real one prints, so this holds even as root): the script exits 1 with one line
@@ -303,7 +313,7 @@ mod make_captures {
         };
         let before = snapshot(&captures_dir());
 
-        let (out, took) = copy.run();
+        let (out, took) = copy.run(&[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
         assert_eq!(
@@ -336,13 +346,61 @@ mod make_captures {
         };
         let before = snapshot(&captures_dir());
 
-        let (out, _) = copy.run();
+        let (out, _) = copy.run(&[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "the failing cargo stops the script: {stderr}");
         let ran_in = fs::read_to_string(copy.path("bin/cargo-ran-in")).expect("cargo ran");
         let ran_in = fs::canonicalize(ran_in.trim()).unwrap();
         assert_eq!(ran_in, fs::canonicalize(copy.path("tree")).unwrap(), "cargo ran elsewhere");
         assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")]);
+        assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
+    }
+
+    /// A capture the script does not make is refused before anything runs: status 2, one line
+    /// naming those it makes, tcpdump and cargo never started, nothing written.
+    #[test]
+    fn an_unknown_capture_is_refused() {
+        let copy = ScriptCopy::new("make-captures-unknown");
+        copy.stand_in("tcpdump", &[r#"echo "$@" >>"$(dirname "$0")/tcpdump-args""#, "exit 1"]);
+        copy.stand_in("cargo", CARGO_TRIPWIRE);
+
+        let (out, _) = copy.run(&["original-plaintext.pcap", "chat.pcap"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+        assert!(
+            stderr.starts_with(
+                "make-captures: unknown capture chat.pcap (one of: chat-plaintext.pcap "
+            ) && stderr.contains(" original-encrypted.pcap)")
+                && stderr.lines().count() == 1,
+            "stderr: {stderr}"
+        );
+        assert!(!copy.path("bin/tcpdump-args").exists(), "tcpdump ran");
+        assert!(!copy.path("bin/cargo-ran-in").exists(), "cargo ran");
+        assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")], "files were written");
+    }
+
+    /// Asked only for the original program's captures, the script builds nothing: it goes
+    /// past the capture check without cargo and stops when the program fails (the stand-in
+    /// python3 runs none), with the program's error and without waiting for it to listen.
+    #[test]
+    fn the_original_captures_need_no_build() {
+        let Some(copy) = ScriptCopy::with_tcpdump(
+            "make-captures-original",
+            &[r#"echo "listening on lo, link-type EN10MB (Ethernet), snapshot length 262144" >&2"#],
+        ) else {
+            return;
+        };
+        let before = snapshot(&captures_dir());
+
+        let (out, took) = copy.run(&["original-plaintext.pcap"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+        assert!(stderr.contains("make-captures: the original program (host) failed:"), "{stderr}");
+        assert!(stderr.contains("original_chat.py"), "the program's error is shown: {stderr}");
+        assert!(took < Duration::from_secs(15), "the script took {took:?}");
+        assert!(!copy.path("bin/cargo-ran-in").exists(), "cargo ran");
+        let left: Vec<_> = fs::read_dir(copy.path("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
         assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
     }
 }
