@@ -1,7 +1,9 @@
 //! The shipped captures are what `captures/README.md` says they are: each file listed exists
 //! with the sha256 given, every `rchat analyze` output shown there is still true, and
-//! `rchat analyze --json` gives each stream the verdict the README shows in brackets. The
-//! script that makes them, `make-captures.sh`, stops at once where tcpdump cannot capture.
+//! `rchat analyze --json` gives each stream the verdict the README shows in brackets; every
+//! key in `captures/keys/` has the fingerprint listed. The captures of the original program
+//! show its keys and one RSA block per message. The script that makes them,
+//! `make-captures.sh`, stops at once where tcpdump cannot capture.
 
 mod common;
 
@@ -86,7 +88,7 @@ fn run_rchat(args: &[String]) -> String {
 #[test]
 fn every_listed_capture_exists_with_its_sha256() {
     let files = listed_files(&readme());
-    assert_eq!(files.len(), 4, "expected four captures in the README table: {files:?}");
+    assert_eq!(files.len(), 6, "expected six captures in the README table: {files:?}");
     for Listed { file, link_type, sha256 } in files {
         let bytes = fs::read(captures_dir().join(&file))
             .unwrap_or_else(|e| panic!("captures/{file} is listed but cannot be read: {e}"));
@@ -102,20 +104,28 @@ fn every_listed_capture_exists_with_its_sha256() {
     }
 }
 
+/// The private keys of rchat's encrypted captures and the public keys of the original
+/// program's: each file in `captures/keys/` has a row `| NAME | `FINGERPRINT` |` (NAME the file
+/// name without `.pem`) in the README.
 #[test]
-fn the_keys_of_the_encrypted_capture_are_shipped() {
-    for who in ["alice", "bob"] {
-        let key = captures_dir().join("keys").join(format!("{who}.pem"));
+fn every_shipped_key_has_its_fingerprint_listed() {
+    let mut names = vec![];
+    for key in common::files_under(&captures_dir().join("keys")) {
+        let name = key.file_stem().unwrap().to_string_lossy().to_string();
         let out = run_rchat(&["fingerprint".into(), key.display().to_string()]);
         let fp = out.split_whitespace().next().unwrap_or_default();
-        assert!(readme().contains(&format!("| {who} | `{fp}` |")), "fingerprint of {who}: {out}");
+        assert!(readme().contains(&format!("| {name} | `{fp}` |")), "fingerprint of {name}: {out}");
+        names.push(name);
+    }
+    for name in ["alice", "bob"].into_iter().chain(ORIGINAL_KEYS) {
+        assert!(names.iter().any(|n| n == name), "captures/keys/{name}.pem is missing");
     }
 }
 
 #[test]
 fn analyze_says_what_the_readme_shows() {
     let analyses = shown_analyses(&readme());
-    assert!(analyses.len() >= 5, "expected an analysis per capture, found {}", analyses.len());
+    assert!(analyses.len() >= 7, "expected an analysis per capture, found {}", analyses.len());
     for (args, shown) in analyses {
         assert_eq!(args.first().map(String::as_str), Some("analyze"), "{args:?}");
         let mut full = args.clone();
@@ -157,7 +167,7 @@ fn analyze_says_what_the_readme_shows() {
 }
 
 #[test]
-fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
+fn the_plaintext_captures_read_and_the_encrypted_ones_do_not() {
     let file = |name: &str| vec!["analyze".to_string(), "--json".into(), name.into()];
     let verdicts = |name: &str| -> Vec<String> {
         let report: serde_json::Value = serde_json::from_str(&run_rchat(&file(name))).unwrap();
@@ -180,6 +190,66 @@ fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
     };
     assert!(has("chat-plaintext.pcap"));
     assert!(!has("chat-encrypted.pcapng"));
+    assert_eq!(verdicts("original-plaintext.pcap"), ["plaintext"]);
+    assert_eq!(verdicts("original-encrypted.pcap"), ["ciphertext"]);
+    assert!(has("original-plaintext.pcap"));
+    assert!(!has("original-encrypted.pcap"));
+}
+
+/// The public keys of the original program's captures, in `captures/keys/`.
+const ORIGINAL_KEYS: [&str; 4] = [
+    "original-plaintext-alice",
+    "original-plaintext-bob",
+    "original-encrypted-alice",
+    "original-encrypted-bob",
+];
+
+/// What Lab 1 and Lab 5 show of the original program: analyze names each side's key, a
+/// 1024-bit RSA public key in PEM with the fingerprint of the key shipped for that side (Alice
+/// hosts, so she is the server), and in encrypted mode finds every message to be one 128-byte
+/// RSA block to the other side's key: 2 from Bob, 3 from Alice.
+#[test]
+fn the_original_program_shows_its_keys_and_one_rsa_block_per_message() {
+    let fingerprint = |name: &str| {
+        let key = captures_dir().join("keys").join(format!("{name}.pem"));
+        let out = run_rchat(&["fingerprint".into(), key.display().to_string()]);
+        out.split_whitespace().next().unwrap_or_default().to_string()
+    };
+    for mode in ["plaintext", "encrypted"] {
+        let file = format!("original-{mode}.pcap");
+        let args = ["analyze".to_string(), "--json".into(), file.clone()];
+        let report: serde_json::Value = serde_json::from_str(&run_rchat(&args)).unwrap();
+        let streams = report["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 1, "{file}: one conversation");
+        let dirs = &streams[0]["directions"];
+        for (dir, sender, recipient, messages) in
+            [("client_to_server", "bob", "alice", 2), ("server_to_client", "alice", "bob", 3)]
+        {
+            let d = &dirs[dir];
+            let keys = d["recognized"].as_array().unwrap();
+            assert_eq!(keys.len(), 1, "{file} {dir}: one key: {keys:?}");
+            assert_eq!(keys[0]["format"], "PEM RSA PUBLIC KEY", "{file} {dir}");
+            assert_eq!(keys[0]["bits"], 1024, "{file} {dir}");
+            assert_eq!(keys[0]["fingerprint"], fingerprint(&format!("original-{mode}-{sender}")));
+            let kinds: Vec<&str> = d["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m["kind"].as_str())
+                .collect();
+            assert_eq!(kinds.iter().filter(|k| **k == "message").count(), messages, "{file} {dir}");
+            let raw = &d["raw_rsa"];
+            if mode == "plaintext" {
+                assert!(raw.is_null(), "{file} {dir}: no RSA blocks in plaintext mode: {raw}");
+                continue;
+            }
+            assert_eq!(raw["block_bytes"], 128, "{file} {dir}");
+            assert_eq!(raw["messages"], messages, "{file} {dir}");
+            assert_eq!(raw["key_bits"], 1024, "{file} {dir}");
+            let to = fingerprint(&format!("original-{mode}-{recipient}"));
+            assert_eq!(raw["key_fingerprint"], to, "{file} {dir}: encrypted to the recipient");
+        }
+    }
 }
 
 /// `captures/make-captures.sh`, run as a copy in a scratch folder with stand-ins for tcpdump
