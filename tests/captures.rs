@@ -1,7 +1,9 @@
 //! The shipped captures are what `captures/README.md` says they are: each file listed exists
 //! with the sha256 given, every `rchat analyze` output shown there is still true, and
-//! `rchat analyze --json` gives each stream the verdict the README shows in brackets. The
-//! script that makes them, `make-captures.sh`, stops at once where tcpdump cannot capture.
+//! `rchat analyze --json` gives each stream the verdict the README shows in brackets; every
+//! key in `captures/keys/` has the fingerprint listed. The captures of the original program
+//! show its keys and one RSA block per message. The script that makes them,
+//! `make-captures.sh`, stops at once where tcpdump cannot capture.
 
 mod common;
 
@@ -86,7 +88,7 @@ fn run_rchat(args: &[String]) -> String {
 #[test]
 fn every_listed_capture_exists_with_its_sha256() {
     let files = listed_files(&readme());
-    assert_eq!(files.len(), 4, "expected four captures in the README table: {files:?}");
+    assert_eq!(files.len(), 6, "expected six captures in the README table: {files:?}");
     for Listed { file, link_type, sha256 } in files {
         let bytes = fs::read(captures_dir().join(&file))
             .unwrap_or_else(|e| panic!("captures/{file} is listed but cannot be read: {e}"));
@@ -102,20 +104,28 @@ fn every_listed_capture_exists_with_its_sha256() {
     }
 }
 
+/// The private keys of rchat's encrypted captures and the public keys of the original
+/// program's: each file in `captures/keys/` has a row `| NAME | `FINGERPRINT` |` (NAME the file
+/// name without `.pem`) in the README.
 #[test]
-fn the_keys_of_the_encrypted_capture_are_shipped() {
-    for who in ["alice", "bob"] {
-        let key = captures_dir().join("keys").join(format!("{who}.pem"));
+fn every_shipped_key_has_its_fingerprint_listed() {
+    let mut names = vec![];
+    for key in common::files_under(&captures_dir().join("keys")) {
+        let name = key.file_stem().unwrap().to_string_lossy().to_string();
         let out = run_rchat(&["fingerprint".into(), key.display().to_string()]);
         let fp = out.split_whitespace().next().unwrap_or_default();
-        assert!(readme().contains(&format!("| {who} | `{fp}` |")), "fingerprint of {who}: {out}");
+        assert!(readme().contains(&format!("| {name} | `{fp}` |")), "fingerprint of {name}: {out}");
+        names.push(name);
+    }
+    for name in ["alice", "bob"].into_iter().chain(ORIGINAL_KEYS) {
+        assert!(names.iter().any(|n| n == name), "captures/keys/{name}.pem is missing");
     }
 }
 
 #[test]
 fn analyze_says_what_the_readme_shows() {
     let analyses = shown_analyses(&readme());
-    assert!(analyses.len() >= 5, "expected an analysis per capture, found {}", analyses.len());
+    assert!(analyses.len() >= 7, "expected an analysis per capture, found {}", analyses.len());
     for (args, shown) in analyses {
         assert_eq!(args.first().map(String::as_str), Some("analyze"), "{args:?}");
         let mut full = args.clone();
@@ -157,7 +167,7 @@ fn analyze_says_what_the_readme_shows() {
 }
 
 #[test]
-fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
+fn the_plaintext_captures_read_and_the_encrypted_ones_do_not() {
     let file = |name: &str| vec!["analyze".to_string(), "--json".into(), name.into()];
     let verdicts = |name: &str| -> Vec<String> {
         let report: serde_json::Value = serde_json::from_str(&run_rchat(&file(name))).unwrap();
@@ -180,6 +190,66 @@ fn the_plaintext_capture_reads_and_the_encrypted_one_does_not() {
     };
     assert!(has("chat-plaintext.pcap"));
     assert!(!has("chat-encrypted.pcapng"));
+    assert_eq!(verdicts("original-plaintext.pcap"), ["plaintext"]);
+    assert_eq!(verdicts("original-encrypted.pcap"), ["ciphertext"]);
+    assert!(has("original-plaintext.pcap"));
+    assert!(!has("original-encrypted.pcap"));
+}
+
+/// The public keys of the original program's captures, in `captures/keys/`.
+const ORIGINAL_KEYS: [&str; 4] = [
+    "original-plaintext-alice",
+    "original-plaintext-bob",
+    "original-encrypted-alice",
+    "original-encrypted-bob",
+];
+
+/// What Lab 1 and Lab 5 show of the original program: analyze names each side's key, a
+/// 1024-bit RSA public key in PEM with the fingerprint of the key shipped for that side (Alice
+/// hosts, so she is the server), and in encrypted mode finds every message to be one 128-byte
+/// RSA block to the other side's key: 2 from Bob, 3 from Alice.
+#[test]
+fn the_original_program_shows_its_keys_and_one_rsa_block_per_message() {
+    let fingerprint = |name: &str| {
+        let key = captures_dir().join("keys").join(format!("{name}.pem"));
+        let out = run_rchat(&["fingerprint".into(), key.display().to_string()]);
+        out.split_whitespace().next().unwrap_or_default().to_string()
+    };
+    for mode in ["plaintext", "encrypted"] {
+        let file = format!("original-{mode}.pcap");
+        let args = ["analyze".to_string(), "--json".into(), file.clone()];
+        let report: serde_json::Value = serde_json::from_str(&run_rchat(&args)).unwrap();
+        let streams = report["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 1, "{file}: one conversation");
+        let dirs = &streams[0]["directions"];
+        for (dir, sender, recipient, messages) in
+            [("client_to_server", "bob", "alice", 2), ("server_to_client", "alice", "bob", 3)]
+        {
+            let d = &dirs[dir];
+            let keys = d["recognized"].as_array().unwrap();
+            assert_eq!(keys.len(), 1, "{file} {dir}: one key: {keys:?}");
+            assert_eq!(keys[0]["format"], "PEM RSA PUBLIC KEY", "{file} {dir}");
+            assert_eq!(keys[0]["bits"], 1024, "{file} {dir}");
+            assert_eq!(keys[0]["fingerprint"], fingerprint(&format!("original-{mode}-{sender}")));
+            let kinds: Vec<&str> = d["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m["kind"].as_str())
+                .collect();
+            assert_eq!(kinds.iter().filter(|k| **k == "message").count(), messages, "{file} {dir}");
+            let raw = &d["raw_rsa"];
+            if mode == "plaintext" {
+                assert!(raw.is_null(), "{file} {dir}: no RSA blocks in plaintext mode: {raw}");
+                continue;
+            }
+            assert_eq!(raw["block_bytes"], 128, "{file} {dir}");
+            assert_eq!(raw["messages"], messages, "{file} {dir}");
+            assert_eq!(raw["key_bits"], 1024, "{file} {dir}");
+            let to = fingerprint(&format!("original-{mode}-{recipient}"));
+            assert_eq!(raw["key_fingerprint"], to, "{file} {dir}: encrypted to the recipient");
+        }
+    }
 }
 
 /// `captures/make-captures.sh`, run as a copy in a scratch folder with stand-ins for tcpdump
@@ -224,8 +294,10 @@ mod make_captures {
             ScriptCopy { dir }
         }
 
-        /// A copy whose tcpdump is a stand-in running `tcpdump` and whose cargo notes where
-        /// it ran and fails; `None` (the test is skipped) if the script's tools are missing.
+        /// A copy whose tcpdump is a stand-in running `tcpdump`, whose cargo notes where it
+        /// ran and fails, and whose python3 and ss are stand-ins for those of the original
+        /// program's captures; `None` (the test is skipped) if the script's other tools are
+        /// missing.
         fn with_tcpdump(tag: &str, tcpdump: &[&str]) -> Option<ScriptCopy> {
             if !script_tools_present() {
                 return None;
@@ -233,6 +305,8 @@ mod make_captures {
             let copy = ScriptCopy::new(tag);
             copy.stand_in("tcpdump", tcpdump);
             copy.stand_in("cargo", CARGO_TRIPWIRE);
+            copy.stand_in("python3", PYTHON_STAND_IN);
+            copy.stand_in("ss", &["exit 0"]);
             Some(copy)
         }
 
@@ -248,13 +322,14 @@ mod make_captures {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
 
-        /// Run the copy with `bin/` first in PATH (the real tools after it), from the scratch
-        /// folder; returns its output and how long it took.
-        fn run(&self) -> (std::process::Output, Duration) {
+        /// Run the copy with `args`, `bin/` first in PATH (the real tools after it), from the
+        /// scratch folder; returns its output and how long it took.
+        fn run(&self, args: &[&str]) -> (std::process::Output, Duration) {
             let mut path = vec![self.path("bin")];
             path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
             let mut cmd = Command::new("sh");
             cmd.arg(self.path("tree/captures/make-captures.sh"))
+                .args(args)
                 .current_dir(self.dir.path())
                 .env("PATH", std::env::join_paths(path).unwrap())
                 .env("TMPDIR", self.path("tmp"))
@@ -272,14 +347,19 @@ mod make_captures {
         }
     }
 
-    /// The tools the script checks for before anything else, besides tcpdump and cargo (which
-    /// these tests replace).
+    /// The tools the script checks for before anything else, besides tcpdump, cargo, python3
+    /// and ss (which these tests replace).
     fn script_tools_present() -> bool {
         ["editcap", "nc", "timeout", "sha256sum"].into_iter().all(have_tool)
     }
 
     /// A stand-in for cargo that notes where it ran and fails, so the script stops there.
     const CARGO_TRIPWIRE: &[&str] = &[r#"pwd >"$(dirname "$0")/cargo-ran-in""#, "exit 1"];
+
+    /// A stand-in for python3 that has every package (`python3 -c ...` succeeds) and fails to
+    /// run any program, saying which.
+    const PYTHON_STAND_IN: &[&str] =
+        &[r#"[ "$1" = -c ] && exit 0"#, r#"echo "python3 stand-in cannot run $1" >&2"#, "exit 1"];
 
     /// Without capture rights, tcpdump fails at once with a permission error (a stand-in prints
     /// what the real one prints, so this holds even as root): the script exits 1 with one line
@@ -303,7 +383,7 @@ mod make_captures {
         };
         let before = snapshot(&captures_dir());
 
-        let (out, took) = copy.run();
+        let (out, took) = copy.run(&[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
         assert_eq!(
@@ -336,13 +416,61 @@ mod make_captures {
         };
         let before = snapshot(&captures_dir());
 
-        let (out, _) = copy.run();
+        let (out, _) = copy.run(&[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "the failing cargo stops the script: {stderr}");
         let ran_in = fs::read_to_string(copy.path("bin/cargo-ran-in")).expect("cargo ran");
         let ran_in = fs::canonicalize(ran_in.trim()).unwrap();
         assert_eq!(ran_in, fs::canonicalize(copy.path("tree")).unwrap(), "cargo ran elsewhere");
         assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")]);
+        assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
+    }
+
+    /// A capture the script does not make is refused before anything runs: status 2, one line
+    /// naming those it makes, tcpdump and cargo never started, nothing written.
+    #[test]
+    fn an_unknown_capture_is_refused() {
+        let copy = ScriptCopy::new("make-captures-unknown");
+        copy.stand_in("tcpdump", &[r#"echo "$@" >>"$(dirname "$0")/tcpdump-args""#, "exit 1"]);
+        copy.stand_in("cargo", CARGO_TRIPWIRE);
+
+        let (out, _) = copy.run(&["original-plaintext.pcap", "chat.pcap"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+        assert!(
+            stderr.starts_with(
+                "make-captures: unknown capture chat.pcap (one of: chat-plaintext.pcap "
+            ) && stderr.contains(" original-encrypted.pcap)")
+                && stderr.lines().count() == 1,
+            "stderr: {stderr}"
+        );
+        assert!(!copy.path("bin/tcpdump-args").exists(), "tcpdump ran");
+        assert!(!copy.path("bin/cargo-ran-in").exists(), "cargo ran");
+        assert_eq!(copy.tree(), [PathBuf::from("captures/make-captures.sh")], "files were written");
+    }
+
+    /// Asked only for the original program's captures, the script builds nothing: it goes
+    /// past the capture check without cargo and stops when the program fails (the stand-in
+    /// python3 runs none), with the program's error and without waiting for it to listen.
+    #[test]
+    fn the_original_captures_need_no_build() {
+        let Some(copy) = ScriptCopy::with_tcpdump(
+            "make-captures-original",
+            &[r#"echo "listening on lo, link-type EN10MB (Ethernet), snapshot length 262144" >&2"#],
+        ) else {
+            return;
+        };
+        let before = snapshot(&captures_dir());
+
+        let (out, took) = copy.run(&["original-plaintext.pcap"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+        assert!(stderr.contains("make-captures: the original program (host) failed:"), "{stderr}");
+        assert!(stderr.contains("original_chat.py"), "the program's error is shown: {stderr}");
+        assert!(took < Duration::from_secs(15), "the script took {took:?}");
+        assert!(!copy.path("bin/cargo-ran-in").exists(), "cargo ran");
+        let left: Vec<_> = fs::read_dir(copy.path("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "temporary files left behind: {left:?}");
         assert_eq!(snapshot(&captures_dir()), before, "captures/ changed");
     }
 }

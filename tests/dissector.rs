@@ -348,12 +348,15 @@ fn dissector_leaves_plaintext_mode_alone() {
     if !have_tool("tshark") {
         return;
     }
-    // Plaintext mode on port 9999 has no frames: the dissector must not claim its lines.
-    let capture = root().join("captures").join("chat-plaintext.pcap");
-    let out = tshark(&capture, &["-Y", "rchat"]);
-    assert!(out.trim().is_empty(), "rchat frames found in plaintext mode:\n{out}");
-    let data = tshark(&capture, &["-Y", "tcp.len > 0"]);
-    assert!(!data.trim().is_empty(), "no data packets in the plaintext capture");
+    // Plaintext mode on port 9999 has no frames: the dissector must not claim its lines; nor
+    // the PEM keys, lines and RSA blocks of the original program on the same port.
+    for name in ["chat-plaintext.pcap", "original-plaintext.pcap", "original-encrypted.pcap"] {
+        let capture = root().join("captures").join(name);
+        let out = tshark(&capture, &["-Y", "rchat"]);
+        assert!(out.trim().is_empty(), "rchat frames found in {name}:\n{out}");
+        let data = tshark(&capture, &["-Y", "tcp.len > 0"]);
+        assert!(!data.trim().is_empty(), "no data packets in {name}");
+    }
 }
 
 /// One TCP connection to write into a made-up capture.
