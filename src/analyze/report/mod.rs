@@ -760,7 +760,8 @@ fn raw_rsa_report(r: &RawRsa) -> RawRsaReport {
         key_bits: r.key.as_ref().map(|(_, b)| *b),
         explanation: format!(
             "each message is one {}-byte RSA block: raw RSA with {to}; the number of messages, \
-             their size and their times stay visible, and a message can hold at most {} bytes",
+             their size and their times stay visible, and a message can hold at most {} bytes \
+             (with PKCS#1 v1.5 padding, fewer with OAEP)",
             r.block_bytes,
             r.block_bytes.saturating_sub(11)
         ),
