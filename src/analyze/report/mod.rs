@@ -173,11 +173,11 @@ pub struct DirectionReport {
     pub rchat: Option<Box<super::recognise::rchat::RchatReport>>,
     /// The protocol the direction speaks, when one was recognised (`null` for plain text or
     /// bytes in no known framing).
-    pub protocol: Option<ProtocolReport>,
+    pub protocol: Option<Box<ProtocolReport>>,
     /// Key material seen in the direction, in stream order.
     pub recognized: Vec<Recognized>,
     /// The ciphertext messages are each one RSA block (`null` otherwise).
-    pub raw_rsa: Option<RawRsaReport>,
+    pub raw_rsa: Option<Box<RawRsaReport>>,
 }
 
 /// One message inside a direction.
@@ -840,7 +840,8 @@ fn direction_report(
                 ssh: None,
                 http: None,
             })
-        }),
+        })
+        .map(Box::new),
         recognized: {
             let mut keys: Vec<Recognized> =
                 d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
@@ -869,7 +870,7 @@ fn direction_report(
             }
             keys
         },
-        raw_rsa: raw.as_ref().map(raw_rsa_report),
+        raw_rsa: raw.as_ref().map(|r| Box::new(raw_rsa_report(r))),
         rchat: d.rchat.map(|mut r| {
             // Each frame was also a message of the direction: give it that verdict.
             for f in &mut r.frames {
