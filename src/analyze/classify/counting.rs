@@ -6,6 +6,7 @@
 //! statistics of a histogram: Shannon entropy, its exact expectation for random bytes of the
 //! same length, and chi-square. It sees bytes only, never packets or streams.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use super::verdict::{Facts, occurring};
@@ -369,6 +370,9 @@ pub struct Accumulator {
     /// Stream offset just after the last decoded byte: where `utf8_state` applies.
     state_offset: u64,
     sample: Sample,
+    /// Counting put off ([`Accumulator::deferred`]): the bytes are only in `sample`, and
+    /// `bytes` stays 0 until they are counted.
+    deferred: bool,
 }
 
 impl Default for Accumulator {
@@ -384,6 +388,7 @@ impl Default for Accumulator {
             utf8_state: START as usize,
             state_offset: 0,
             sample: Sample::default(),
+            deferred: false,
         }
     }
 }
@@ -406,14 +411,55 @@ impl Accumulator {
         Self { sample, ..Self::default() }
     }
 
+    /// An accumulator that only keeps what it is fed, in its sample, and counts it when asked
+    /// for a verdict: a message of a few segments then holds no counting table while it is
+    /// open (with thousands of connections, each has one open message a side). Fed more
+    /// than the sample keeps ([`SAMPLE_LIMIT`](super::SAMPLE_LIMIT)), it counts what it kept
+    /// and goes on as any other. Every answer is the same as [`Accumulator::new`]'s.
+    pub fn deferred() -> Self {
+        Self { deferred: true, ..Self::default() }
+    }
+
     /// Bytes fed so far.
     pub fn len(&self) -> u64 {
-        self.bytes
+        if self.deferred { self.sample.len() as u64 } else { self.bytes }
     }
 
     /// True when nothing has been fed.
     pub fn is_empty(&self) -> bool {
-        self.bytes == 0
+        self.len() == 0
+    }
+
+    /// The kept bytes of a deferred accumulator, counted: `None` if they cannot be read back
+    /// from the capture file (it was cut short during the analysis).
+    fn counted(&self) -> Option<Accumulator> {
+        let kept = self.sample.bytes()?;
+        let mut counted = Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
+        counted.count_kept(&kept);
+        Some(counted)
+    }
+
+    /// Count `kept` (bytes already in a sample: they are not kept again).
+    fn count_kept(&mut self, kept: &[u8]) {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                self.count_bytes(kept, &mut scratch);
+                self.add_counts(&mut scratch);
+            }
+            Err(_) => {
+                let mut scratch = Scratch::default();
+                self.count_bytes(kept, &mut scratch);
+                self.add_counts(&mut scratch);
+            }
+        });
+    }
+
+    /// Count the bytes a deferred accumulator kept, and count from now on.
+    fn undefer(&mut self, scratch: &mut Scratch) {
+        self.deferred = false;
+        let kept = self.sample.bytes().map(Cow::into_owned).unwrap_or_default();
+        // (Bytes that can no longer be read back are not counted: the verdict is on the rest.)
+        self.count_bytes(&kept, scratch);
     }
 
     /// Add the next bytes.
@@ -445,15 +491,26 @@ impl Accumulator {
     ///
     /// [`update`]: Accumulator::update
     pub fn count_in(&mut self, data: Captured<'_>, scratch: &mut Scratch) {
+        if self.deferred {
+            if self.sample.len() + data.len() <= super::SAMPLE_LIMIT {
+                self.sample.push(data);
+                return;
+            }
+            self.undefer(scratch);
+        }
+        self.sample.push(data);
+        self.count_bytes(data.bytes(), scratch);
+    }
+
+    /// Count `data` (already in the sample, as far as it keeps bytes), leaving the counts of
+    /// long pieces in `scratch` (see [`Accumulator::count_in`]).
+    fn count_bytes(&mut self, data: &[u8], scratch: &mut Scratch) {
         // No counter can pass u32::MAX while fewer than 2^32 bytes were counted since the
         // last fold: the lanes' counters and the table's stay below 2^31.
         if data.len() as u64 >= FOLD_EVERY / 2 {
             let step = FOLD_EVERY as usize / 4;
-            let mut from = 0;
-            while from < data.len() {
-                let piece = data.get(from..(from + step).min(data.len())).unwrap_or_default();
-                self.count_in(piece, scratch);
-                from += step;
+            for piece in data.chunks(step) {
+                self.count_bytes(piece, scratch);
             }
             return;
         }
@@ -464,8 +521,6 @@ impl Accumulator {
             self.add_counts(scratch);
             self.fold();
         }
-        self.sample.push(data);
-        let data = data.bytes();
         if data.len() < LANES * LANE_MIN {
             // A few bytes (a chat message): counting them in the lanes would mean adding up
             // and clearing all of the lanes' counters for them.
@@ -600,6 +655,9 @@ impl Accumulator {
 
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
+        if self.deferred {
+            return self.counted().map_or([0; 256], |c| c.histogram());
+        }
         let mut h = self.hist.counts();
         if let Some(folded) = self.folded.as_deref() {
             for (total, c) in h.iter_mut().zip(folded) {
@@ -673,10 +731,42 @@ impl Accumulator {
 
     /// The verdict, with encoding checks if `detect_encodings`, with a reason if `words`.
     pub(super) fn judge(&self, detect_encodings: bool, words: bool) -> Classification {
+        if !self.deferred {
+            return self
+                .judge_counts(self.sample.head(), detect_encodings, words, || self.sample.bytes());
+        }
+        // Counted now, from the kept bytes, which also serve the encoding checks.
+        let Some(kept) = self.sample.bytes() else {
+            return Classification {
+                verdict: super::Verdict::Inconclusive,
+                confidence: super::Confidence::Low,
+                encoding: None,
+                decoded_bytes: None,
+                reason: if words {
+                    super::reasons::not_read_back(self.len())
+                } else {
+                    String::new()
+                },
+                stats: super::Stats { bytes: self.len(), ..super::Stats::default() },
+            };
+        };
+        let mut counted = Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
+        counted.count_kept(&kept);
+        counted.judge_counts(self.sample.head(), detect_encodings, words, || Some(kept))
+    }
+
+    /// The verdict on the counts; `head` is the first bytes fed, `sample` gives the kept ones.
+    fn judge_counts<'s>(
+        &self,
+        head: &[u8],
+        detect_encodings: bool,
+        words: bool,
+        sample: impl FnOnce() -> Option<Cow<'s, [u8]>>,
+    ) -> Classification {
         // A message cut out of a stream may start or end inside a character: up to three
         // continuation bytes at the start and an unfinished sequence at the end are pieces of
         // text, not evidence against it.
-        let leading = self.sample.head().iter().take_while(|&&b| is_continuation(b)).count();
+        let leading = head.iter().take_while(|&&b| is_continuation(b)).count();
         let trailing = if self.state_offset == self.bytes {
             match self.utf8_state as u8 {
                 N3_1 | N4_2 => 2,
@@ -694,7 +784,7 @@ impl Accumulator {
         // The sample may have to be read back from the capture file: only if it is needed. If
         // the file cannot give it back (it was cut short under us), there are no encoding
         // checks.
-        facts.decide(detect_encodings, || self.sample.bytes())
+        facts.decide(detect_encodings, sample)
     }
 }
 
@@ -954,6 +1044,53 @@ mod tests {
 
     use proptest::prelude::Strategy as _;
 
+    #[test]
+    fn a_deferred_accumulator_past_its_sample_counts_what_it_kept() {
+        // Text, then random bytes, past the sample's limit: the kept bytes are counted when
+        // the limit is reached, the rest as they come.
+        let mut data = b"the exam moved to room 204, see you there\n".repeat(900);
+        data.extend(noise(120_000, 7));
+        let mut counting = Accumulator::new();
+        let mut deferred = Accumulator::deferred();
+        for piece in data.chunks(1448) {
+            counting.update(piece);
+            deferred.update(piece);
+            if deferred.len() < crate::analyze::classify::SAMPLE_LIMIT as u64 {
+                assert!(matches!(deferred.hist, Table::Empty), "nothing counted while it keeps");
+            }
+        }
+        assert!(!matches!(deferred.hist, Table::Empty), "counted once past the sample");
+        assert_eq!(deferred.len(), data.len() as u64);
+        assert_eq!(deferred.histogram(), counting.histogram());
+        assert_eq!(deferred.finish(), counting.finish());
+    }
+
+    #[test]
+    fn a_deferred_message_that_cannot_be_read_back_is_inconclusive() {
+        use crate::analyze::classify::{Confidence, Verdict};
+        use std::io::Write;
+        use std::sync::Arc;
+        let dir = tempfile::Builder::new().prefix("rchat-lost-message-").tempdir().unwrap();
+        let path = dir.path().join("capture.bin");
+        let text = b"a line of text that came straight from the capture file\n".repeat(40);
+        std::fs::File::create(&path).unwrap().write_all(&text).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let mut acc =
+            Accumulator { deferred: true, ..Accumulator::with_sample(Sample::in_file(file)) };
+        let mut scratch = Scratch::default();
+        for (i, piece) in text.chunks(1000).enumerate() {
+            acc.count_in(Captured::copied_from(piece, Some(i as u64 * 1000)), &mut scratch);
+        }
+        acc.add_counts(&mut scratch);
+        assert!(matches!(acc.hist, Table::Empty), "kept, not counted");
+        assert_eq!(acc.finish(), classify(&text), "read back while the file is intact");
+        std::fs::File::create(&path).unwrap();
+        let lost = acc.finish();
+        assert_eq!((lost.verdict, lost.confidence), (Verdict::Inconclusive, Confidence::Low));
+        assert!(lost.reason.contains("could not be read back"), "{}", lost.reason);
+        assert_eq!(lost.stats.bytes, text.len() as u64);
+    }
+
     proptest::proptest! {
         #[test]
         fn any_bytes_any_split_same_verdict(
@@ -975,6 +1112,29 @@ mod tests {
             proptest::prop_assert!((0.0..=1.0).contains(&s.printable_ratio));
             proptest::prop_assert!(s.entropy >= 0.0 && s.entropy <= 8.0);
             proptest::prop_assert!(!whole.reason.is_empty());
+        }
+
+        #[test]
+        fn a_deferred_accumulator_answers_as_a_counting_one(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            text in "[ -~\\n\u{80}-\u{7FF}]{0,300}",
+            cuts in proptest::collection::vec(0usize..3300, 0..6),
+        ) {
+            let data: Vec<u8> = if data.len() % 2 == 0 { text.into_bytes() } else { data };
+            let mut counting = Accumulator::new();
+            let mut deferred = Accumulator::deferred();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                counting.update(&data[from..c]);
+                deferred.update(&data[from..c]);
+                from = c;
+            }
+            proptest::prop_assert_eq!(deferred.len(), counting.len());
+            proptest::prop_assert_eq!(deferred.histogram(), counting.histogram());
+            proptest::prop_assert_eq!(deferred.brief(), counting.brief());
+            proptest::prop_assert_eq!(deferred.finish(), counting.finish());
         }
 
         #[test]

@@ -112,7 +112,7 @@ impl Encoding {
 }
 
 /// The numbers behind a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Stats {
     /// Bytes examined.
     pub bytes: u64,

@@ -44,6 +44,14 @@ pub(super) fn nothing_kept(missing: u64, cut: u64) -> String {
 }
 
 /// Fewer than [`MIN_BYTES`].
+pub(super) fn not_read_back(n: u64) -> String {
+    format!(
+        "The {} of this message could not be read back from the capture file (it was cut short \
+         during the analysis): nothing can be said of them.",
+        plural(n, "byte", "bytes")
+    )
+}
+
 pub(super) fn too_few(n: u64) -> String {
     format!(
         "Only {}: too few to tell readable text from ciphertext (at least {MIN_BYTES} are needed).",

@@ -81,6 +81,10 @@ pub struct DirectionResult {
     pub protocol: Option<Box<Protocol>>,
 }
 
+/// A closed stream's two results, client to server first: boxed, so that the lists and the
+/// table they pass through on their way to the report hold a pointer per stream.
+pub type StreamResult = Box<[DirectionResult; 2]>;
+
 struct Extract {
     path: PathBuf,
     out: Option<BufWriter<File>>,
@@ -236,7 +240,7 @@ pub struct Analyses {
     /// Closed streams' results, in the order they closed, with their ids. Kept as a list, not
     /// indexed by stream id: each shard holds only its own streams' (a table indexed by id
     /// in every shard cost a slot per stream of the capture in each of them).
-    results: Vec<(usize, [DirectionResult; 2])>,
+    results: Vec<(usize, StreamResult)>,
     /// One more than the highest stream id opened ([`Analyses::into_results`] is that long).
     opened: usize,
     /// Problems writing `--extract` files.
@@ -368,7 +372,7 @@ impl Analyses {
 
     /// The results, indexed by stream id (`None` for a stream not closed, or not this
     /// sink's), up to the highest stream id opened.
-    pub fn into_results(self) -> Vec<Option<[DirectionResult; 2]>> {
+    pub fn into_results(self) -> Vec<Option<StreamResult>> {
         let mut all = Vec::new();
         all.resize_with(self.opened, || None);
         for (id, r) in self.results {
@@ -380,7 +384,7 @@ impl Analyses {
     }
 
     /// The closed streams' results with their ids, in the order the streams closed.
-    pub fn into_closed(self) -> Vec<(usize, [DirectionResult; 2])> {
+    pub fn into_closed(self) -> Vec<(usize, StreamResult)> {
         self.results
     }
 }
@@ -436,6 +440,6 @@ impl Sink for Analyses {
         let mut errors = Vec::new();
         let done = [c2s.finish(&mut errors), s2c.finish(&mut errors)];
         self.errors.append(&mut errors);
-        self.results.push((stream, done));
+        self.results.push((stream, Box::new(done)));
     }
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::Delivered;
-use super::direction::{Analyses, DirectionResult, Work};
+use super::direction::{Analyses, StreamResult, Work};
 use crate::analyze::input::Block;
 use crate::analyze::input::Captured;
 use crate::analyze::stream::{Dir, Sink};
@@ -476,7 +476,7 @@ impl Sharded {
 
     /// Run what is left and wait for the workers; every stream's results, indexed by stream
     /// id, and the errors.
-    pub fn finish(mut self) -> (Vec<Option<[DirectionResult; 2]>>, Vec<String>) {
+    pub fn finish(mut self) -> (Vec<Option<StreamResult>>, Vec<String>) {
         for i in 0..self.shards.len() {
             self.hand_over_shard(i);
         }
@@ -500,7 +500,7 @@ impl Sharded {
             }
             Runner::Inline { sink, .. } => vec![Some(sink)],
         };
-        let mut closed: Vec<Vec<(usize, [DirectionResult; 2])>> = Vec::new();
+        let mut closed: Vec<Vec<(usize, StreamResult)>> = Vec::new();
         let mut errors = Vec::new();
         for sink in sinks {
             let Some(mut sink) = sink else {
@@ -512,7 +512,7 @@ impl Sharded {
         }
         // One table indexed by stream id, made once at its full length.
         let len = closed.iter().flatten().map(|(id, _)| id + 1).max().unwrap_or(0);
-        let mut results: Vec<Option<[DirectionResult; 2]>> = Vec::with_capacity(len);
+        let mut results: Vec<Option<StreamResult>> = Vec::with_capacity(len);
         results.resize_with(len, || None);
         for (id, r) in closed.into_iter().flatten() {
             if let Some(slot) = results.get_mut(id) {

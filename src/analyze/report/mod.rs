@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::classify::{Confidence, Encoding, Verdict, plural};
-use super::engine::direction::DirectionResult;
+use super::engine::direction::{DirectionResult, StreamResult};
 use super::input::decode::endpoint;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
 use super::recognise::raw_rsa::{self, Block, RawRsa};
@@ -480,12 +480,13 @@ pub struct Capture {
 pub fn file_report(
     capture: Capture,
     streams: &[Stream],
-    results: Vec<Option<[DirectionResult; 2]>>,
+    results: Vec<Option<StreamResult>>,
 ) -> FileReport {
     let Capture { file, format, link_types, packets, ports, other_ports, mut warnings } = capture;
     let mut reports = Vec::with_capacity(streams.len());
     for (s, result) in streams.iter().zip(results) {
-        let Some([c2s, s2c]) = result else { continue };
+        let Some(pair) = result else { continue };
+        let [c2s, s2c] = *pair;
         if s.overflowed {
             warnings.push(format!(
                 "stream {}: more than {} MiB arrived out of order; the hole in front of it was \

@@ -119,9 +119,9 @@ enum Counting {
 struct Open {
     offset: u64,
     length: u64,
-    /// Its own counts; `None` for the first message counted while the direction's counts were
-    /// empty: its bytes are exactly what the direction's accumulator has seen when it ends, so
-    /// they are not classified twice.
+    /// Its own counts, [deferred](Accumulator::deferred) until it ends; `None` for the first
+    /// message counted while the direction's counts were empty: its bytes are exactly what
+    /// the direction's accumulator has seen when it ends, so they are not classified twice.
     acc: Option<Accumulator>,
     /// Whether it is listed ([`MAX_MESSAGES`]).
     listed: bool,
@@ -613,7 +613,7 @@ impl Splitter {
         open.acc = if !open.listed || (counted && overall_empty && !self.judged_on_overall) {
             None
         } else {
-            Some(Accumulator::new())
+            Some(Accumulator::deferred())
         };
         if !count_head {
             return;
