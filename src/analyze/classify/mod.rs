@@ -37,7 +37,9 @@ mod verdict;
 
 use serde::Serialize;
 
-pub use counting::{Accumulator, Scratch, chi_square, expected_random_entropy, shannon_entropy};
+pub use counting::{
+    Accumulator, Histogram, Scratch, chi_square, expected_random_entropy, shannon_entropy,
+};
 pub(crate) use reasons::plural;
 pub use verdict::combine;
 
