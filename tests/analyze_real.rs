@@ -359,3 +359,36 @@ fn the_histogram_is_what_the_entropy_is_computed_on() {
         }
     }
 }
+
+/// Each message's `entropy` is that of its own bytes, as `--extract` writes them.
+#[test]
+fn each_message_has_the_entropy_of_its_bytes() {
+    let entropy = |b: &[u8]| -> f64 {
+        let mut counts = [0u64; 256];
+        for &x in b {
+            counts[x as usize] += 1;
+        }
+        let n = b.len() as f64;
+        counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.log2()).sum()
+    };
+    for name in CAPTURES {
+        let dir = scratch("message-entropy");
+        let out = dir.path().display().to_string();
+        let r = analyze_json(&data(name), &["--extract", &out]);
+        let mut checked = 0;
+        for d in r["streams"][0]["directions"].as_object().unwrap().values() {
+            if d["missing_bytes"].as_u64() != Some(0) {
+                continue;
+            }
+            let bytes = std::fs::read(d["extract"].as_str().unwrap()).unwrap();
+            for m in d["messages"].as_array().unwrap() {
+                let (at, len) = (m["offset"].as_u64().unwrap(), m["length"].as_u64().unwrap());
+                let own = entropy(&bytes[at as usize..(at + len) as usize]);
+                let shown = m["entropy"].as_f64().unwrap();
+                assert!((own - shown).abs() < 6e-4, "{name} offset {at}: {own} vs {shown}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 0 || name.contains("snaplen"), "{name}: no message checked");
+    }
+}

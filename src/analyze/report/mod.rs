@@ -192,6 +192,8 @@ pub struct MessageReport {
     /// When the packet that delivered its first byte was captured: seconds after the stream's
     /// first packet (`start`), to the microsecond.
     pub time: f64,
+    /// The Shannon entropy of its bytes, bits per byte, to three decimals.
+    pub entropy: f64,
     /// `message`, `key`, `handshake` or `framing`: only `message` parts make the verdict.
     pub kind: Part,
     /// Its verdict.
@@ -835,6 +837,7 @@ fn direction_report(
                 offset: m.offset,
                 length: m.length,
                 time: seconds_after(m.time_ns, start_ns),
+                entropy: (f64::from(m.entropy) * 1000.0).round() / 1000.0,
                 kind: m.part,
                 verdict: m.brief.verdict,
             })

@@ -86,6 +86,8 @@ pub struct Message {
     /// When the packet that delivered its first byte was captured (nanoseconds since the Unix
     /// epoch; see [`Splitter::time`]).
     pub time_ns: i64,
+    /// The Shannon entropy of its bytes, bits per byte.
+    pub entropy: f32,
 }
 
 /// Key material found in a direction, where it lies in the stream.
@@ -702,13 +704,14 @@ impl Splitter {
         if open.listed {
             // Only the verdict of each message is kept, but the first one's may turn out to
             // be the direction's.
-            let brief = match &open.acc {
-                Some(acc) => acc.brief(),
+            let (brief, entropy) = match &open.acc {
+                Some(acc) => (acc.brief(), acc.entropy()),
                 None => {
                     let first = self.overall.finish();
                     let brief = first.brief();
+                    let entropy = first.stats.entropy;
                     self.first = Some((open.offset, first));
-                    brief
+                    (brief, entropy)
                 }
             };
             self.done.push(Message {
@@ -718,6 +721,7 @@ impl Splitter {
                 part,
                 head: open.head,
                 time_ns: open.time_ns,
+                entropy: entropy as f32,
             });
         } else {
             self.unlisted += 1;
