@@ -165,7 +165,7 @@ impl Counter for u32 {
 /// A direction or message of a few hundred bytes (most of a chat's) keeps 256 or 512 bytes
 /// of counters, not a kilobyte; past 64 KiB it has the 32-bit table it always had.
 #[derive(Debug, Clone, Default)]
-enum Table {
+pub(super) enum Table {
     #[default]
     Empty,
     U8(Box<[u8; 256]>),
@@ -212,7 +212,7 @@ impl Table {
     }
 
     /// Each byte value's count.
-    fn counts(&self) -> [u64; 256] {
+    pub(super) fn counts(&self) -> [u64; 256] {
         fn all<C: Counter>(t: &[C; 256]) -> [u64; 256] {
             let mut out = [0u64; 256];
             for (o, &c) in out.iter_mut().zip(t.iter()) {
@@ -236,27 +236,6 @@ impl Table {
             Table::U16(t) => **t = [0; 256],
             Table::U32(t) => **t = [0; 256],
         }
-    }
-}
-
-/// How many times each byte value occurred in what an [`Accumulator`] was fed: its own table
-/// moved out of it, as narrow as it was (256 bytes for a chat direction of a few hundred
-/// bytes), so that a report can show the counts behind the entropy without a copy of them per
-/// direction.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    table: Table,
-    folded: Option<Box<[u64; 256]>>,
-}
-
-impl Histogram {
-    /// Each byte value's count, 0x00 first.
-    pub fn counts(&self) -> [u64; 256] {
-        let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
-        for (total, c) in h.iter_mut().zip(self.table.counts()) {
-            *total += c;
-        }
-        h
     }
 }
 
@@ -370,15 +349,15 @@ fn lane_boundary(data: &[u8], at: usize) -> usize {
 /// Memory is bounded: a histogram, a decoder state and the first [`SAMPLE_LIMIT`](super::SAMPLE_LIMIT) bytes.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
-    bytes: u64,
+    pub(super) bytes: u64,
     /// The counters, one table of at most 32 bits each (a kilobyte: with hundreds of streams
     /// fed in turn, each stream's table is mostly out of cache, so it should be small), made
     /// at the first byte and only as wide as needed ([`Table`]); folded into `folded` before
     /// any could overflow. Pieces are first counted in a per-thread scratch table of several
     /// interleaved lanes that stays in cache, then added here.
-    hist: Table,
+    pub(super) hist: Table,
     /// Made at the first fold (after 2^31 bytes), so that short messages do not pay for it.
-    folded: Option<Box<[u64; 256]>>,
+    pub(super) folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
     folded_at: u64,
     printable: u64,
@@ -619,11 +598,6 @@ impl Accumulator {
         true
     }
 
-    /// Its counts, kept as it kept them (see [`Histogram`]), once nothing more is asked of it.
-    pub fn into_histogram(self) -> Histogram {
-        Histogram { table: self.hist, folded: self.folded }
-    }
-
     /// The byte histogram of everything fed so far.
     pub fn histogram(&self) -> [u64; 256] {
         let mut h = self.folded.as_deref().copied().unwrap_or([0; 256]);
@@ -671,28 +645,6 @@ impl Accumulator {
     /// The verdict on everything fed so far.
     pub fn finish(&self) -> Classification {
         self.judge(true, true)
-    }
-
-    /// The Shannon entropy of everything fed so far, bits per byte: what
-    /// [`Accumulator::finish`] gives as `stats.entropy`, worked out from a table of `k log2 k`
-    /// for a table of 8-bit counters (a message of fewer than 256 bytes).
-    pub fn entropy(&self) -> f64 {
-        match (&self.hist, &self.folded) {
-            (Table::U8(t), None) => {
-                static KLOGK: OnceLock<[f64; 256]> = OnceLock::new();
-                let klogk = KLOGK.get_or_init(|| {
-                    let mut v = [0.0; 256];
-                    for (k, x) in v.iter_mut().enumerate().skip(2) {
-                        *x = (k as f64) * (k as f64).log2();
-                    }
-                    v
-                });
-                let sum: f64 = t.iter().map(|&c| klogk[usize::from(c)]).sum();
-                let nf = self.bytes as f64;
-                if self.bytes == 0 { 0.0 } else { (nf.log2() - sum / nf).max(0.0) }
-            }
-            _ => shannon_entropy(&self.histogram()),
-        }
     }
 
     /// The verdict on everything fed so far and its confidence: the same as
@@ -940,30 +892,6 @@ mod tests {
         let mut plain = Accumulator::new();
         plain.update(&data);
         assert_eq!(folded.histogram(), plain.histogram());
-    }
-
-    #[test]
-    fn the_histogram_taken_out_is_the_one_counted() {
-        let mut data = noise(70_000, 7);
-        data.extend_from_slice(TEXT.as_bytes());
-        let mut acc = Accumulator::new();
-        acc.update(&data[..300]);
-        acc.fold();
-        acc.update(&data[300..]);
-        let want = acc.histogram();
-        assert_eq!(want.iter().sum::<u64>(), data.len() as u64);
-        let stats = acc.finish().stats;
-        let h = acc.into_histogram();
-        assert_eq!(h.counts(), want);
-        assert_eq!(shannon_entropy(&h.counts()), stats.entropy);
-        assert_eq!(Histogram::default().counts(), [0; 256]);
-        // The entropy alone, narrow table or wide, is the one the verdict's figures give.
-        for data in [&b"see you at six, by the old oak"[..], &noise(200, 3), &noise(3000, 4), b""] {
-            let mut acc = Accumulator::new();
-            acc.update(data);
-            let want = acc.finish().stats.entropy;
-            assert!((acc.entropy() - want).abs() < 1e-12, "{} bytes", data.len());
-        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Stage 5, the report: what the stages found comes in; the analysis of one capture file as a
-//! document goes out, in its JSON form and its human form ([`human()`], in [`mod@human`]).
+//! document goes out, in its JSON form, its human form ([`human()`], in [`mod@human`]) and as
+//! a page with pictures ([`html::page`], in [`mod@html`]).
 //!
 //! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
@@ -7,6 +8,7 @@
 //! result ([`file_report`]), with the warnings about streams. It must never read files or
 //! packets and never decide a verdict: it presents what the other stages found.
 
+pub mod html;
 pub mod human;
 
 use std::fmt::Write as _;
