@@ -8,7 +8,7 @@
 //! an `<svg class="chart KIND">` with a `viewBox`, so it scales to its column and prints
 //! without being cut; each mark carries a `<title>` (shown on hover) and the numbers it is
 //! drawn from as `data-` attributes. It reads the report and writes markup through
-//! [`emit!`](super::markup::emit), never anything else.
+//! `emit!`, never anything else.
 
 use std::sync::OnceLock;
 

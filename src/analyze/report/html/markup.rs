@@ -1,6 +1,6 @@
 //! Writing markup so that nothing but this program's own literals can become markup.
 //!
-//! Owns [`Html`] (markup known to be safe), the [`emit!`] macro that writes it, and the one
+//! Owns [`Html`] (markup known to be safe), the `emit!` macro that writes it, and the one
 //! HTML escaper of the page. The markup of a page is written only as format-string literals of
 //! this program; every value put into one (a number, a file name, a verdict's reason, an
 //! escaped preview) goes through [`Fill`], which escapes `&`, `<`, `>`, `"` and `'` in text
@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Write as _};
 
-/// Markup that is safe to put in a page as it is: only [`emit!`] and [`Html::literal`] make it.
+/// Markup that is safe to put in a page as it is: only `emit!` and [`Html::literal`] make it.
 #[derive(Debug, Default, Clone)]
 pub struct Html(String);
 
@@ -36,7 +36,7 @@ impl Html {
         self.0.push_str(&other.0);
     }
 
-    /// What [`emit!`] calls: the literal's parts with each value escaped.
+    /// What `emit!` calls: the literal's parts with each value escaped.
     pub fn write_fmt(&mut self, args: fmt::Arguments<'_>) {
         let _ = self.0.write_fmt(args);
     }
@@ -67,7 +67,7 @@ pub trait Fill {
     fn fill(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result;
 }
 
-/// What [`emit!`] wraps each value in.
+/// What `emit!` wraps each value in.
 pub struct Filled<'a, T: Fill + ?Sized>(pub &'a T);
 
 impl<T: Fill + ?Sized> fmt::Display for Filled<'_, T> {
