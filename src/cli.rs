@@ -183,6 +183,15 @@ pub struct AnalyzeArgs {
     /// repeat for several keys.
     #[arg(long = "key", value_name = "FILE.pem")]
     pub keys: Vec<PathBuf>,
+    /// Also write the report as one self-contained HTML page with pictures (histograms,
+    /// timeline, entropy against length) to FILE; `-` writes it to standard output instead of
+    /// the report.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Sketch each direction's byte-value histogram in one line of the report (the default on
+    /// a terminal, unless NO_COLOR is set).
+    #[arg(long)]
+    pub histogram: bool,
 }
 
 #[cfg(test)]

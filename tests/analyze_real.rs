@@ -273,3 +273,122 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
         assert!(out.stderr.is_empty(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Each message's `time` is that of the packet that brought its first byte, as tshark shows
+/// it: the first packet (in file order) from the sender whose payload holds the message's
+/// first offset.
+#[test]
+fn message_times_are_those_of_the_packets_tshark_shows() {
+    if !common::have_tool("tshark") {
+        return;
+    }
+    for name in ["chat-plaintext.pcap", "rchat-encrypted.pcap", "tls-openssl.pcapng"] {
+        let path = data(name);
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args(["-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.srcport"])
+            .args(["-e", "tcp.seq", "-e", "tcp.len"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("run tshark");
+        // (time, source port, first offset, payload length) of each packet with payload.
+        let packets: Vec<(f64, u16, u64, u64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let len: u64 = f.get(3)?.parse().ok()?;
+                let seq: u64 = f.get(2)?.parse().ok()?;
+                (len > 0).then_some((f[0].parse().ok()?, f[1].parse().ok()?, seq - 1, len))
+            })
+            .collect();
+        let r = analyze_json(&path, &[]);
+        let stream = &r["streams"][0];
+        let start = stream["start"].as_f64().unwrap();
+        let mut checked = 0;
+        for (key, end) in [("client_to_server", "client"), ("server_to_client", "server")] {
+            let port: u16 =
+                stream[end].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+            for m in stream["directions"][key]["messages"].as_array().unwrap() {
+                let at = m["offset"].as_u64().unwrap();
+                let (want, ..) = packets
+                    .iter()
+                    .find(|&&(_, p, off, len)| p == port && off <= at && at < off + len)
+                    .unwrap_or_else(|| panic!("{name}: no packet holds offset {at} of {key}"));
+                let got = start + m["time"].as_f64().unwrap();
+                assert!((got - want).abs() < 2e-6, "{name} {key} offset {at}: {got} vs {want}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "{name}: only {checked} messages");
+    }
+}
+
+/// Each direction's `histogram` counts the bytes its entropy is computed on: 256 counts whose
+/// Shannon entropy is the `entropy` shown.
+#[test]
+fn the_histogram_is_what_the_entropy_is_computed_on() {
+    for name in CAPTURES {
+        let r = analyze_json(&data(name), &[]);
+        for d in r["streams"][0]["directions"].as_object().unwrap().values() {
+            let counts: Vec<u64> =
+                d["histogram"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+            assert_eq!(counts.len(), 256, "{name}");
+            let n: u64 = counts.iter().sum();
+            let said: u64 = d["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["kind"] == "message")
+                .map(|m| m["length"].as_u64().unwrap())
+                .sum();
+            assert_eq!(n, said, "{name}: the histogram counts the message bytes");
+            let entropy = if n == 0 {
+                0.0
+            } else {
+                let nf = n as f64;
+                counts
+                    .iter()
+                    .filter(|&&c| c > 0)
+                    .map(|&c| c as f64 / nf)
+                    .map(|p| -p * p.log2())
+                    .sum()
+            };
+            let shown = d["entropy"].as_f64().unwrap();
+            assert!((entropy - shown).abs() < 1e-9, "{name}: {entropy} vs {shown}");
+        }
+    }
+}
+
+/// Each message's `entropy` is that of its own bytes, as `--extract` writes them.
+#[test]
+fn each_message_has_the_entropy_of_its_bytes() {
+    let entropy = |b: &[u8]| -> f64 {
+        let mut counts = [0u64; 256];
+        for &x in b {
+            counts[x as usize] += 1;
+        }
+        let n = b.len() as f64;
+        counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.log2()).sum()
+    };
+    for name in CAPTURES {
+        let dir = scratch("message-entropy");
+        let out = dir.path().display().to_string();
+        let r = analyze_json(&data(name), &["--extract", &out]);
+        let mut checked = 0;
+        for d in r["streams"][0]["directions"].as_object().unwrap().values() {
+            if d["missing_bytes"].as_u64() != Some(0) {
+                continue;
+            }
+            let bytes = std::fs::read(d["extract"].as_str().unwrap()).unwrap();
+            for m in d["messages"].as_array().unwrap() {
+                let (at, len) = (m["offset"].as_u64().unwrap(), m["length"].as_u64().unwrap());
+                let own = entropy(&bytes[at as usize..(at + len) as usize]);
+                let shown = m["entropy"].as_f64().unwrap();
+                assert!((own - shown).abs() < 6e-4, "{name} offset {at}: {own} vs {shown}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 0 || name.contains("snaplen"), "{name}: no message checked");
+    }
+}

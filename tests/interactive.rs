@@ -1,5 +1,6 @@
 //! The chat as a person sees it: the real binary in a terminal (tmux), a peer's messages
-//! arriving while a line is half typed, timestamps, and `/quit`. Skips without tmux.
+//! arriving while a line is half typed, timestamps, and `/quit`; and `rchat analyze`'s
+//! histogram sketch, drawn on a terminal. Skips without tmux.
 
 mod common;
 
@@ -138,4 +139,22 @@ fn when_the_peer_leaves_the_terminal_is_handed_back_on_enter() {
     tmux.wait_for(|s| s.contains("press Enter to exit"), 30);
     tmux.keys(&["Enter"]);
     tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+}
+
+/// On a terminal, `rchat analyze` sketches each direction's histogram in one line; with
+/// NO_COLOR set it does not (unless `--histogram` asks).
+#[test]
+fn analyze_sketches_the_histograms_on_a_terminal() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/chat-plaintext.pcap");
+    let tmux = Tmux::start("sketch", &format!("env -u NO_COLOR {BIN} analyze {file}"));
+    let screen = tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+    let sketches: Vec<&str> = screen.lines().filter(|l| l.contains("bytes 00 ")).collect();
+    assert_eq!(sketches.len(), 2, "{screen}");
+    assert!(sketches.iter().all(|l| l.contains(" ff (random bytes: all \u{2584})")), "{screen}");
+    let tmux = Tmux::start("no-sketch", &format!("NO_COLOR=1 {BIN} analyze {file}"));
+    let screen = tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+    assert!(!screen.contains("bytes 00 "), "{screen}");
 }

@@ -1,8 +1,9 @@
 //! `rchat analyze`: the flags become [`analyze::Options`], every file is analysed (all cores),
 //! and each report is printed in the order the files were given, or the one error line of a
-//! file that is not a capture.
+//! file that is not a capture; with `--html`, one page for all of them is written too.
 
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,20 +37,34 @@ pub fn options(args: &AnalyzeArgs) -> Result<analyze::Options> {
 /// Run `rchat analyze`.
 pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
     let opts = options(args)?;
+    let page_only = args.html.as_deref() == Some(Path::new("-"));
+    if page_only && args.json {
+        return Err(Error::Usage(
+            "--html - and --json would both write to standard output: give --html a file name"
+                .into(),
+        ));
+    }
+    let terminal = io::stdout().is_terminal();
     let color = match args.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => io::stdout().is_terminal(),
+        ColorChoice::Auto => terminal,
     };
+    let sketch = args.histogram || (terminal && std::env::var_os("NO_COLOR").is_none());
+    let style = report::Style::new(color).with_histogram(sketch);
     let several = args.files.len() > 1;
     let results = analyze::analyze_files(&args.files, &opts, several);
     let mut failed = false;
     let stdout = io::stdout();
     let mut out = stdout.lock();
+    // Each file's report, or its error line, for the page.
+    let mut outcomes: Vec<std::result::Result<report::FileReport, String>> = Vec::new();
     for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(r) => {
-                let written = if args.json {
+                let written = if page_only {
+                    Ok(())
+                } else if args.json {
                     // Written as it is made: a report with `--full` previews can be as large
                     // as the capture, and need not be held twice.
                     let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
@@ -58,9 +73,8 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
                         .and_then(|()| w.flush())
                 } else {
                     let gap: &[u8] = if several && i > 0 { b"\n" } else { b"" };
-                    out.write_all(gap).and_then(|()| {
-                        out.write_all(report::human(&r, report::Style::new(color)).as_bytes())
-                    })
+                    out.write_all(gap)
+                        .and_then(|()| out.write_all(report::human(&r, style).as_bytes()))
                 };
                 if let Err(e) = written {
                     if e.kind() == io::ErrorKind::BrokenPipe {
@@ -68,14 +82,40 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
                     }
                     return Err(Error::io("cannot write the report", e));
                 }
+                if args.html.is_some() {
+                    outcomes.push(Ok(r));
+                }
             }
             Err(e) => {
                 let _ = out.flush();
                 failed = true;
-                crate::error::print(&e.into());
+                let e = Error::from(e);
+                outcomes.push(Err(e.to_string()));
+                crate::error::print(&e);
             }
         }
     }
     let _ = out.flush();
+    if let Some(path) = &args.html {
+        let entries: Vec<report::html::Entry<'_>> = outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(r) => report::html::Entry::Report(r),
+                Err(line) => report::html::Entry::Failed(line),
+            })
+            .collect();
+        let page = report::html::page(&entries);
+        if page_only {
+            match out.write_all(page.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(Error::io("cannot write the HTML report", e)),
+                Ok(()) => {}
+            }
+        } else {
+            std::fs::write(path, page).map_err(|e| {
+                Error::io(format!("cannot write the HTML report {}", path.display()), e)
+            })?;
+        }
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -227,6 +227,24 @@ pub fn converse(
     (host, join, port)
 }
 
+/// The shipped captures: the file names in the first column of the table in
+/// `captures/README.md` whose last column is a sha256 (as `tests/captures.rs` reads it), in
+/// the table's order. Whatever is added to the table is covered by the tests that use this.
+pub fn shipped_captures() -> Vec<String> {
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/README.md");
+    let text = fs::read_to_string(&readme).expect("captures/README.md");
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        let (Some(first), Some(last)) = (cells.first(), cells.last()) else { continue };
+        let hash = last.trim_matches('`');
+        if cells.len() >= 3 && hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push(first.trim_matches('`').to_string());
+        }
+    }
+    out
+}
+
 /// Every file under `dir`, at any depth, in order (none if it cannot be read).
 pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

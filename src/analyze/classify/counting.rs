@@ -166,7 +166,7 @@ impl Counter for u32 {
 /// A direction or message of a few hundred bytes (most of a chat's) keeps 256 or 512 bytes
 /// of counters, not a kilobyte; past 64 KiB it has the 32-bit table it always had.
 #[derive(Debug, Clone, Default)]
-enum Table {
+pub(super) enum Table {
     #[default]
     Empty,
     U8(Box<[u8; 256]>),
@@ -213,7 +213,7 @@ impl Table {
     }
 
     /// Each byte value's count.
-    fn counts(&self) -> [u64; 256] {
+    pub(super) fn counts(&self) -> [u64; 256] {
         fn all<C: Counter>(t: &[C; 256]) -> [u64; 256] {
             let mut out = [0u64; 256];
             for (o, &c) in out.iter_mut().zip(t.iter()) {
@@ -350,15 +350,15 @@ fn lane_boundary(data: &[u8], at: usize) -> usize {
 /// Memory is bounded: a histogram, a decoder state and the first [`SAMPLE_LIMIT`](super::SAMPLE_LIMIT) bytes.
 #[derive(Debug, Clone)]
 pub struct Accumulator {
-    bytes: u64,
+    pub(super) bytes: u64,
     /// The counters, one table of at most 32 bits each (a kilobyte: with hundreds of streams
     /// fed in turn, each stream's table is mostly out of cache, so it should be small), made
     /// at the first byte and only as wide as needed ([`Table`]); folded into `folded` before
     /// any could overflow. Pieces are first counted in a per-thread scratch table of several
     /// interleaved lanes that stays in cache, then added here.
-    hist: Table,
+    pub(super) hist: Table,
     /// Made at the first fold (after 2^31 bytes), so that short messages do not pay for it.
-    folded: Option<Box<[u64; 256]>>,
+    pub(super) folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
     folded_at: u64,
     printable: u64,
@@ -727,6 +727,25 @@ impl Accumulator {
     /// [`Accumulator::finish`] gives, without writing the reason.
     pub fn brief(&self) -> Brief {
         self.judge(true, false).brief()
+    }
+
+    /// [`Accumulator::brief`] and [`Accumulator::entropy`], counting a deferred accumulator's
+    /// bytes once for both.
+    pub fn brief_and_entropy(&self) -> (Brief, f64) {
+        if !self.deferred {
+            return (self.brief(), self.entropy());
+        }
+        match self.sample.bytes() {
+            Some(kept) => {
+                let mut counted =
+                    Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
+                counted.count_kept(&kept);
+                let brief =
+                    counted.judge_counts(self.sample.head(), true, false, || Some(kept)).brief();
+                (brief, counted.entropy())
+            }
+            None => (self.brief(), 0.0),
+        }
     }
 
     /// The verdict, with encoding checks if `detect_encodings`, with a reason if `words`.

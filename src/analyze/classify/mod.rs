@@ -2,9 +2,10 @@
 //! verdict goes out: readable text, ciphertext, encoded, binary, mixed, with its confidence,
 //! its numbers and one plain sentence.
 //!
-//! In four parts: `counting` (the [`Accumulator`] and the statistics of its histogram:
+//! In five parts: `counting` (the [`Accumulator`] and the statistics of its histogram:
 //! Shannon entropy against the entropy expected of random bytes of the same length, printable
-//! UTF-8 ratio, chi-square when the sample is large enough), `encodings` (text encodings that
+//! UTF-8 ratio, chi-square when the sample is large enough), `histogram` (the counts a report
+//! keeps, [`Histogram`], moved out of the accumulator), `encodings` (text encodings that
 //! carry high-entropy bytes: base64, hex, decimal numbers), `verdict` (the order of the tests,
 //! and [`combine`] over a direction's messages) and `reasons` (the wording). It sees bytes only
 //! (through [`Captured`](crate::analyze::input::Captured), whose origin it never asks): never
@@ -32,12 +33,14 @@
 
 mod counting;
 mod encodings;
+mod histogram;
 mod reasons;
 mod verdict;
 
 use serde::Serialize;
 
 pub use counting::{Accumulator, Scratch, chi_square, expected_random_entropy, shannon_entropy};
+pub use histogram::Histogram;
 pub(crate) use reasons::plural;
 pub use verdict::combine;
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::Delivered;
 use super::digest::{self, Sha256Stream};
 use super::recent::Recent;
-use crate::analyze::classify::{self, Classification};
+use crate::analyze::classify::{self, Classification, Histogram};
 use crate::analyze::input::Block;
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
@@ -56,6 +56,8 @@ pub struct DirectionResult {
     pub sha256: String,
     /// The direction's verdict (its bytes and its messages combined).
     pub class: Classification,
+    /// The byte counts of its messages: those `class`'s figures are computed on.
+    pub histogram: Histogram,
     /// The first bytes (all of them with `--full`).
     pub preview: Vec<u8>,
     /// Where bytes are missing inside the preview: (position in `preview`, bytes missing).
@@ -155,6 +157,7 @@ impl Analysis {
         DirectionResult {
             sha256: hex::encode(self.sha.finish()),
             class,
+            histogram: found.histogram,
             preview: self.preview,
             preview_gaps: self.preview_gaps,
             preview_truncated: self.preview_truncated,
@@ -279,7 +282,7 @@ impl Analyses {
         let mut errors = Vec::new();
         if let Some(a) = direction(&mut self.open, &self.opts, stream, dir) {
             let mut run = a.splitter.run(&mut self.tallies);
-            for &Delivered { offset, bytes: captured, new_run } in pieces {
+            for &Delivered { offset, bytes: captured, new_run, time_ns } in pieces {
                 let bytes = captured.bytes();
                 if full || a.preview.len() < PREVIEW {
                     let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
@@ -291,6 +294,7 @@ impl Analyses {
                 } else if !bytes.is_empty() {
                     a.preview_truncated = true;
                 }
+                run.time(time_ns);
                 run.data(offset, captured, new_run);
                 a.rchat.data(offset, bytes);
                 a.protocols.data(offset, bytes);
@@ -398,10 +402,18 @@ impl Sink for Analyses {
     /// One piece at a time, hashed on its own: the plain path, kept as the reference the
     /// batched one (`parallel`, through [`Analyses::take_run`] and [`Analyses::hash_runs`])
     /// is tested against.
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool) {
+    fn data(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: Captured<'_>,
+        new_run: bool,
+        time_ns: i64,
+    ) {
         // As the reference, without noting where the bytes came from.
         let bytes = Captured::from(bytes.bytes());
-        self.take_run(stream, dir, &[Delivered { offset, bytes, new_run }]);
+        self.take_run(stream, dir, &[Delivered { offset, bytes, new_run, time_ns }]);
         if let Some(a) = self.get(stream, dir) {
             a.sha.update(bytes.bytes());
         }

@@ -31,6 +31,8 @@ pub struct Delivered<'a> {
     pub bytes: Captured<'a>,
     /// See [`Sink::data`](crate::analyze::stream::Sink::data).
     pub new_run: bool,
+    /// When the packet that delivered them was captured (nanoseconds since the Unix epoch).
+    pub time_ns: i64,
 }
 
 #[cfg(test)]
@@ -59,7 +61,7 @@ mod tests {
 
     impl Sink for Located<'_> {
         fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
-        fn data(&mut self, _s: usize, _d: Dir, off: u64, bytes: Captured<'_>, _n: bool) {
+        fn data(&mut self, _s: usize, _d: Dir, off: u64, bytes: Captured<'_>, _n: bool, _t: i64) {
             assert_eq!(off as usize, self.got.len());
             let b = bytes.bytes();
             // A copy (bytes not in the file's memory) that says where it came from.

@@ -60,6 +60,7 @@ enum Event {
         len: usize,
         new_run: bool,
         file_at: Option<u64>,
+        time_ns: i64,
     },
     /// Bytes still in one of the reader's blocks (`Batch::blocks[block]`): shared, not copied.
     Shared {
@@ -70,6 +71,7 @@ enum Event {
         start: usize,
         len: usize,
         new_run: bool,
+        time_ns: i64,
     },
     Gap {
         stream: usize,
@@ -170,22 +172,22 @@ impl Event {
 
 /// The bytes of a `Data` or `Shared` event: (stream, direction, the piece).
 fn delivered<'a>(batch: &'a Batch, ev: &Event) -> Option<(usize, Dir, Delivered<'a>)> {
-    let (stream, dir, offset, bytes, new_run) = match *ev {
-        Event::Data { stream, dir, offset, start, len, new_run, file_at } => {
+    let (stream, dir, offset, bytes, new_run, time_ns) = match *ev {
+        Event::Data { stream, dir, offset, start, len, new_run, file_at, time_ns } => {
             let bytes = batch.bytes.get(start..start + len).unwrap_or(&[]);
-            (stream, dir, offset, Captured::copied_from(bytes, file_at), new_run)
+            (stream, dir, offset, Captured::copied_from(bytes, file_at), new_run, time_ns)
         }
-        Event::Shared { stream, dir, offset, block, start, len, new_run } => {
+        Event::Shared { stream, dir, offset, block, start, len, new_run, time_ns } => {
             let block = batch.blocks.get(block);
             let bytes = match block {
                 Some(b) => Captured::in_block(b, b.get(start..start + len).unwrap_or(&[])),
                 None => Captured::default(),
             };
-            (stream, dir, offset, bytes, new_run)
+            (stream, dir, offset, bytes, new_run, time_ns)
         }
         _ => return None,
     };
-    Some((stream, dir, Delivered { offset, bytes, new_run }))
+    Some((stream, dir, Delivered { offset, bytes, new_run, time_ns }))
 }
 
 /// Streams whose bytes are hashed together (see [`Analyses::hash_runs`]).
@@ -435,13 +437,14 @@ impl Sharded {
 
     /// Copy bytes that are not in the reader's block into the batch.
     fn copy(&mut self, stream: usize, dir: Dir, piece: Delivered<'_>) {
-        let Delivered { offset, bytes, new_run } = piece;
+        let Delivered { offset, bytes, new_run, time_ns } = piece;
         let file_at = bytes.file_at();
         let w = self.shard(stream);
         let start = w.batch.bytes.len();
         w.batch.bytes.extend_from_slice(bytes.bytes());
         let len = bytes.len();
-        self.push(stream, Event::Data { stream, dir, offset, start, len, new_run, file_at });
+        let ev = Event::Data { stream, dir, offset, start, len, new_run, file_at, time_ns };
+        self.push(stream, ev);
     }
 
     /// Hand the batch of the shard of `stream` over and start a new one.
@@ -531,7 +534,15 @@ impl Sink for Sharded {
         self.push(stream, Event::Open { stream, client, server });
     }
 
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool) {
+    fn data(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: Captured<'_>,
+        new_run: bool,
+        time_ns: i64,
+    ) {
         // Bytes inside one of the reader's blocks are shared; others (reassembled from
         // out-of-order segments) are copied.
         if let Some((block, start)) = bytes.shared_block() {
@@ -549,11 +560,11 @@ impl Sink for Sharded {
                 batch.blocks.push(Arc::clone(block));
             }
             let block = batch.blocks.len().saturating_sub(1);
-            let ev = Event::Shared { stream, dir, offset, block, start, len, new_run };
+            let ev = Event::Shared { stream, dir, offset, block, start, len, new_run, time_ns };
             self.push(stream, ev);
             return;
         }
-        self.copy(stream, dir, Delivered { offset, bytes, new_run });
+        self.copy(stream, dir, Delivered { offset, bytes, new_run, time_ns });
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
@@ -618,7 +629,8 @@ mod tests {
                             }
                         })
                         .collect();
-                    sink.data(s, dir, at, Captured::from(&bytes[..]), next().is_multiple_of(4));
+                    let run = next().is_multiple_of(4);
+                    sink.data(s, dir, at, Captured::from(&bytes[..]), run, round as i64 * 1000);
                     offsets[s][dir as usize] += len as u64;
                 }
             }

@@ -342,6 +342,7 @@ mod tests {
                 offset: w[0] as u64,
                 bytes: Captured::copied_from(&data[w[0]..w[1]], Some(w[0] as u64)),
                 new_run: false,
+                time_ns: 0,
             })
             .collect();
         let mut copied = Recent::default();

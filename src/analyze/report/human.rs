@@ -15,7 +15,7 @@ use crate::analyze::stream::messages::Mode;
 use crate::escape::bytes as escape;
 
 /// How many times each value occurs, in the order each first occurs.
-fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
+pub(super) fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
     let mut counts: Vec<(K, usize)> = Vec::new();
     for item in items {
         match counts.iter_mut().find(|(k, _)| *k == item) {
@@ -26,7 +26,8 @@ fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
     counts
 }
 
-fn summary_phrase(v: Verdict) -> &'static str {
+/// What a stream of verdict `v` is, in the summary line.
+pub(super) fn summary_phrase(v: Verdict) -> &'static str {
     match v {
         Verdict::Plaintext => "readable by anyone on the path",
         Verdict::Ciphertext => "ciphertext",
@@ -38,7 +39,8 @@ fn summary_phrase(v: Verdict) -> &'static str {
     }
 }
 
-fn confidence_word(c: Confidence) -> &'static str {
+/// A confidence in words.
+pub(super) fn confidence_word(c: Confidence) -> &'static str {
     match c {
         Confidence::High => "high",
         Confidence::Medium => "medium",
@@ -46,16 +48,23 @@ fn confidence_word(c: Confidence) -> &'static str {
     }
 }
 
-/// Terminal colours, or none.
+/// How the report looks: terminal colours or none, and whether each direction's histogram
+/// is sketched.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     on: bool,
+    histogram: bool,
 }
 
 impl Style {
-    /// Colour when `on`.
+    /// Colour when `on`; no histogram sketch.
     pub fn new(on: bool) -> Self {
-        Style { on }
+        Style { on, histogram: false }
+    }
+
+    /// The same, with each direction's histogram sketched in one line when `on`.
+    pub fn with_histogram(self, on: bool) -> Self {
+        Style { histogram: on, ..self }
     }
 
     fn paint(self, code: &str, text: &str) -> String {
@@ -81,7 +90,8 @@ impl Style {
     }
 }
 
-fn timestamp(secs: f64) -> String {
+/// Seconds since the Unix epoch as a UTC date and time.
+pub(super) fn timestamp(secs: f64) -> String {
     let whole = secs.floor();
     let nanos = ((secs - whole) * 1e9) as u32;
     match chrono::DateTime::from_timestamp(whole as i64, nanos) {
@@ -90,7 +100,8 @@ fn timestamp(secs: f64) -> String {
     }
 }
 
-fn ports_phrase(ports: &[u16]) -> String {
+/// `port 9999`, `ports 5000, 9999`, `any port`.
+pub(super) fn ports_phrase(ports: &[u16]) -> String {
     match ports {
         [] => "any port".to_string(),
         [p] => format!("port {p}"),
@@ -244,6 +255,10 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
     if d.verdict != Verdict::Empty {
         let _ = writeln!(o, "    {}", style.dim(&facts.join(", ")));
     }
+    let counts = d.histogram.counts();
+    if style.histogram && counts.iter().any(|&c| c > 0) {
+        let _ = writeln!(o, "    bytes 00 {} ff (random bytes: all \u{2584})", sketch(&counts));
+    }
     if d.missing_bytes > 0 {
         let _ = writeln!(
             o,
@@ -264,64 +279,111 @@ fn direction_human(o: &mut String, label: &str, d: &DirectionReport, style: Styl
             d.retransmitted_bytes, d.conflicting_retransmissions
         );
     }
-    if !d.messages.is_empty() {
-        let total = d.messages.len() as u64 + d.unlisted_messages;
-        let one = total == 1;
-        let kinds = match d.message_mode {
-            Some(Mode::Frames) if one => "rchat frame",
-            Some(Mode::Frames) => "rchat frames",
-            Some(Mode::Lines) if one => "line",
-            Some(Mode::Lines) => "lines",
-            Some(Mode::Runs) if one => "run of segments",
-            Some(Mode::Runs) => "runs of segments",
-            Some(Mode::Tls) if one => "TLS record",
-            Some(Mode::Tls) => "TLS records",
-            Some(Mode::Ssh) if one => "SSH part",
-            Some(Mode::Ssh) => "SSH parts",
-            Some(Mode::Http) if one => "HTTP part",
-            Some(Mode::Http) => "HTTP parts",
-            Some(Mode::LengthPrefix) if one => "length-prefixed frame",
-            Some(Mode::LengthPrefix) => "length-prefixed frames",
-            None if one => "message",
-            None => "messages",
-        };
-        let counts = tally(
-            d.messages.iter().map(|m| (m.kind, (m.kind == Part::Message).then_some(m.verdict))),
-        );
-        let list: Vec<String> = counts
-            .iter()
-            .map(|((k, v), n)| match v {
-                Some(v) => format!("{n} {}", v.as_str()),
-                None => format!("{n} {}", k.name()),
-            })
-            .collect();
-        let _ = writeln!(o, "    {total} {kinds}: {}", list.join(", "));
+    if let Some(line) = messages_line(d) {
+        let _ = writeln!(o, "    {line}");
     }
     if let Some(r) = &d.rchat {
         rchat_human(o, r, style);
     }
+    preview_human(o, d, style);
+}
+
+/// `5 rchat frames: 1 key, 1 handshake, 2 ciphertext, 1 framing`: the messages of a direction
+/// by kind and verdict (none when it has none).
+pub(super) fn messages_line(d: &DirectionReport) -> Option<String> {
+    if d.messages.is_empty() {
+        return None;
+    }
+    let total = d.messages.len() as u64 + d.unlisted_messages;
+    let one = total == 1;
+    let kinds = match d.message_mode {
+        Some(Mode::Frames) if one => "rchat frame",
+        Some(Mode::Frames) => "rchat frames",
+        Some(Mode::Lines) if one => "line",
+        Some(Mode::Lines) => "lines",
+        Some(Mode::Runs) if one => "run of segments",
+        Some(Mode::Runs) => "runs of segments",
+        Some(Mode::Tls) if one => "TLS record",
+        Some(Mode::Tls) => "TLS records",
+        Some(Mode::Ssh) if one => "SSH part",
+        Some(Mode::Ssh) => "SSH parts",
+        Some(Mode::Http) if one => "HTTP part",
+        Some(Mode::Http) => "HTTP parts",
+        Some(Mode::LengthPrefix) if one => "length-prefixed frame",
+        Some(Mode::LengthPrefix) => "length-prefixed frames",
+        None if one => "message",
+        None => "messages",
+    };
+    let counts =
+        tally(d.messages.iter().map(|m| (m.kind, (m.kind == Part::Message).then_some(m.verdict))));
+    let list: Vec<String> = counts
+        .iter()
+        .map(|((k, v), n)| match v {
+            Some(v) => format!("{n} {}", v.as_str()),
+            None => format!("{n} {}", k.name()),
+        })
+        .collect();
+    Some(format!("{total} {kinds}: {}", list.join(", ")))
+}
+
+/// What an eavesdropper reads: escaped text, or a hex dump.
+fn preview_human(o: &mut String, d: &DirectionReport, style: Style) {
     let heading =
         if d.preview_truncated { "an eavesdropper reads (start)" } else { "an eavesdropper reads" };
     let _ = writeln!(o, "    {heading}:");
-    if d.preview_format == "hex" {
-        // Classic dump: offset, 16 bytes in hex, the same bytes as ASCII.
-        let bytes = hex::decode(&d.preview).unwrap_or_default();
-        for (i, line) in bytes.chunks(16).enumerate() {
-            let hexes: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
-            let ascii: String = line
-                .iter()
-                .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' })
-                .collect();
-            let _ = writeln!(o, "      {:08x}  {:<47}  {}", i * 16, hexes.join(" "), ascii);
-        }
-    } else {
-        for line in d.preview.split_inclusive("\\n") {
-            let _ = writeln!(o, "      {line}");
-        }
+    for line in preview_lines(d) {
+        let _ = writeln!(o, "      {line}");
     }
     if d.preview_truncated {
         let _ = writeln!(o, "      {}", style.dim("... (--full shows everything)"));
     }
+}
+
+/// The lines of what an eavesdropper reads: the escaped text cut after each `\n`, or a
+/// classic hex dump (offset, 16 bytes in hex, the same bytes as ASCII).
+pub(super) fn preview_lines(d: &DirectionReport) -> Vec<String> {
+    if d.preview_format == "hex" {
+        let bytes = hex::decode(&d.preview).unwrap_or_default();
+        bytes
+            .chunks(16)
+            .enumerate()
+            .map(|(i, line)| {
+                let hexes: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+                let ascii: String = line
+                    .iter()
+                    .map(|&b| if b.is_ascii_graphic() || b == b' ' { char::from(b) } else { '.' })
+                    .collect();
+                format!("{:08x}  {:<47}  {}", i * 16, hexes.join(" "), ascii)
+            })
+            .collect()
+    } else {
+        d.preview.split_inclusive("\\n").map(str::to_string).collect()
+    }
+}
+
+/// Block characters from low to high.
+const BLOCKS: [char; 8] = [
+    '\u{2581}', '\u{2582}', '\u{2583}', '\u{2584}', '\u{2585}', '\u{2586}', '\u{2587}', '\u{2588}',
+];
+
+/// A byte-value histogram in one line: 64 columns of four byte values each (0x00 to 0xff),
+/// a space where none of the four occurs, else a block as high as their count, scaled so that
+/// random bytes of the same length would stand at half height (`\u{2584}`); a column of twice
+/// that or more is a full block.
+pub fn sketch(counts: &[u64; 256]) -> String {
+    let columns: Vec<u64> = counts.chunks(4).map(|c| c.iter().sum()).collect();
+    let n: u64 = columns.iter().sum();
+    let top = 2.0 * n as f64 / columns.len() as f64;
+    columns
+        .iter()
+        .map(|&c| {
+            if c == 0 || top <= 0.0 {
+                return ' ';
+            }
+            let level = (c as f64 / top * 8.0).ceil().clamp(1.0, 8.0) as usize;
+            BLOCKS.get(level - 1).copied().unwrap_or(' ')
+        })
+        .collect()
 }
 
 /// Frames listed one by one in the human report.
@@ -422,4 +484,25 @@ pub fn summary(r: &FileReport) -> String {
         ports_phrase(&r.ports),
         parts.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sketch_shows_few_values_or_all_of_them() {
+        // Text: a few columns, one of them (the space and its neighbours) full.
+        let mut text = [0u64; 256];
+        for b in b"see you at six by the old oak tree" {
+            text[usize::from(*b)] += 1;
+        }
+        let line = sketch(&text);
+        assert_eq!(line.chars().count(), 64);
+        assert_eq!(line.chars().filter(|&c| c != ' ').count(), 8, "{line}");
+        assert!(line.contains('\u{2588}'));
+        // Every value equally often: every column at half height.
+        assert_eq!(sketch(&[3; 256]), "\u{2584}".repeat(64));
+        assert_eq!(sketch(&[0; 256]), " ".repeat(64));
+    }
 }

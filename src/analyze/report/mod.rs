@@ -1,6 +1,6 @@
 //! Stage 5, the report: what the stages found comes in; the analysis of one capture file as a
-//! document goes out, in its JSON form (laid out by [`json`]) and its human form ([`human()`],
-//! in [`mod@human`]).
+//! document goes out, in its JSON form (laid out by [`json`]), its human form ([`human()`], in
+//! [`mod@human`]) and as a page with pictures ([`html::page`], in [`mod@html`]).
 //!
 //! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
@@ -8,6 +8,7 @@
 //! result ([`file_report`]), with the warnings about streams. It must never read files or
 //! packets and never decide a verdict: it presents what the other stages found.
 
+pub mod html;
 pub mod human;
 pub mod json;
 
@@ -15,7 +16,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::classify::{Confidence, Encoding, Verdict, plural};
+use super::classify::{Confidence, Encoding, Histogram, Verdict, plural};
 use super::engine::direction::{DirectionResult, StreamResult};
 use super::input::decode::endpoint;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
@@ -144,6 +145,10 @@ pub struct DirectionReport {
     pub printable_ratio: f64,
     /// Chi-square against uniform bytes, when the sample is large enough.
     pub chi_square: Option<f64>,
+    /// How many times each byte value, 0x00 to 0xff, occurs in the bytes the figures above
+    /// are computed on (those of the messages), written as one line of 256 numbers.
+    #[serde(serialize_with = "histogram_json")]
+    pub histogram: Histogram,
     /// The verdict.
     pub verdict: Verdict,
     /// For `encoded`: base64, hex or decimal.
@@ -187,6 +192,11 @@ pub struct MessageReport {
     pub offset: u64,
     /// Length in bytes.
     pub length: u64,
+    /// When the packet that delivered its first byte was captured: seconds after the stream's
+    /// first packet (`start`), to the microsecond.
+    pub time: f64,
+    /// The Shannon entropy of its bytes, bits per byte, to three decimals.
+    pub entropy: f64,
     /// `message`, `key`, `handshake` or `framing`: only `message` parts make the verdict.
     pub kind: Part,
     /// Its verdict.
@@ -441,6 +451,28 @@ pub fn preview_string(bytes: &[u8], gaps: &[(usize, u64)]) -> (String, &'static 
     (out, "text")
 }
 
+/// `time_ns` as seconds after `start_ns`, rounded to the microsecond (never negative).
+fn seconds_after(time_ns: i64, start_ns: i64) -> f64 {
+    let micros = time_ns.saturating_sub(start_ns).max(0).saturating_add(500) / 1000;
+    micros as f64 / 1e6
+}
+
+/// A histogram as one line of JSON (`[0,3,...]`) even in a pretty-printed document: 256
+/// numbers one per line would make the report four times as long.
+fn histogram_json<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
+    let counts = h.counts();
+    let mut line = String::with_capacity(4 * counts.len());
+    for (i, c) in counts.iter().enumerate() {
+        line.push(if i == 0 { '[' } else { ',' });
+        let _ = write!(line, "{c}");
+    }
+    line.push(']');
+    match serde_json::value::RawValue::from_string(line) {
+        Ok(raw) => raw.serialize(s),
+        Err(e) => Err(serde::ser::Error::custom(e)),
+    }
+}
+
 /// The verdict of a stream from the verdicts of its two directions: an empty direction does
 /// not count, nor does one too short to tell when the other one could be told.
 pub fn stream_verdict(a: Verdict, b: Verdict) -> Verdict {
@@ -510,8 +542,8 @@ pub fn file_report(
         // the keys the other direction sent.
         let rsa_c2s = raw_rsa_of(&c2s, &s2c);
         let rsa_s2c = raw_rsa_of(&s2c, &c2s);
-        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s, true);
-        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c, false);
+        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s, true, s.start_ns);
+        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c, false, s.start_ns);
         for (label, d) in [("client to server", &c2s), ("server to client", &s2c)] {
             for k in d.recognized.iter().filter(|k| k.kind == "private_key") {
                 warnings.push(format!(
@@ -775,6 +807,7 @@ fn direction_report(
     d: DirectionResult,
     raw: Option<RawRsa>,
     is_client: bool,
+    start_ns: i64,
 ) -> DirectionReport {
     let (preview, preview_format) = preview_string(&d.preview, &d.preview_gaps);
     let c = d.class.nothing_kept(st.missing_bytes, st.snaplen_cut_bytes);
@@ -792,6 +825,7 @@ fn direction_report(
         expected_random_entropy: c.stats.expected_random_entropy,
         printable_ratio: c.stats.printable_ratio,
         chi_square: c.stats.chi_square,
+        histogram: d.histogram,
         verdict: c.verdict,
         encoding: c.encoding,
         decoded_bytes: c.decoded_bytes,
@@ -807,6 +841,8 @@ fn direction_report(
             .map(|m| MessageReport {
                 offset: m.offset,
                 length: m.length,
+                time: seconds_after(m.time_ns, start_ns),
+                entropy: (f64::from(m.entropy) * 1000.0).round() / 1000.0,
                 kind: m.part,
                 verdict: m.brief.verdict,
             })

@@ -88,7 +88,8 @@ fn deliver(stream: &mut Stream, dir: Dir, bytes: Captured<'_>, sink: &mut impl S
     let new_run = stream.last_data != Some(dir) || h.write_ended;
     h.write_ended = false;
     stream.last_data = Some(dir);
-    sink.data(stream.id, dir, h.next, bytes, new_run);
+    // The last segment that brought new bytes is the one that delivers them.
+    sink.data(stream.id, dir, h.next, bytes, new_run, h.last_data_ns);
     h.next += bytes.len() as u64;
     h.stats.bytes += bytes.len() as u64;
 }

@@ -13,7 +13,8 @@
 //! [`KEY_SCAN`] bytes, until it ends, and `recognise::keys` looks for keys in it. Only the
 //! bytes of [`Part::Message`] parts count for the direction's verdict.
 //!
-//! It sees bytes and run boundaries only, keeps a bounded prefix, a bounded list of messages
+//! It sees bytes, run boundaries and when each piece was delivered (each message keeps the time
+//! of its first byte), keeps a bounded prefix, a bounded list of messages
 //! and keys, and never holds a whole message in memory but a possible key: each is classified
 //! as it streams. A run of pieces may be counted in tables the caller keeps
 //! ([`Splitter::run`]), so that its accumulators add their counts once per run instead of once
@@ -22,7 +23,7 @@
 
 use serde::Serialize;
 
-use crate::analyze::classify::{Accumulator, Brief, Classification, Scratch};
+use crate::analyze::classify::{Accumulator, Brief, Classification, Histogram, Scratch};
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
 use crate::analyze::recognise::keys::{self, KeyMaterial};
@@ -82,6 +83,11 @@ pub struct Message {
     pub part: Part,
     /// Its first bytes (up to [`HEAD`]; fewer in a shorter message).
     pub head: [u8; HEAD],
+    /// When the packet that delivered its first byte was captured (nanoseconds since the Unix
+    /// epoch; see [`Splitter::time`]).
+    pub time_ns: i64,
+    /// The Shannon entropy of its bytes, bits per byte.
+    pub entropy: f32,
 }
 
 /// Key material found in a direction, where it lies in the stream.
@@ -127,6 +133,7 @@ struct Open {
     listed: bool,
     counting: Counting,
     head: [u8; HEAD],
+    time_ns: i64,
 }
 
 /// Counting tables for a run of pieces ([`Splitter::run`]): one for the whole direction, one
@@ -146,6 +153,11 @@ pub struct Run<'s> {
 }
 
 impl Run<'_> {
+    /// [`Splitter::time`] for the pieces of the run that follow.
+    pub fn time(&mut self, time_ns: i64) {
+        self.splitter.time(time_ns);
+    }
+
     /// [`Splitter::data`], counted in the run's tables.
     pub fn data(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
         self.splitter.take(offset, bytes, new_run);
@@ -173,6 +185,8 @@ pub struct Finished {
     pub unlisted: u64,
     /// Key material found in the messages, up to [`MAX_FOUND_KEYS`].
     pub keys: Vec<FoundKey>,
+    /// The byte counts `overall` was made of.
+    pub histogram: Histogram,
 }
 
 /// Cuts a direction into messages as bytes arrive, and classifies the direction and each
@@ -181,9 +195,13 @@ pub struct Finished {
 pub struct Splitter {
     mode: Option<Mode>,
     prefix: Vec<u8>,
-    /// Offsets (relative to the prefix) where a new run started, while undecided.
-    prefix_runs: Vec<usize>,
+    /// Offsets (relative to the prefix) where a new run started, and when, while undecided.
+    prefix_runs: Vec<(usize, i64)>,
     prefix_offset: u64,
+    /// When the prefix's first piece was delivered.
+    prefix_time: i64,
+    /// When the piece being fed was delivered ([`Splitter::time`]).
+    now: i64,
     open: Option<Open>,
     frames: Deframer,
     /// The protocol's own cutter, in [`Mode::Tls`], [`Mode::Ssh`], [`Mode::Http`] and
@@ -226,6 +244,8 @@ impl Splitter {
             prefix: Vec::new(),
             prefix_runs: Vec::new(),
             prefix_offset: 0,
+            prefix_time: 0,
+            now: 0,
             open: None,
             frames: Deframer::new(),
             cutter: None,
@@ -277,6 +297,12 @@ impl Splitter {
         }
     }
 
+    /// The pieces fed next were delivered by a packet captured at `time_ns`: a message that
+    /// starts in them is of that time.
+    pub fn time(&mut self, time_ns: i64) {
+        self.now = time_ns;
+    }
+
     /// Bytes at `offset`; `new_run` when the sender starts a new run of segments.
     pub fn data(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
         self.take(offset, bytes, new_run);
@@ -286,9 +312,10 @@ impl Splitter {
         if self.mode.is_none() {
             if self.prefix.is_empty() {
                 self.prefix_offset = offset;
+                self.prefix_time = self.now;
             }
             if new_run && self.prefix_runs.len() < 64 {
-                self.prefix_runs.push(self.prefix.len());
+                self.prefix_runs.push((self.prefix.len(), self.now));
             }
             let room = PREFIX - self.prefix.len();
             let take = room.min(bytes.len());
@@ -330,6 +357,7 @@ impl Splitter {
             messages: self.done,
             unlisted: self.unlisted,
             keys: self.keys,
+            histogram: self.overall.into_histogram(),
         }
     }
 
@@ -337,8 +365,10 @@ impl Splitter {
     /// bytes), whose bytes stand for the prefix's where they are the same (they keep their
     /// origin).
     fn decide(&mut self, current: Option<(u64, Captured<'_>)>) {
+        let now = self.now;
         let prefix = std::mem::take(&mut self.prefix);
-        let runs = std::mem::take(&mut self.prefix_runs);
+        let timed = std::mem::take(&mut self.prefix_runs);
+        let runs: Vec<usize> = timed.iter().map(|&(at, _)| at).collect();
         let mut writes = runs.clone();
         if writes.first() != Some(&0) {
             writes.insert(0, 0);
@@ -368,9 +398,13 @@ impl Splitter {
                     }
                     _ => Captured::from(piece),
                 };
+                // Each run's messages are of the time its first piece came.
+                let came = timed.iter().rev().find(|&&(at, _)| at <= *a);
+                self.now = came.map_or(self.prefix_time, |&(_, t)| t);
                 self.feed(from, piece, runs.contains(a));
             }
         }
+        self.now = now;
     }
 
     fn feed(&mut self, offset: u64, bytes: Captured<'_>, new_run: bool) {
@@ -504,6 +538,7 @@ impl Splitter {
                 listed,
                 counting: Counting::Pending { head: [0; DECIDE], len: 0 },
                 head: [0; HEAD],
+                time_ns: self.now,
             });
         }
         let mut bytes = bytes;
@@ -654,13 +689,14 @@ impl Splitter {
             Counting::Counted | Counting::Pending { .. } => Part::Message,
         };
         if open.listed {
-            // Only the verdict of each message is kept. The first one counted may have been
-            // counted in the direction's own counts alone: they hold exactly its bytes now.
-            let brief = match &open.acc {
-                Some(acc) => acc.brief(),
+            // Only the verdict of each message is kept, and its entropy (for the pictures).
+            // The first one counted may have been counted in the direction's own counts
+            // alone: they hold exactly its bytes now.
+            let (brief, entropy) = match &open.acc {
+                Some(acc) => acc.brief_and_entropy(),
                 None => {
                     self.judged_on_overall = true;
-                    self.overall.brief()
+                    self.overall.brief_and_entropy()
                 }
             };
             self.done.push(Message {
@@ -669,6 +705,8 @@ impl Splitter {
                 brief,
                 part,
                 head: open.head,
+                time_ns: open.time_ns,
+                entropy: entropy as f32,
             });
         } else {
             self.unlisted += 1;

@@ -49,8 +49,18 @@ pub trait Sink {
     /// In-order bytes of one direction, starting at stream offset `offset` (straight from a
     /// segment, or a copy of bytes kept out of order: the [`Captured`] tells a sink that cares
     /// where they came from). `new_run` is true when the other direction sent data since this
-    /// direction last did (or this is the direction's first data).
-    fn data(&mut self, stream: usize, dir: Dir, offset: u64, bytes: Captured<'_>, new_run: bool);
+    /// direction last did (or this is the direction's first data). `time_ns` is when the
+    /// packet that delivered them was captured (nanoseconds since the Unix epoch): the segment
+    /// itself, or the one that filled the hole in front of bytes kept out of order.
+    fn data(
+        &mut self,
+        stream: usize,
+        dir: Dir,
+        offset: u64,
+        bytes: Captured<'_>,
+        new_run: bool,
+        time_ns: i64,
+    );
     /// `len` bytes at `offset` are missing from the capture: lost, or (`snaplen`) sent but cut
     /// off by the capture's snaplen.
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool);

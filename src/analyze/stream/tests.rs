@@ -14,12 +14,15 @@ struct Collect {
     conflicts: u64,
     /// Where each direction's runs start.
     runs: Vec<(Dir, u64)>,
+    /// Each piece's direction, offset and time.
+    times: Vec<(Dir, u64, i64)>,
 }
 
 impl Sink for Collect {
     fn open(&mut self, _s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {}
-    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: Captured<'_>, new_run: bool) {
+    fn data(&mut self, _s: usize, dir: Dir, off: u64, bytes: Captured<'_>, new_run: bool, t: i64) {
         assert_eq!(off as usize, self.bytes[dir.index()].len() + self.gap_len(dir));
+        self.times.push((dir, off, t));
         if new_run {
             self.runs.push((dir, off));
         }
@@ -109,6 +112,24 @@ fn wraps_reorders_and_flushes() {
 }
 
 #[test]
+fn bytes_are_of_the_time_of_the_packet_that_delivered_them() {
+    let mut r = Reassembler::new(vec![9999]);
+    let mut sink = Collect::default();
+    r.segment(&seg(true, 0, flags::SYN, b""), 10, &mut sink);
+    r.segment(&seg(true, 1, flags::ACK, b"ab"), 20, &mut sink);
+    // Out of order at 30, delivered when the hole in front of it is filled at 40.
+    r.segment(&seg(true, 5, flags::ACK, b"ef"), 30, &mut sink);
+    r.segment(&seg(true, 3, flags::ACK, b"cd"), 40, &mut sink);
+    // A retransmission at 50 delivers nothing; the rest is flushed at the end, of the time
+    // of the last segment that brought new bytes (60, behind a hole).
+    r.segment(&seg(true, 1, flags::ACK, b"ab"), 50, &mut sink);
+    r.segment(&seg(true, 9, flags::ACK, b"ij"), 60, &mut sink);
+    r.finish_all(&mut sink);
+    let up = Dir::ClientToServer;
+    assert_eq!(sink.times, vec![(up, 0, 20), (up, 2, 40), (up, 4, 40), (up, 8, 60)]);
+}
+
+#[test]
 fn overlapping_out_of_order_first_copy_wins() {
     let mut r = Reassembler::new(vec![9999]);
     let mut sink = Collect::default();
@@ -164,7 +185,8 @@ mod model {
         fn open(&mut self, s: usize, _c: (IpAddr, u16), _v: (IpAddr, u16)) {
             self.open.push(s);
         }
-        fn data(&mut self, s: usize, dir: Dir, off: u64, bytes: Captured<'_>, _n: bool) {
+        fn data(&mut self, s: usize, dir: Dir, off: u64, b: Captured<'_>, _n: bool, _t: i64) {
+            let bytes = b;
             let next = self.next.entry((s, dir)).or_insert(0);
             assert_eq!(*next, off, "stream {s} {dir:?}");
             assert!(!bytes.is_empty());
