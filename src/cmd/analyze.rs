@@ -61,14 +61,14 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
     let mut outcomes: Vec<std::result::Result<report::FileReport, String>> = Vec::new();
     for (i, result) in results.into_iter().enumerate() {
         match result {
-            Ok(r) => {
+            Ok(mut r) => {
                 let written = if page_only {
                     Ok(())
                 } else if args.json {
                     // Written as it is made: a report with `--full` previews can be as large
                     // as the capture, and need not be held twice.
                     let mut w = io::BufWriter::with_capacity(1 << 16, &mut out);
-                    report::json::write_pretty(&mut w, &r)
+                    report::json::write_report(&mut w, &mut r, crate::cores())
                         .and_then(|()| w.write_all(b"\n"))
                         .and_then(|()| w.flush())
                 } else {

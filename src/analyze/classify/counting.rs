@@ -733,16 +733,18 @@ impl Accumulator {
     /// bytes once for both.
     pub fn brief_and_entropy(&self) -> (Brief, f64) {
         if !self.deferred {
-            return (self.brief(), self.entropy());
+            let (c, entropy) =
+                self.judge_counts(self.sample.head(), true, false, || self.sample.bytes());
+            return (c.brief(), entropy);
         }
         match self.sample.bytes() {
             Some(kept) => {
                 let mut counted =
                     Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
                 counted.count_kept(&kept);
-                let brief =
-                    counted.judge_counts(self.sample.head(), true, false, || Some(kept)).brief();
-                (brief, counted.entropy())
+                let (c, entropy) =
+                    counted.judge_counts(self.sample.head(), true, false, || Some(kept));
+                (c.brief(), entropy)
             }
             None => (self.brief(), 0.0),
         }
@@ -752,7 +754,8 @@ impl Accumulator {
     pub(super) fn judge(&self, detect_encodings: bool, words: bool) -> Classification {
         if !self.deferred {
             return self
-                .judge_counts(self.sample.head(), detect_encodings, words, || self.sample.bytes());
+                .judge_counts(self.sample.head(), detect_encodings, words, || self.sample.bytes())
+                .0;
         }
         // Counted now, from the kept bytes, which also serve the encoding checks.
         let Some(kept) = self.sample.bytes() else {
@@ -771,17 +774,18 @@ impl Accumulator {
         };
         let mut counted = Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
         counted.count_kept(&kept);
-        counted.judge_counts(self.sample.head(), detect_encodings, words, || Some(kept))
+        counted.judge_counts(self.sample.head(), detect_encodings, words, || Some(kept)).0
     }
 
-    /// The verdict on the counts; `head` is the first bytes fed, `sample` gives the kept ones.
+    /// The verdict on the counts and their entropy (as [`Accumulator::entropy`] gives it);
+    /// `head` is the first bytes fed, `sample` gives the kept ones.
     fn judge_counts<'s>(
         &self,
         head: &[u8],
         detect_encodings: bool,
         words: bool,
         sample: impl FnOnce() -> Option<Cow<'s, [u8]>>,
-    ) -> Classification {
+    ) -> (Classification, f64) {
         // A message cut out of a stream may start or end inside a character: up to three
         // continuation bytes at the start and an unfinished sequence at the end are pieces of
         // text, not evidence against it.
@@ -798,13 +802,58 @@ impl Accumulator {
         };
         let printable = self.printable + leading as u64 + trailing;
         let hist = self.histogram();
-        let facts =
-            Facts::new(self.bytes, &hist, self.occurring(), printable, self.examined, words);
+        let present = self.occurring();
+        let facts = Facts::new(self.bytes, &hist, present, printable, self.examined, words);
         // The sample may have to be read back from the capture file: only if it is needed. If
         // the file cannot give it back (it was cut short under us), there are no encoding
         // checks.
-        facts.decide(detect_encodings, sample)
+        let c = facts.decide(detect_encodings, sample);
+        let entropy = if c.stats.entropy > 0.0 {
+            c.stats.entropy
+        } else {
+            entropy_of_present(&hist, &present, self.bytes)
+        };
+        (c, entropy)
     }
+}
+
+/// [`shannon_entropy`] of `hist` (`n` counts in all), whose values that occur are `present`
+/// ([`occurring`]): the same sum in the same order, over those values only (a chat message
+/// has a few dozen), with `c log2 c` from a table for counts below 256.
+fn entropy_of_present(hist: &[u64; 256], present: &[u64; 4], n: u64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let table = klogk_table();
+    let mut sum = 0.0;
+    for (w, &word) in present.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let b = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let c = hist.get(b).copied().unwrap_or(0);
+            if c > 1 {
+                sum += match table.get(c as usize) {
+                    Some(&v) => v,
+                    None => (c as f64) * (c as f64).log2(),
+                };
+            }
+        }
+    }
+    let nf = n as f64;
+    (nf.log2() - sum / nf).max(0.0)
+}
+
+/// `k log2 k` for k below 256, as [`shannon_entropy`] works it out.
+pub(super) fn klogk_table() -> &'static [f64; 256] {
+    static KLOGK: OnceLock<[f64; 256]> = OnceLock::new();
+    KLOGK.get_or_init(|| {
+        let mut v = [0.0; 256];
+        for (k, x) in v.iter_mut().enumerate().skip(2) {
+            *x = (k as f64) * (k as f64).log2();
+        }
+        v
+    })
 }
 
 /// Shannon entropy in bits per byte of a byte histogram.
@@ -1154,6 +1203,9 @@ mod tests {
             proptest::prop_assert_eq!(deferred.histogram(), counting.histogram());
             proptest::prop_assert_eq!(deferred.brief(), counting.brief());
             proptest::prop_assert_eq!(deferred.finish(), counting.finish());
+            let entropy = shannon_entropy(&counting.histogram());
+            proptest::prop_assert_eq!(counting.brief_and_entropy(), (counting.brief(), entropy));
+            proptest::prop_assert_eq!(deferred.brief_and_entropy(), (counting.brief(), entropy));
         }
 
         #[test]

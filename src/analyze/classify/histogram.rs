@@ -3,9 +3,7 @@
 //! and the entropy of a message's counts alone, worked out from a table of `k log2 k` when
 //! they fit in 8 bits. It sees counts only.
 
-use std::sync::OnceLock;
-
-use super::counting::{Accumulator, Table, shannon_entropy};
+use super::counting::{Accumulator, Table, klogk_table, shannon_entropy};
 
 /// How many times each byte value occurred in what an [`Accumulator`] was fed: its own table
 /// moved out of it, as narrow as it was (256 bytes for a chat direction of a few hundred
@@ -40,14 +38,7 @@ impl Accumulator {
     pub fn entropy(&self) -> f64 {
         match (&self.hist, &self.folded) {
             (Table::U8(t), None) => {
-                static KLOGK: OnceLock<[f64; 256]> = OnceLock::new();
-                let klogk = KLOGK.get_or_init(|| {
-                    let mut v = [0.0; 256];
-                    for (k, x) in v.iter_mut().enumerate().skip(2) {
-                        *x = (k as f64) * (k as f64).log2();
-                    }
-                    v
-                });
+                let klogk = klogk_table();
                 let sum: f64 = t.iter().map(|&c| klogk[usize::from(c)]).sum();
                 let n = self.bytes as f64;
                 if self.bytes == 0 { 0.0 } else { (n.log2() - sum / n).max(0.0) }
