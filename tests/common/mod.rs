@@ -96,6 +96,17 @@ impl Proc {
             .expect("port in the listening line")
     }
 
+    /// Write lines to stdin if the process still reads it: `false` if it has already closed
+    /// it (it exited first, which the caller allows).
+    pub fn try_send(&mut self, lines: &[&str]) -> bool {
+        let Some(stdin) = self.stdin.as_mut() else { return false };
+        lines
+            .iter()
+            .try_for_each(|l| stdin.write_all(l.as_bytes()).and_then(|()| stdin.write_all(b"\n")))
+            .and_then(|()| stdin.flush())
+            .is_ok()
+    }
+
     /// Write lines to stdin.
     pub fn send(&mut self, lines: &[&str]) {
         let stdin = self.stdin.as_mut().expect("stdin open");

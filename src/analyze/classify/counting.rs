@@ -1,16 +1,15 @@
-//! Byte counting and the statistics made of the counts.
+//! Byte counting.
 //!
-//! Owns the [`Accumulator`] (a 256-bin histogram counted in four interleaved scratch tables,
-//! the thread's own or a caller's, then added to it; a UTF-8 decoder carried across pieces for
-//! the printable count; the first bytes kept as a sample for the encoding checks) and the
-//! statistics of a histogram: Shannon entropy, its exact expectation for random bytes of the
-//! same length, and chi-square. It sees bytes only, never packets or streams.
+//! Owns the [`Accumulator`]: a 256-bin histogram counted in four interleaved scratch tables
+//! (the thread's own or a caller's, then added to it), a UTF-8 decoder carried across pieces
+//! for the printable count, and the first bytes kept as a sample for the encoding checks; or,
+//! for a message ([`Accumulator::deferred`]), only the sample until it is asked for a verdict
+//! (in `judge`) or outgrows the sample. The numbers made of the counts are in `entropy`. It
+//! sees bytes only, never packets or streams.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
-use super::verdict::{Facts, occurring};
-use super::{Brief, Classification};
+use super::verdict::occurring;
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
 
@@ -361,18 +360,18 @@ pub struct Accumulator {
     pub(super) folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
     folded_at: u64,
-    printable: u64,
+    pub(super) printable: u64,
     /// Bytes decoded for the printable count (all of the first blocks, then 1 block in 16).
-    examined: u64,
+    pub(super) examined: u64,
     /// How many leading blocks are decoded in full.
-    exact_blocks: u64,
+    pub(super) exact_blocks: u64,
     utf8_state: usize,
     /// Stream offset just after the last decoded byte: where `utf8_state` applies.
     state_offset: u64,
-    sample: Sample,
+    pub(super) sample: Sample,
     /// Counting put off ([`Accumulator::deferred`]): the bytes are only in `sample`, and
     /// `bytes` stays 0 until they are counted.
-    deferred: bool,
+    pub(super) deferred: bool,
 }
 
 impl Default for Accumulator {
@@ -430,17 +429,8 @@ impl Accumulator {
         self.len() == 0
     }
 
-    /// The kept bytes of a deferred accumulator, counted: `None` if they cannot be read back
-    /// from the capture file (it was cut short during the analysis).
-    fn counted(&self) -> Option<Accumulator> {
-        let kept = self.sample.bytes()?;
-        let mut counted = Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
-        counted.count_kept(&kept);
-        Some(counted)
-    }
-
     /// Count `kept` (bytes already in a sample: they are not kept again).
-    fn count_kept(&mut self, kept: &[u8]) {
+    pub(super) fn count_kept(&mut self, kept: &[u8]) {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 self.count_bytes(kept, &mut scratch);
@@ -452,6 +442,30 @@ impl Accumulator {
                 self.add_counts(&mut scratch);
             }
         });
+    }
+
+    /// An empty accumulator that counts as this one does (not deferred).
+    pub(super) fn empty_like(&self) -> Accumulator {
+        Accumulator { exact_blocks: self.exact_blocks, ..Self::default() }
+    }
+
+    /// Bytes of characters cut at the ends, which count as printable: a message cut out of a
+    /// stream may start or end inside a character, and up to three continuation bytes at the
+    /// start (`head` is the first bytes fed) and an unfinished sequence at the end are pieces
+    /// of text, not evidence against it.
+    pub(super) fn cut_characters(&self, head: &[u8]) -> u64 {
+        let leading = head.iter().take_while(|&&b| is_continuation(b)).count() as u64;
+        let trailing = if self.state_offset == self.bytes {
+            match self.utf8_state as u8 {
+                N3_1 | N4_2 => 2,
+                N4_1 => 3,
+                START => 0,
+                _ => 1,
+            }
+        } else {
+            0
+        };
+        leading + trailing
     }
 
     /// Count the bytes a deferred accumulator kept, and count from now on.
@@ -668,7 +682,7 @@ impl Accumulator {
     }
 
     /// Which byte values were fed ([`occurring`], from the narrow counters).
-    fn occurring(&self) -> [u64; 4] {
+    pub(super) fn occurring(&self) -> [u64; 4] {
         let mut present = match &self.hist {
             Table::Empty => [0; 4],
             Table::U8(t) => occurring(t),
@@ -717,272 +731,14 @@ impl Accumulator {
         }
         *lanes = [[0; 256]; LANES];
     }
-
-    /// The verdict on everything fed so far.
-    pub fn finish(&self) -> Classification {
-        self.judge(true, true)
-    }
-
-    /// The verdict on everything fed so far and its confidence: the same as
-    /// [`Accumulator::finish`] gives, without writing the reason.
-    pub fn brief(&self) -> Brief {
-        self.judge(true, false).brief()
-    }
-
-    /// [`Accumulator::brief`] and [`Accumulator::entropy`], counting a deferred accumulator's
-    /// bytes once for both.
-    pub fn brief_and_entropy(&self) -> (Brief, f64) {
-        if !self.deferred {
-            let (c, entropy) =
-                self.judge_counts(self.sample.head(), true, false, || self.sample.bytes());
-            return (c.brief(), entropy);
-        }
-        match self.sample.bytes() {
-            Some(kept) => {
-                let mut counted =
-                    Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
-                counted.count_kept(&kept);
-                let (c, entropy) =
-                    counted.judge_counts(self.sample.head(), true, false, || Some(kept));
-                (c.brief(), entropy)
-            }
-            None => (self.brief(), 0.0),
-        }
-    }
-
-    /// The verdict, with encoding checks if `detect_encodings`, with a reason if `words`.
-    pub(super) fn judge(&self, detect_encodings: bool, words: bool) -> Classification {
-        if !self.deferred {
-            return self
-                .judge_counts(self.sample.head(), detect_encodings, words, || self.sample.bytes())
-                .0;
-        }
-        // Counted now, from the kept bytes, which also serve the encoding checks.
-        let Some(kept) = self.sample.bytes() else {
-            return Classification {
-                verdict: super::Verdict::Inconclusive,
-                confidence: super::Confidence::Low,
-                encoding: None,
-                decoded_bytes: None,
-                reason: if words {
-                    super::reasons::not_read_back(self.len())
-                } else {
-                    String::new()
-                },
-                stats: super::Stats { bytes: self.len(), ..super::Stats::default() },
-            };
-        };
-        let mut counted = Accumulator { exact_blocks: self.exact_blocks, ..Self::default() };
-        counted.count_kept(&kept);
-        counted.judge_counts(self.sample.head(), detect_encodings, words, || Some(kept)).0
-    }
-
-    /// The verdict on the counts and their entropy (as [`Accumulator::entropy`] gives it);
-    /// `head` is the first bytes fed, `sample` gives the kept ones.
-    fn judge_counts<'s>(
-        &self,
-        head: &[u8],
-        detect_encodings: bool,
-        words: bool,
-        sample: impl FnOnce() -> Option<Cow<'s, [u8]>>,
-    ) -> (Classification, f64) {
-        // A message cut out of a stream may start or end inside a character: up to three
-        // continuation bytes at the start and an unfinished sequence at the end are pieces of
-        // text, not evidence against it.
-        let leading = head.iter().take_while(|&&b| is_continuation(b)).count();
-        let trailing = if self.state_offset == self.bytes {
-            match self.utf8_state as u8 {
-                N3_1 | N4_2 => 2,
-                N4_1 => 3,
-                START => 0,
-                _ => 1,
-            }
-        } else {
-            0
-        };
-        let printable = self.printable + leading as u64 + trailing;
-        let hist = self.histogram();
-        let present = self.occurring();
-        let facts = Facts::new(self.bytes, &hist, present, printable, self.examined, words);
-        // The sample may have to be read back from the capture file: only if it is needed. If
-        // the file cannot give it back (it was cut short under us), there are no encoding
-        // checks.
-        let c = facts.decide(detect_encodings, sample);
-        let entropy = if c.stats.entropy > 0.0 {
-            c.stats.entropy
-        } else {
-            entropy_of_present(&hist, &present, self.bytes)
-        };
-        (c, entropy)
-    }
-}
-
-/// [`shannon_entropy`] of `hist` (`n` counts in all), whose values that occur are `present`
-/// ([`occurring`]): the same sum in the same order, over those values only (a chat message
-/// has a few dozen), with `c log2 c` from a table for counts below 256.
-fn entropy_of_present(hist: &[u64; 256], present: &[u64; 4], n: u64) -> f64 {
-    if n == 0 {
-        return 0.0;
-    }
-    let table = klogk_table();
-    let mut sum = 0.0;
-    for (w, &word) in present.iter().enumerate() {
-        let mut bits = word;
-        while bits != 0 {
-            let b = w * 64 + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let c = hist.get(b).copied().unwrap_or(0);
-            if c > 1 {
-                sum += match table.get(c as usize) {
-                    Some(&v) => v,
-                    None => (c as f64) * (c as f64).log2(),
-                };
-            }
-        }
-    }
-    let nf = n as f64;
-    (nf.log2() - sum / nf).max(0.0)
-}
-
-/// `k log2 k` for k below 256, as [`shannon_entropy`] works it out.
-pub(super) fn klogk_table() -> &'static [f64; 256] {
-    static KLOGK: OnceLock<[f64; 256]> = OnceLock::new();
-    KLOGK.get_or_init(|| {
-        let mut v = [0.0; 256];
-        for (k, x) in v.iter_mut().enumerate().skip(2) {
-            *x = (k as f64) * (k as f64).log2();
-        }
-        v
-    })
-}
-
-/// Shannon entropy in bits per byte of a byte histogram.
-pub fn shannon_entropy(hist: &[u64; 256]) -> f64 {
-    let n: u64 = hist.iter().sum();
-    if n == 0 {
-        return 0.0;
-    }
-    let nf = n as f64;
-    let sum: f64 = hist.iter().filter(|&&c| c > 1).map(|&c| (c as f64) * (c as f64).log2()).sum();
-    (nf.log2() - sum / nf).max(0.0)
-}
-
-/// Pearson's chi-square statistic of a byte histogram against uniform bytes (255 degrees of
-/// freedom: mean 255, standard deviation about 22.6 for random bytes).
-pub fn chi_square(hist: &[u64; 256]) -> f64 {
-    let n: u64 = hist.iter().sum();
-    if n == 0 {
-        return 0.0;
-    }
-    let expected = n as f64 / 256.0;
-    hist.iter()
-        .map(|&c| {
-            let d = c as f64 - expected;
-            d * d / expected
-        })
-        .sum()
-}
-
-const CACHED_EXPECTED: usize = 1024;
-
-/// Mean Shannon entropy (bits per byte) of `n` uniformly random bytes: the exact expectation
-/// of the plug-in estimator, `log2 n - (256/n) * sum_k P(c = k) k log2 k` with
-/// `c ~ Binomial(n, 1/256)`, summed outward from the mode until the terms vanish (about
-/// 10 standard deviations), cached for n up to 1024. From 2^18 bytes on, the
-/// asymptotic series for 256 equally likely values is used instead:
-/// `8 - (255/2n + 65535/12n^2 + 16711680/12n^3)/ln 2`, within 1e-12 of the sum there.
-pub fn expected_random_entropy(n: u64) -> f64 {
-    static CACHE: OnceLock<Vec<f64>> = OnceLock::new();
-    if n < CACHED_EXPECTED as u64 {
-        let table = CACHE.get_or_init(|| (0..CACHED_EXPECTED as u64).map(expected_exact).collect());
-        if let Some(&v) = table.get(n as usize) {
-            return v;
-        }
-    }
-    if n >= ASYMPTOTIC_FROM {
-        let nf = n as f64;
-        let nats =
-            255.0 / (2.0 * nf) + 65535.0 / (12.0 * nf * nf) + 16_711_680.0 / (12.0 * nf.powi(3));
-        return 8.0 - nats / std::f64::consts::LN_2;
-    }
-    expected_exact(n)
-}
-
-/// Length from which [`expected_random_entropy`] uses its asymptotic series.
-const ASYMPTOTIC_FROM: u64 = 1 << 18;
-
-fn expected_exact(n: u64) -> f64 {
-    if n <= 1 {
-        return 0.0;
-    }
-    let nf = n as f64;
-    let p = 1.0 / 256.0;
-    let odds = p / (1.0 - p);
-    let mode = ((nf + 1.0) * p).floor().min(nf);
-    let klogk = |k: f64| if k > 1.0 { k * k.log2() } else { 0.0 };
-    // Unnormalised weights relative to the mode; normalising by their sum makes the result
-    // exact without any factorials.
-    let mut weight_sum = 1.0;
-    let mut moment = klogk(mode);
-    let mut w = 1.0;
-    let mut k = mode;
-    while k < nf {
-        w *= (nf - k) / (k + 1.0) * odds;
-        k += 1.0;
-        weight_sum += w;
-        moment += w * klogk(k);
-        if w < 1e-20 {
-            break;
-        }
-    }
-    let mut w = 1.0;
-    let mut k = mode;
-    while k > 0.0 {
-        w *= k / (nf - k + 1.0) / odds;
-        k -= 1.0;
-        weight_sum += w;
-        moment += w * klogk(k);
-        if w < 1e-20 {
-            break;
-        }
-    }
-    nf.log2() - 256.0 / nf * (moment / weight_sum)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::shannon_entropy;
     use super::super::test_data::{TEXT, noise};
     use super::super::{SAMPLE_LIMIT, Verdict, classify};
     use super::*;
-
-    #[test]
-    fn expected_entropy_matches_simulation_and_limits() {
-        assert_eq!(expected_random_entropy(0), 0.0);
-        assert_eq!(expected_random_entropy(1), 0.0);
-        assert!((expected_random_entropy(2) - 255.0 / 256.0).abs() < 1e-12);
-        for (n, want) in [(16, 3.94), (64, 5.77), (256, 7.18)] {
-            let got = expected_random_entropy(n);
-            assert!((got - want).abs() < 0.01, "n={n}: {got}");
-        }
-        let big = expected_random_entropy(4096);
-        assert!(big > 7.94 && big < 7.96, "{big}");
-        // Cache boundary and asymptotic switch are seamless.
-        let a = expected_random_entropy(1023);
-        let b = expected_exact(1023);
-        assert!((a - b).abs() < 1e-12);
-        for n in [ASYMPTOTIC_FROM, ASYMPTOTIC_FROM + 12_345, 1 << 20, (1 << 26) + 1] {
-            let asym = expected_random_entropy(n);
-            let exact = expected_exact(n);
-            assert!((asym - exact).abs() < 1e-12, "n={n}: {asym} vs {exact}");
-        }
-        // Monotonic and below 8.
-        let mut last = 0.0;
-        for n in (2..5000).step_by(37).chain([1 << 20, 1 << 24]) {
-            let e = expected_random_entropy(n);
-            assert!(e > last && e < 8.0, "n={n}");
-            last = e;
-        }
-    }
 
     #[test]
     fn utf8_split_across_updates() {
@@ -1111,53 +867,6 @@ mod tests {
     }
 
     use proptest::prelude::Strategy as _;
-
-    #[test]
-    fn a_deferred_accumulator_past_its_sample_counts_what_it_kept() {
-        // Text, then random bytes, past the sample's limit: the kept bytes are counted when
-        // the limit is reached, the rest as they come.
-        let mut data = b"the exam moved to room 204, see you there\n".repeat(900);
-        data.extend(noise(120_000, 7));
-        let mut counting = Accumulator::new();
-        let mut deferred = Accumulator::deferred();
-        for piece in data.chunks(1448) {
-            counting.update(piece);
-            deferred.update(piece);
-            if deferred.len() < crate::analyze::classify::SAMPLE_LIMIT as u64 {
-                assert!(matches!(deferred.hist, Table::Empty), "nothing counted while it keeps");
-            }
-        }
-        assert!(!matches!(deferred.hist, Table::Empty), "counted once past the sample");
-        assert_eq!(deferred.len(), data.len() as u64);
-        assert_eq!(deferred.histogram(), counting.histogram());
-        assert_eq!(deferred.finish(), counting.finish());
-    }
-
-    #[test]
-    fn a_deferred_message_that_cannot_be_read_back_is_inconclusive() {
-        use crate::analyze::classify::{Confidence, Verdict};
-        use std::io::Write;
-        use std::sync::Arc;
-        let dir = tempfile::Builder::new().prefix("rchat-lost-message-").tempdir().unwrap();
-        let path = dir.path().join("capture.bin");
-        let text = b"a line of text that came straight from the capture file\n".repeat(40);
-        std::fs::File::create(&path).unwrap().write_all(&text).unwrap();
-        let file = Arc::new(std::fs::File::open(&path).unwrap());
-        let mut acc =
-            Accumulator { deferred: true, ..Accumulator::with_sample(Sample::in_file(file)) };
-        let mut scratch = Scratch::default();
-        for (i, piece) in text.chunks(1000).enumerate() {
-            acc.count_in(Captured::copied_from(piece, Some(i as u64 * 1000)), &mut scratch);
-        }
-        acc.add_counts(&mut scratch);
-        assert!(matches!(acc.hist, Table::Empty), "kept, not counted");
-        assert_eq!(acc.finish(), classify(&text), "read back while the file is intact");
-        std::fs::File::create(&path).unwrap();
-        let lost = acc.finish();
-        assert_eq!((lost.verdict, lost.confidence), (Verdict::Inconclusive, Confidence::Low));
-        assert!(lost.reason.contains("could not be read back"), "{}", lost.reason);
-        assert_eq!(lost.stats.bytes, text.len() as u64);
-    }
 
     proptest::proptest! {
         #[test]

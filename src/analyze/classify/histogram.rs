@@ -3,7 +3,8 @@
 //! and the entropy of a message's counts alone, worked out from a table of `k log2 k` when
 //! they fit in 8 bits. It sees counts only.
 
-use super::counting::{Accumulator, Table, klogk_table, shannon_entropy};
+use super::counting::{Accumulator, Table};
+use super::entropy::{klogk_table, shannon_entropy};
 
 /// How many times each byte value occurred in what an [`Accumulator`] was fed: its own table
 /// moved out of it, as narrow as it was (256 bytes for a chat direction of a few hundred

@@ -2,12 +2,14 @@
 //! verdict goes out: readable text, ciphertext, encoded, binary, mixed, with its confidence,
 //! its numbers and one plain sentence.
 //!
-//! In five parts: `counting` (the [`Accumulator`] and the statistics of its histogram:
-//! Shannon entropy against the entropy expected of random bytes of the same length, printable
-//! UTF-8 ratio, chi-square when the sample is large enough), `histogram` (the counts a report
-//! keeps, [`Histogram`], moved out of the accumulator), `encodings` (text encodings that
-//! carry high-entropy bytes: base64, hex, decimal numbers), `verdict` (the order of the tests,
-//! and [`combine`] over a direction's messages) and `reasons` (the wording). It sees bytes only
+//! In seven parts: `counting` (the [`Accumulator`]: its histogram and printable UTF-8 count,
+//! fed in pieces, or kept and counted at the end for a message), `judge` (asking it for a
+//! verdict), `entropy` (the numbers of a histogram: Shannon entropy against the entropy
+//! expected of random bytes of the same length, chi-square when the sample is large enough),
+//! `histogram` (the counts a report keeps, [`Histogram`], moved out of the accumulator),
+//! `encodings` (text encodings that carry high-entropy bytes: base64, hex, decimal numbers),
+//! `verdict` (the order of the tests, and [`combine`] over a direction's messages) and
+//! `reasons` (the wording). It sees bytes only
 //! (through [`Captured`](crate::analyze::input::Captured), whose origin it never asks): never
 //! packets, streams, or where bytes lie in the capture file. Input is fed in pieces so memory
 //! stays bounded whatever the length.
@@ -33,13 +35,16 @@
 
 mod counting;
 mod encodings;
+mod entropy;
 mod histogram;
+mod judge;
 mod reasons;
 mod verdict;
 
 use serde::Serialize;
 
-pub use counting::{Accumulator, Scratch, chi_square, expected_random_entropy, shannon_entropy};
+pub use counting::{Accumulator, Scratch};
+pub use entropy::{chi_square, expected_random_entropy, shannon_entropy};
 pub use histogram::Histogram;
 pub(crate) use reasons::plural;
 pub use verdict::combine;

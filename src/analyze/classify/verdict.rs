@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::counting::{chi_square, expected_random_entropy, shannon_entropy};
 use super::encodings::EncodingCheck;
+use super::entropy::{chi_square, expected_random_entropy, shannon_entropy};
 use super::{
     Brief, CHI_SQUARE_MIN_BYTES, Classification, Confidence, MIN_BYTES, Stats, Verdict, reasons,
 };
