@@ -299,7 +299,11 @@ fn message_times_are_those_of_the_packets_tshark_shows() {
                 let f: Vec<&str> = l.split('\t').collect();
                 let len: u64 = f.get(3)?.parse().ok()?;
                 let seq: u64 = f.get(2)?.parse().ok()?;
-                (len > 0).then_some((f[0].parse().ok()?, f[1].parse().ok()?, seq - 1, len))
+                if len == 0 {
+                    return None;
+                }
+                // Relative sequence numbers: the SYN is 0, the first payload byte 1.
+                Some((f[0].parse().ok()?, f[1].parse().ok()?, seq.checked_sub(1)?, len))
             })
             .collect();
         let r = analyze_json(&path, &[]);
