@@ -12,6 +12,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -123,12 +124,24 @@ pub fn establish(
     local: Local<'_>,
     tap: Option<Tap>,
 ) -> Result<Link, ChatError> {
+    establish_heard(stream, peer_addr, local, tap, None)
+}
+
+/// [`establish`], setting `heard` when the peer's first byte arrives.
+pub fn establish_heard(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    local: Local<'_>,
+    tap: Option<Tap>,
+    heard: Option<Arc<AtomicBool>>,
+) -> Result<Link, ChatError> {
     let Local { role, me, settings, ui } = local;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut reader =
         PeerReader::new(stream.try_clone().map_err(ChatError::Write)?, settings.frame_timeout)
-            .with_tap(tap.clone());
+            .with_tap(tap.clone())
+            .with_heard(heard);
     let Some(me) = me else {
         if reader.peer_speaks_rchat(PLAINTEXT_GRACE)? {
             return Err(ChatError::EncryptedPeer);

@@ -7,6 +7,7 @@
 //! plays a scripted chat in one process. It never sees the command line: `cmd::chat` turns
 //! the flags into settings.
 
+pub mod candidates;
 pub mod conversation;
 pub mod demo;
 pub mod link;

@@ -2,8 +2,8 @@
 //! succeeds, `join` connects; either hands its [`Link`](super::link::Link) to the conversation and gives the
 //! terminal back when it is over.
 //!
-//! Owns the rules of waiting: a host keeps waiting after a bad candidate, handshakes with a
-//! few candidates at once and turns away the rest; lines typed before a peer arrives are kept
+//! Owns the rules of waiting: a host keeps waiting after a bad candidate, handshakes with
+//! many candidates at once ([`Candidates`]: silent ones make room for newcomers); lines typed before a peer arrives are kept
 //! for the conversation; the `--record` file is given to the connection the chat is with.
 
 use std::net::{IpAddr, TcpListener};
@@ -11,16 +11,14 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
+use super::candidates::{Admission, Candidates, MAX_CANDIDATES, MAX_PER_SOURCE};
 use super::conversation::{self, Console, Pending};
-use super::link::{Local, establish, refuse, unfinished_recording};
+use super::link::{Local, establish, establish_heard, refuse, unfinished_recording};
 use super::record::{Recording, Tap};
 use super::terminal::{Input, Ui, stdio_is_terminal};
 use super::{ChatError, Event, KeySource, Settings, net};
 use crate::crypto::{self, Identity};
 use crate::protocol::secure::Role;
-
-/// Candidates a host handshakes with at once; more are refused.
-const MAX_CANDIDATES: usize = 4;
 
 /// Our key for this run, or none in plaintext mode.
 fn load_identity(settings: &Settings, ui: &Ui) -> Result<Option<Arc<Identity>>, ChatError> {
@@ -124,7 +122,7 @@ pub fn run_host(
 
     let mut queued = Vec::new();
     let mut input_open = true;
-    let mut candidates = 0usize;
+    let mut candidates = Candidates::new();
     let settings = Arc::new(settings);
     while let Ok(event) = rx.recv() {
         match event {
@@ -135,12 +133,36 @@ pub fn run_host(
                 return Ok(());
             }
             Event::Warning(w) => ui.warn(w),
-            Event::Incoming(stream, addr) if candidates >= MAX_CANDIDATES => {
-                ui.status(format!("refused a connection from {addr}: too many at once"));
-                refuse(stream, settings.plaintext, "too many connections at once; try again");
-            }
             Event::Incoming(stream, addr) => {
-                candidates += 1;
+                let admission = match stream.try_clone() {
+                    Ok(handle) => candidates.admit(addr, handle),
+                    Err(_) => Admission::Refused,
+                };
+                let heard = match admission {
+                    Admission::Refused => {
+                        ui.status(format!(
+                            "refused a connection from {addr}: {} handshakes under way (at most \
+                             {MAX_CANDIDATES}, {MAX_PER_SOURCE} from one address), all of them \
+                             talking",
+                            candidates.len()
+                        ));
+                        refuse(
+                            stream,
+                            settings.plaintext,
+                            "too many connections at once; try again",
+                        );
+                        continue;
+                    }
+                    Admission::Admitted { heard, dropped } => {
+                        if let Some(old) = dropped {
+                            ui.status(format!(
+                                "closed the connection from {old}: it had sent nothing, and \
+                                 {addr} needed its place"
+                            ));
+                        }
+                        heard
+                    }
+                };
                 let (tx, me, settings, ui) = (tx.clone(), me.clone(), settings.clone(), ui.clone());
                 // Every candidate is recorded in memory; only the one we chat with is kept.
                 let tap = match (&recording, stream.local_addr()) {
@@ -150,12 +172,14 @@ pub fn run_host(
                 thread::spawn(move || {
                     let local =
                         Local { role: Role::Host, me: me.as_ref(), settings: &settings, ui: &ui };
-                    let result = establish(stream, addr, local, tap);
+                    let result = establish_heard(stream, addr, local, tap, Some(heard));
                     let _ = tx.send(Event::Handshake(addr, Box::new(result)));
                 });
             }
             Event::Handshake(addr, result) => {
-                candidates -= 1;
+                if !candidates.finished(addr) {
+                    continue;
+                }
                 match *result {
                     Ok(link) => {
                         if let (Some(tap), Some(file)) = (&link.tap, recording.take()) {

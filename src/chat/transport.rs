@@ -11,6 +11,8 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::record::Tap;
@@ -62,6 +64,8 @@ pub struct PeerReader {
     start: usize,
     frame_timeout: Duration,
     tap: Option<Tap>,
+    /// Set at the first byte read (see [`PeerReader::with_heard`]).
+    heard: Option<Arc<AtomicBool>>,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -80,7 +84,15 @@ impl PeerReader {
             start: 0,
             frame_timeout,
             tap: None,
+            heard: None,
         }
+    }
+
+    /// Set `heard` when the first byte arrives: a host tells the candidates that have sent
+    /// something from those that only hold a connection open.
+    pub fn with_heard(mut self, heard: Option<Arc<AtomicBool>>) -> Self {
+        self.heard = heard;
+        self
     }
 
     /// Report every byte read, and the end of the stream, to `tap`.
@@ -132,6 +144,9 @@ impl PeerReader {
         };
         let n = *result.as_ref().unwrap_or(&0);
         self.buf.truncate(old + n);
+        if let Some(heard) = self.heard.as_ref().filter(|_| n > 0) {
+            heard.store(true, Ordering::Relaxed);
+        }
         if let (Some(tap), Ok(got)) = (&self.tap, &result) {
             match got {
                 0 => tap.peer_closed(),
