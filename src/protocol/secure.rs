@@ -14,8 +14,8 @@ use rsa::sha2::{Digest, Sha256};
 
 use crate::crypto::{Fingerprint, Identity, KeyError, PeerKey, check_strength};
 use crate::protocol::wire::{
-    Auth, Bye, Frame, Hello, MAX_BLOCKS, MAX_MESSAGE_LEN, MODE_RSA_OAEP_PSS_SHA256, Message,
-    MessageBlocks,
+    Auth, Bye, Frame, FrameType, Hello, MAX_BLOCKS, MAX_MESSAGE_LEN, MODE_ROOM,
+    MODE_RSA_OAEP_PSS_SHA256, Message, MessageBlocks,
 };
 
 /// Which end of the connection a party is; part of everything it signs.
@@ -145,13 +145,18 @@ pub fn hello_frame(me: &Identity, name: &str) -> Frame {
         .to_frame()
 }
 
+/// A room host's HELLO: [`hello_frame`] with the room's mode.
+pub fn room_hello_frame(me: &Identity, name: &str) -> Frame {
+    Hello { mode: MODE_ROOM, name: name.into(), spki: me.public().spki_der.clone() }.to_frame()
+}
+
 /// Check a peer's HELLO: mode, key parse, key size, pinned fingerprint.
 pub fn check_hello(
     hello: &Hello,
     allow_weak: bool,
     pin: Option<&Fingerprint>,
 ) -> Result<PeerKey, SecurityError> {
-    if hello.mode != MODE_RSA_OAEP_PSS_SHA256 {
+    if hello.mode != MODE_RSA_OAEP_PSS_SHA256 && hello.mode != MODE_ROOM {
         return Err(SecurityError::UnknownMode(hello.mode));
     }
     let key = PeerKey::from_spki(&hello.spki).map_err(SecurityError::BadKey)?;
@@ -200,6 +205,31 @@ pub fn message_input(transcript: &[u8; 32], role: Role, msg: &Message) -> Vec<u8
     let mut out = signed_prefix(b"rchat/1 message", transcript, role);
     out.extend_from_slice(&msg.signed_fields());
     out
+}
+
+/// The label of a host's notice in a room (ROSTER, JOINED, LEFT), if `kind` is one.
+fn notice_label(kind: FrameType) -> Option<&'static [u8]> {
+    match kind {
+        FrameType::Roster => Some(b"rchat/1 roster"),
+        FrameType::Joined => Some(b"rchat/1 joined"),
+        FrameType::Left => Some(b"rchat/1 left"),
+        _ => None,
+    }
+}
+
+/// The bytes a notice's signature covers: its label, T, R, the sequence number and the
+/// fields after it.
+pub fn notice_input(
+    kind: FrameType,
+    transcript: &[u8; 32],
+    role: Role,
+    seq: u64,
+    fields: &[u8],
+) -> Option<Vec<u8>> {
+    let mut out = signed_prefix(notice_label(kind)?, transcript, role);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(fields);
+    Some(out)
 }
 
 /// The bytes a BYE signature covers.
@@ -335,6 +365,23 @@ impl Sealer {
         Ok(Bye { seq, signature })
     }
 
+    /// Sign a room notice (ROSTER, JOINED, LEFT) whose fields after the sequence number are
+    /// `fields`: returns its sequence number and signature. Notices, messages and the BYE
+    /// share one sequence.
+    pub fn notice(
+        &mut self,
+        kind: FrameType,
+        fields: &[u8],
+    ) -> Result<(u64, Vec<u8>), SecurityError> {
+        let seq = self.next_seq;
+        let local = |why: String| SecurityError::Local(why);
+        let input = notice_input(kind, &self.s.transcript, self.s.role, seq, fields)
+            .ok_or_else(|| local(format!("a {kind} frame is not a notice")))?;
+        let signature = self.s.me.sign(&input).map_err(|e| local(e.to_string()))?;
+        self.next_seq += 1;
+        Ok((seq, signature))
+    }
+
     /// The session this half belongs to.
     pub fn session(&self) -> &Session {
         &self.s
@@ -444,6 +491,29 @@ impl Opener {
             return Err(SecurityError::TooLong(text.len()));
         }
         String::from_utf8(text).map_err(|_| SecurityError::NotUtf8)
+    }
+
+    /// Check a room notice from the host: signature over this connection's transcript, then
+    /// sequence number.
+    pub fn open_notice(
+        &mut self,
+        kind: FrameType,
+        seq: u64,
+        fields: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SecurityError> {
+        let s = &self.s;
+        if signature.is_empty() {
+            return Err(SecurityError::Unsigned("room notice"));
+        }
+        let input = |role| notice_input(kind, &s.transcript, role, seq, fields);
+        if !input(s.role.peer()).is_some_and(|i| s.peer.verify(&i, signature)) {
+            if input(s.role).is_some_and(|i| s.me.public().verify(&i, signature)) {
+                return Err(SecurityError::Reflected);
+            }
+            return Err(SecurityError::BadSignature("room notice"));
+        }
+        self.check_seq(seq)
     }
 
     /// Check a BYE from the peer.

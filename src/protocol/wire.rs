@@ -44,6 +44,14 @@ pub enum FrameType {
     Bye = 4,
     /// The host is already in a chat: a short reason, then the host closes.
     Busy = 5,
+    /// A room's host tells a new member who is in the room (see `room_wire`).
+    Roster = 6,
+    /// A room's host tells a member that someone entered.
+    Joined = 7,
+    /// A room's host tells a member that someone left.
+    Left = 8,
+    /// A room message: one copy per recipient, signed once by its sender.
+    Room = 9,
 }
 
 impl FrameType {
@@ -55,6 +63,10 @@ impl FrameType {
             3 => FrameType::Message,
             4 => FrameType::Bye,
             5 => FrameType::Busy,
+            6 => FrameType::Roster,
+            7 => FrameType::Joined,
+            8 => FrameType::Left,
+            9 => FrameType::Room,
             _ => return None,
         })
     }
@@ -67,6 +79,10 @@ impl FrameType {
             FrameType::Message => 8 + 2 + 2 + MAX_CIPHERTEXT + 2 + MAX_SIGNATURE_LEN,
             FrameType::Bye => 8 + 2 + MAX_SIGNATURE_LEN,
             FrameType::Busy => 2 + MAX_BUSY_LEN,
+            FrameType::Roster => super::room_wire::MAX_ROSTER_BODY,
+            FrameType::Joined => super::room_wire::MAX_JOINED_BODY,
+            FrameType::Left => super::room_wire::MAX_LEFT_BODY,
+            FrameType::Room => super::room_wire::MAX_ROOM_BODY,
         }
     }
 
@@ -78,6 +94,10 @@ impl FrameType {
             FrameType::Message => "MESSAGE",
             FrameType::Bye => "BYE",
             FrameType::Busy => "BUSY",
+            FrameType::Roster => "ROSTER",
+            FrameType::Joined => "JOINED",
+            FrameType::Left => "LEFT",
+            FrameType::Room => "ROOM MESSAGE",
         }
     }
 }
@@ -215,7 +235,8 @@ impl<'a> Reader<'a> {
         Reader { buf, kind }
     }
 
-    fn malformed(&self, why: impl Into<String>) -> WireError {
+    /// The error for a body whose fields do not add up.
+    pub fn malformed(&self, why: impl Into<String>) -> WireError {
         WireError::Malformed { kind: self.kind, why: why.into() }
     }
 
@@ -271,8 +292,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The only mode a HELLO may announce: RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures.
+/// The mode of a two-person chat's HELLO: RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures.
 pub const MODE_RSA_OAEP_PSS_SHA256: u8 = 1;
+/// The mode of a room host's HELLO: the same cryptography, and the connection is a room's.
+pub const MODE_ROOM: u8 = 2;
 
 /// The start of a MESSAGE body once all its ciphertext blocks have arrived, before the
 /// signature: what a recipient may decrypt early (see [`Message::frame_head`]).
@@ -504,7 +527,8 @@ impl Busy {
     }
 }
 
-fn push_u16_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Append `bytes` behind their u16 length.
+pub fn push_u16_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     // Every caller passes a field bounded far below u16::MAX (keys, signatures, reasons).
     let n = bytes.len().min(usize::from(u16::MAX));
     out.extend_from_slice(&(n as u16).to_be_bytes());
@@ -548,7 +572,7 @@ mod tests {
         v[4] = 9;
         assert_eq!(FrameHeader::decode(&v), Err(WireError::Version(9)));
         assert_eq!(FrameHeader::decode(&header(0, 1)), Err(WireError::UnknownType(0)));
-        assert_eq!(FrameHeader::decode(&header(6, 1)), Err(WireError::UnknownType(6)));
+        assert_eq!(FrameHeader::decode(&header(10, 1)), Err(WireError::UnknownType(10)));
         assert!(matches!(
             FrameHeader::decode(&header(3, u32::MAX)),
             Err(WireError::TooLong { kind: FrameType::Message, .. })
@@ -567,6 +591,10 @@ mod tests {
             (FrameType::Message, "135 950"),
             (FrameType::Bye, "522"),
             (FrameType::Busy, "258"),
+            (FrameType::Roster, "109 923"),
+            (FrameType::Joined, "1 615"),
+            (FrameType::Left, "780"),
+            (FrameType::Room, "858 827"),
         ] {
             assert_eq!(kind.max_body().to_string(), max.replace(' ', ""), "{kind}");
             assert!(doc.contains(&format!("| {kind} | {max} |")), "{kind} row in PROTOCOL.md");

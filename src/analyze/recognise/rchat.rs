@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::{Recogniser, Start};
 use crate::crypto::{Identity, PeerKey};
 use crate::protocol::deframe::{Deframer, Event};
+use crate::protocol::room_wire;
 use crate::protocol::wire::{
     Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message, WireError,
 };
@@ -231,6 +232,10 @@ impl FrameLog {
                 self.sequence(b.seq, offset);
             }),
             FrameType::Busy => Busy::decode(body).map(|_| ()),
+            FrameType::Roster => room_wire::Roster::decode(body).map(drop),
+            FrameType::Joined => room_wire::Joined::decode(body).map(drop),
+            FrameType::Left => room_wire::Left::decode(body).map(drop),
+            FrameType::Room => room_wire::RoomMessage::decode(body).map(drop),
         };
         if let Err(e) = result {
             self.report.violations.push(format!("at byte {offset}: {e}"));

@@ -719,8 +719,11 @@ fn frame_part(first: &[u8]) -> Part {
     match first.get(5).copied().and_then(frame::FrameType::from_byte) {
         Some(frame::FrameType::Hello) => Part::Key,
         Some(frame::FrameType::Auth) => Part::Handshake,
-        Some(frame::FrameType::Bye | frame::FrameType::Busy) => Part::Framing,
-        Some(frame::FrameType::Message) | None => Part::Message,
+        Some(frame::FrameType::Roster | frame::FrameType::Joined) => Part::Key,
+        Some(frame::FrameType::Bye | frame::FrameType::Busy | frame::FrameType::Left) => {
+            Part::Framing
+        }
+        Some(frame::FrameType::Message | frame::FrameType::Room) | None => Part::Message,
     }
 }
 
