@@ -158,9 +158,8 @@ impl RoomOpener {
         if msg.sender == self.my_id {
             return Err(SecurityError::Reflected);
         }
-        let key = sender_key.ok_or_else(|| {
-            SecurityError::BadSignature("room message (from someone not in the room)")
-        })?;
+        let key = sender_key
+            .ok_or(SecurityError::BadSignature("room message (from someone not in the room)"))?;
         check_signed(&self.room_id, key, self.last.get(&msg.sender).copied(), msg)?;
         self.last.insert(msg.sender, msg.seq);
         let want = self.me.public().size();
