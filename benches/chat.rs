@@ -40,7 +40,7 @@ fn pair(plaintext: bool, bits: usize) -> (Link, Link, Duration) {
         let (stream, peer) = listener.accept().unwrap();
         let s = settings(plaintext, bits);
         let ui = Ui::detached("host");
-        let local = Local { role: Role::Host, me: me.as_ref(), settings: &s, ui: &ui };
+        let local = Local { role: Role::Host, me: me.as_ref(), settings: &s, ui: &ui, room: false };
         establish(stream, peer, local, None).unwrap()
     });
     let me = (!plaintext).then(|| Arc::new(Identity::generate(bits).unwrap()));
@@ -48,7 +48,8 @@ fn pair(plaintext: bool, bits: usize) -> (Link, Link, Duration) {
     let s = settings(plaintext, bits);
     let joiner = {
         let ui = Ui::detached("guest");
-        let local = Local { role: Role::Joiner, me: me.as_ref(), settings: &s, ui: &ui };
+        let local =
+            Local { role: Role::Joiner, me: me.as_ref(), settings: &s, ui: &ui, room: false };
         establish(stream, addr, local, None).unwrap()
     };
     let host = host.join().unwrap();

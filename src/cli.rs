@@ -47,6 +47,13 @@ pub struct HostArgs {
     /// TCP port to listen on (0 picks a free one).
     #[arg(long, short, default_value_t = DEFAULT_PORT)]
     pub port: u16,
+    /// Hold a room for the whole class: every member joins with `rchat join`, the host
+    /// relays (in encrypted mode, messages it cannot read).
+    #[arg(long)]
+    pub room: bool,
+    /// Most members in the room besides the host (1 to 99).
+    #[arg(long, value_name = "N", requires = "room")]
+    pub max: Option<usize>,
     /// Options shared with `join`.
     #[command(flatten)]
     pub chat: ChatArgs,

@@ -63,7 +63,7 @@ pub fn run(
 ) -> Result<bool, ChatError> {
     let Console { tx, rx, ui } = console;
     let Pending { queued, input_open } = pending;
-    let Link { stream, reader, secure, peer_name, peer_addr, tap } = link;
+    let Link { stream, reader, secure, peer_name, peer_addr, tap, .. } = link;
     let (mut sealer, opener) = match secure {
         Some((s, o)) => (Some(s), Some(o)),
         None => (None, None),
@@ -175,6 +175,7 @@ pub fn run(
                     }
                 }
                 Event::Peer(PeerEvent::Error(e)) => return Err(e),
+                Event::Room(_) => {}
             }
         }
     })();

@@ -259,7 +259,12 @@ fn handshake(
         let role = if who == Person::Alice { Role::Host } else { Role::Joiner };
         let ui = Ui::detached(who.name());
         let settings = settings(plaintext, who);
-        establish(stream, addr, Local { role, me: key.as_ref(), settings: &settings, ui: &ui }, tap)
+        establish(
+            stream,
+            addr,
+            Local { role, me: key.as_ref(), settings: &settings, ui: &ui, room: false },
+            tap,
+        )
     };
     thread::scope(|s| {
         let host = s.spawn(|| run(alice, Person::Alice, tap));

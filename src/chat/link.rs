@@ -22,10 +22,17 @@ use super::transport::{PeerReader, ReadError, preview};
 use super::{ChatError, Settings};
 use crate::crypto::Identity;
 use crate::escape::text as escape;
-use crate::protocol::secure::{Opener, Role, Sealer, Session, check_hello, hello_frame};
-use crate::protocol::wire::{
-    Auth, Busy, Bye, Frame, FrameType, HEADER_LEN, Hello, Message, MessageBlocks,
+use crate::protocol::secure::{
+    Opener, Role, Sealer, Session, check_hello, hello_frame, room_hello_frame,
 };
+use crate::protocol::wire::{
+    Auth, Busy, Bye, Frame, FrameType, HEADER_LEN, Hello, MODE_ROOM, Message, MessageBlocks,
+};
+
+/// The first line a plaintext room's host writes on every connection: how a joiner knows it
+/// entered a room (see `docs/PROTOCOL.md`).
+pub const ROOM_GREETING: &str =
+    "* rchat room, PLAINTEXT: everything said here can be read by anyone on the network\n";
 
 /// How long a plaintext side waits for an encrypted peer's HELLO before it speaks.
 const PLAINTEXT_GRACE: Duration = Duration::from_millis(400);
@@ -44,6 +51,8 @@ pub struct Local<'a> {
     pub settings: &'a Settings,
     /// Where `--explain` notes go.
     pub ui: &'a Ui,
+    /// We host a room: our HELLO says so (mode 02), or in plaintext our greeting does.
+    pub room: bool,
 }
 
 /// What the peer's reader thread reports.
@@ -68,6 +77,9 @@ pub struct Link {
     pub(super) peer_name: String,
     pub(super) peer_addr: SocketAddr,
     pub(super) tap: Option<Tap>,
+    /// The connection is a room's: the host's HELLO said mode 02 (or, in plaintext, its first
+    /// line is the room's greeting).
+    pub(super) room: bool,
 }
 
 impl Link {
@@ -135,7 +147,7 @@ pub fn establish_heard(
     tap: Option<Tap>,
     heard: Option<Arc<AtomicBool>>,
 ) -> Result<Link, ChatError> {
-    let Local { role, me, settings, ui } = local;
+    let Local { role, me, settings, ui, room } = local;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut reader =
@@ -143,11 +155,20 @@ pub fn establish_heard(
             .with_tap(tap.clone())
             .with_heard(heard);
     let Some(me) = me else {
+        if room {
+            // Greet at once: an encrypted joiner then hears plaintext and says so.
+            write_frame(&stream, tap.as_ref(), ROOM_GREETING.as_bytes())?;
+        }
         if reader.peer_speaks_rchat(PLAINTEXT_GRACE)? {
             return Err(ChatError::EncryptedPeer);
         }
+        // Nothing heard during the grace: a two-person host, with no need to wait longer.
+        let grace = if reader.buffered() > 0 { PLAINTEXT_GRACE } else { Duration::ZERO };
+        let room = room
+            || (role == Role::Joiner
+                && reader.starts_with(ROOM_GREETING.as_bytes(), Instant::now() + grace)?);
         let peer_name = peer_addr.to_string();
-        return Ok(Link { stream, reader, secure: None, peer_name, peer_addr, tap });
+        return Ok(Link { stream, reader, secure: None, peer_name, peer_addr, tap, room });
     };
 
     let deadline = Instant::now() + settings.handshake_timeout;
@@ -166,7 +187,11 @@ pub fn establish_heard(
             other => other.into(),
         })
     };
-    let my_hello = hello_frame(me, &settings.name).to_bytes();
+    let my_hello = match room {
+        true => room_hello_frame(me, &settings.name),
+        false => hello_frame(me, &settings.name),
+    }
+    .to_bytes();
     write_frame(&stream, tap.as_ref(), &my_hello)?;
     if settings.explain {
         ui.status(format!(
@@ -183,6 +208,7 @@ pub fn establish_heard(
         kind => return Err(ChatError::Unexpected { kind, when: "instead of a HELLO" }),
     };
     let peer = check_hello(&hello, settings.allow_weak, settings.pin.as_ref())?;
+    let room = room || (role == Role::Joiner && hello.mode == MODE_ROOM);
     let peer_hello = frame.to_bytes();
     if settings.explain {
         ui.status(format!(
@@ -215,7 +241,7 @@ pub fn establish_heard(
             auth.len()
         ));
     }
-    Ok(Link { stream, reader, secure: Some(session.split()), peer_name, peer_addr, tap })
+    Ok(Link { stream, reader, secure: Some(session.split()), peer_name, peer_addr, tap, room })
 }
 
 /// The error for a BUSY frame, its peer-chosen reason escaped for the terminal.

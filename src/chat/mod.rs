@@ -3,6 +3,7 @@
 //! [`net`] opens sockets, [`transport`] reads the peer's bytes with limits, [`link`] runs the
 //! handshake and yields an established link, [`conversation`] runs the message loop on one
 //! link, [`session`] waits for a peer (host) or connects (join) and hands the link over,
+//! [`room`] holds a conversation for many (the host relays, each member has a link),
 //! [`terminal`] talks to the person, [`record`] writes `--record` capture files, [`demo`]
 //! plays a scripted chat in one process. It never sees the command line: `cmd::chat` turns
 //! the flags into settings.
@@ -13,6 +14,7 @@ pub mod demo;
 pub mod link;
 pub mod net;
 pub mod record;
+pub mod room;
 pub mod session;
 pub mod terminal;
 pub mod transport;
@@ -209,6 +211,8 @@ pub enum Event {
     Handshake(SocketAddr, Box<Result<link::Link, ChatError>>),
     /// The peer's reader thread reports.
     Peer(link::PeerEvent),
+    /// A room's threads report.
+    Room(room::RoomEvent),
 }
 
 #[cfg(test)]

@@ -62,12 +62,14 @@ fn advice(e: &io::Error) -> &'static str {
     }
 }
 
-/// An open recording file with its pcap header written, waiting for a connection.
+/// An open recording file with its pcap header written, waiting for a connection. Clones
+/// share the file: a room's host records every member's connection in one.
+#[derive(Clone)]
 pub struct Recording {
     path: PathBuf,
     /// Unbuffered on purpose: each packet reaches the file as it is written, so the file
     /// stays readable (in Wireshark during the chat, or after a crash) up to the last one.
-    writer: PcapWriter<File>,
+    writer: Arc<Mutex<PcapWriter<File>>>,
 }
 
 impl std::fmt::Debug for Recording {
@@ -89,7 +91,7 @@ impl Recording {
             ..PcapHeader::default()
         };
         let writer = PcapWriter::with_header(file, header).map_err(|e| fail(io_error(e)))?;
-        Ok(Recording { path: path.to_owned(), writer })
+        Ok(Recording { path: path.to_owned(), writer: Arc::new(Mutex::new(writer)) })
     }
 
     /// The file being written.
@@ -100,7 +102,8 @@ impl Recording {
     fn write(&mut self, packet: &Packet) -> Result<(), RecordError> {
         let fail = |reason: String| RecordError::Write { path: self.path.clone(), reason };
         let len = u32::try_from(packet.data.len()).map_err(|_| fail("packet too long".into()))?;
-        self.writer
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        writer
             .write_packet(&PcapPacket::new(packet.time, len, &packet.data))
             .map(drop)
             .map_err(|e| fail(io_error(e).to_string()))

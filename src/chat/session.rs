@@ -16,12 +16,15 @@ use super::conversation::{self, Console, Pending};
 use super::link::{Local, establish, establish_heard, refuse, unfinished_recording};
 use super::record::{Recording, Tap};
 use super::terminal::{Input, Ui, stdio_is_terminal};
-use super::{ChatError, Event, KeySource, Settings, net};
+use super::{ChatError, Event, KeySource, Settings, net, room};
 use crate::crypto::{self, Identity};
 use crate::protocol::secure::Role;
 
 /// Our key for this run, or none in plaintext mode.
-fn load_identity(settings: &Settings, ui: &Ui) -> Result<Option<Arc<Identity>>, ChatError> {
+pub(super) fn load_identity(
+    settings: &Settings,
+    ui: &Ui,
+) -> Result<Option<Arc<Identity>>, ChatError> {
     if settings.plaintext {
         return Ok(None);
     }
@@ -47,7 +50,7 @@ fn load_identity(settings: &Settings, ui: &Ui) -> Result<Option<Arc<Identity>>, 
 }
 
 /// The first lines a side prints: its command, its mode, its key.
-fn announce(ui: &Ui, command: &str, settings: &Settings, me: Option<&Identity>) {
+pub(super) fn announce(ui: &Ui, command: &str, settings: &Settings, me: Option<&Identity>) {
     ui.status(format!("rchat {command}, {}", mode_line(settings)));
     if let Some(me) = me {
         ui.status(format!(
@@ -77,42 +80,7 @@ pub fn run_host(
     let (tx, rx) = mpsc::channel();
     let ui = Ui::start(stdio_is_terminal(), &settings.name, tx.clone());
     let me = load_identity(&settings, &ui)?;
-    let listeners = net::listen(bind, port)?;
-    let port = listeners.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
-
-    announce(&ui, "host", &settings, me.as_deref());
-    let addrs: Vec<String> =
-        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
-    ui.status(format!("listening on port {port} ({})", addrs.join(", ")));
-    let flags = if settings.plaintext { " --plaintext" } else { "" };
-    let lan = match bind {
-        Some(ip) if ip.is_loopback() => vec![],
-        Some(ip) if !ip.is_unspecified() => vec![ip],
-        _ => net::lan_addresses(),
-    };
-    if lan.is_empty() {
-        ui.status(if bind.is_some_and(|ip| ip.is_loopback()) {
-            "listening on loopback only: only this machine can join"
-        } else {
-            "no network address found: only this machine can join"
-        });
-    }
-    for ip in &lan {
-        ui.status(format!(
-            "others can join with: rchat join {}{flags}",
-            net::join_target(*ip, port)
-        ));
-    }
-    if bind.is_none_or(|ip| ip.is_unspecified() || ip.is_loopback()) {
-        let local = net::join_target(IpAddr::from([127, 0, 0, 1]), port);
-        ui.status(format!("on this machine:       rchat join {local}{flags}"));
-    }
-    if let Some(me) = &me {
-        ui.status(format!(
-            "to refuse impostors the joiner can add: --peer-fingerprint {}",
-            me.public().fingerprint
-        ));
-    }
+    let listeners = listen_and_announce(bind, port, &settings, me.as_deref(), &ui, "host")?;
     ui.status("waiting for a peer (Ctrl-C to stop)");
 
     for listener in listeners {
@@ -170,8 +138,13 @@ pub fn run_host(
                     _ => None,
                 };
                 thread::spawn(move || {
-                    let local =
-                        Local { role: Role::Host, me: me.as_ref(), settings: &settings, ui: &ui };
+                    let local = Local {
+                        role: Role::Host,
+                        me: me.as_ref(),
+                        settings: &settings,
+                        ui: &ui,
+                        room: false,
+                    };
                     let result = establish_heard(stream, addr, local, tap, Some(heard));
                     let _ = tx.send(Event::Handshake(addr, Box::new(result)));
                 });
@@ -196,13 +169,62 @@ pub fn run_host(
                     )),
                 }
             }
-            Event::Peer(_) => {}
+            Event::Peer(_) | Event::Room(_) => {}
         }
     }
     Ok(())
 }
 
-fn accept_loop(listener: TcpListener, tx: &Sender<Event>) {
+/// Open the listening sockets and print the first lines of a host: its mode and key, where
+/// it listens, and how others join.
+pub(super) fn listen_and_announce(
+    bind: Option<IpAddr>,
+    port: u16,
+    settings: &Settings,
+    me: Option<&Identity>,
+    ui: &Ui,
+    command: &str,
+) -> Result<Vec<TcpListener>, ChatError> {
+    let listeners = net::listen(bind, port)?;
+    let port = listeners.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
+
+    announce(ui, command, settings, me);
+    let addrs: Vec<String> =
+        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    ui.status(format!("listening on port {port} ({})", addrs.join(", ")));
+    let flags = if settings.plaintext { " --plaintext" } else { "" };
+    let lan = match bind {
+        Some(ip) if ip.is_loopback() => vec![],
+        Some(ip) if !ip.is_unspecified() => vec![ip],
+        _ => net::lan_addresses(),
+    };
+    if lan.is_empty() {
+        ui.status(if bind.is_some_and(|ip| ip.is_loopback()) {
+            "listening on loopback only: only this machine can join"
+        } else {
+            "no network address found: only this machine can join"
+        });
+    }
+    for ip in &lan {
+        ui.status(format!(
+            "others can join with: rchat join {}{flags}",
+            net::join_target(*ip, port)
+        ));
+    }
+    if bind.is_none_or(|ip| ip.is_unspecified() || ip.is_loopback()) {
+        let local = net::join_target(IpAddr::from([127, 0, 0, 1]), port);
+        ui.status(format!("on this machine:       rchat join {local}{flags}"));
+    }
+    if let Some(me) = me {
+        ui.status(format!(
+            "to refuse impostors the joiner can add: --peer-fingerprint {}",
+            me.public().fingerprint
+        ));
+    }
+    Ok(listeners)
+}
+
+pub(super) fn accept_loop(listener: TcpListener, tx: &Sender<Event>) {
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
         let Ok(addr) = stream.peer_addr() else { continue };
@@ -233,7 +255,8 @@ pub fn run_join(
         }
         None => None,
     };
-    let local = Local { role: Role::Joiner, me: me.as_ref(), settings: &settings, ui: &ui };
+    let local =
+        Local { role: Role::Joiner, me: me.as_ref(), settings: &settings, ui: &ui, room: false };
     let link = match establish(stream, addr, local, tap.clone()) {
         Ok(link) => link,
         Err(e) => {
@@ -244,13 +267,17 @@ pub fn run_join(
     };
     let console = Console { tx: &tx, rx: &rx, ui: &ui };
     let pending = Pending { queued: Vec::new(), input_open: true };
-    let outcome = conversation::run(link, pending, console, &settings, me.as_deref());
+    let outcome = match (&me, link.room) {
+        (Some(me), true) => room::member::run(link, pending, console, &settings, me),
+        (None, true) => room::member::run_plain(link, pending, console, &settings),
+        _ => conversation::run(link, pending, console, &settings, me.as_deref()),
+    };
     finish(outcome, &ui, &rx)
 }
 
 /// After the chat: a person at a terminal whose line editor is still waiting presses Enter,
 /// so the terminal is given back in the state it was found.
-fn finish(
+pub(super) fn finish(
     outcome: Result<bool, ChatError>,
     ui: &Ui,
     rx: &Receiver<Event>,

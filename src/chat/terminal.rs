@@ -123,6 +123,19 @@ impl Ui {
         }
     }
 
+    /// A message in a room: `who` said `text`, to everyone or (`private`) to us alone. Shown
+    /// with its time above the prompt, or as `who: text` (`who (private): text`) on stdout.
+    pub fn room_message(&self, who: &str, text: &str, private: bool) {
+        let (who, text) = (escape(who), escape(text));
+        let to = if private { " (private)" } else { "" };
+        if self.is_interactive() {
+            self.print(format!("[{}] {who}{to}: {text}", clock()));
+        } else {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{who}{to}: {text}").and_then(|()| out.flush());
+        }
+    }
+
     /// Confirm a line we sent, with its time (interactive only: a script knows what it sent).
     pub fn sent(&self, text: &str) {
         if self.is_interactive() {

@@ -105,6 +105,11 @@ impl PeerReader {
         &self.buf[self.start..]
     }
 
+    /// Bytes read from the socket and not consumed yet.
+    pub fn buffered(&self) -> usize {
+        self.available().len()
+    }
+
     /// Read more bytes, waiting until `deadline` (forever when `None`). Returns the count
     /// (0 = end of stream).
     fn fill(&mut self, deadline: Option<Instant>, what: &'static str) -> Result<usize, ReadError> {
@@ -227,10 +232,15 @@ impl PeerReader {
     /// Wait up to `grace` for the peer's first bytes and report whether they open an rchat
     /// frame. Consumes nothing. Used by plaintext mode to spot an encrypted peer.
     pub fn peer_speaks_rchat(&mut self, grace: Duration) -> Result<bool, ReadError> {
-        let deadline = Instant::now() + grace;
-        while self.available().len() < MAGIC.len() {
+        self.starts_with(&MAGIC, Instant::now() + grace)
+    }
+
+    /// Wait up to `deadline` for the peer's first bytes to show whether they begin with
+    /// `prefix`. Consumes nothing.
+    pub fn starts_with(&mut self, prefix: &[u8], deadline: Instant) -> Result<bool, ReadError> {
+        while self.available().len() < prefix.len() {
             let have = self.available();
-            if have != &MAGIC[..have.len()] {
+            if have != &prefix[..have.len()] {
                 return Ok(false);
             }
             match self.fill(Some(deadline), "first bytes") {
@@ -239,12 +249,21 @@ impl PeerReader {
                 Err(e) => return Err(e),
             }
         }
-        Ok(self.available().starts_with(&MAGIC))
+        Ok(self.available().starts_with(prefix))
     }
 
     /// Read one line (without its `\n` or `\r\n`). `Ok(None)` at the end of the stream; a
     /// last line without a newline is returned first.
     pub fn read_line(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
+        self.read_line_by(None)
+    }
+
+    /// [`PeerReader::read_line`], waiting no later than `deadline` (then
+    /// [`ReadError::Timeout`], keeping what arrived).
+    pub fn read_line_by(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
         let mut searched = 0;
         loop {
             let have = self.available();
@@ -261,7 +280,7 @@ impl PeerReader {
             if searched > MAX_MESSAGE_LEN + 1 {
                 return Err(ReadError::LineTooLong);
             }
-            if self.fill(None, "line")? == 0 {
+            if self.fill(deadline, "line")? == 0 {
                 let rest = self.available().to_vec();
                 self.start = self.buf.len();
                 return Ok(if rest.is_empty() { None } else { Some(rest) });

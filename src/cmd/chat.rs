@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use crate::chat::demo::{self, DemoSettings};
 use crate::chat::record::Recording;
-use crate::chat::{ChatError, KeySource, Settings, net, session};
+use crate::chat::{ChatError, KeySource, Settings, net, room, session};
 use crate::cli::{ChatArgs, DemoArgs, HostArgs, JoinArgs};
 use crate::crypto::{self, Fingerprint};
+use crate::protocol::room_wire::MAX_ROOM_PEOPLE;
 use crate::protocol::wire::MAX_NAME_LEN;
 use crate::{Error, Result};
 
@@ -82,8 +83,19 @@ fn open_recording(path: Option<&Path>) -> Result<Option<Recording>> {
 pub fn host(mut args: HostArgs) -> Result<ExitCode> {
     let record = args.chat.record.take();
     let settings = settings(args.chat, "host")?;
+    let max = args.max.unwrap_or(room::DEFAULT_MAX);
+    if !(1..MAX_ROOM_PEOPLE).contains(&max) {
+        return Err(usage(format!(
+            "--max must be 1 to {}: a room holds at most {MAX_ROOM_PEOPLE} people, the host included",
+            MAX_ROOM_PEOPLE - 1
+        )));
+    }
     let recording = open_recording(record.as_deref())?;
-    session::run_host(args.bind, args.port, settings, recording)?;
+    if args.room {
+        room::relay::run(args.bind, args.port, settings, max, recording)?;
+    } else {
+        session::run_host(args.bind, args.port, settings, recording)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -99,6 +99,11 @@ impl SenderCheck {
         SenderCheck { room_id, id, key, last: None }
     }
 
+    /// The member's key.
+    pub fn key(&self) -> &PeerKey {
+        &self.key
+    }
+
     /// Check a message the member sent: its own id as sender, every copy in full, its
     /// signature, a rising sequence number. The relay reads none of the copies.
     pub fn check(&mut self, msg: &RoomMessage) -> Result<(), SecurityError> {

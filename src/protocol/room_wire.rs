@@ -83,8 +83,8 @@ fn read_name(r: &mut Reader<'_>, what: &'static str) -> Result<String, WireError
         .map_err(|_| r.malformed(format!("{what} is not UTF-8")))
 }
 
-/// A frame whose body is `seq u64 | fields | sig_len u16 | signature`.
-fn signed_frame(kind: FrameType, seq: u64, fields: &[u8], signature: &[u8]) -> Frame {
+/// A host's notice (ROSTER, JOINED, LEFT): `seq u64 | fields | sig_len u16 | signature`.
+pub fn notice_frame(kind: FrameType, seq: u64, fields: &[u8], signature: &[u8]) -> Frame {
     let mut body = Vec::with_capacity(8 + fields.len() + 2 + signature.len());
     body.extend_from_slice(&seq.to_be_bytes());
     body.extend_from_slice(fields);
@@ -131,7 +131,7 @@ impl Roster {
 
     /// Encode as a frame.
     pub fn to_frame(&self) -> Frame {
-        signed_frame(FrameType::Roster, self.seq, &self.fields(), &self.signature)
+        notice_frame(FrameType::Roster, self.seq, &self.fields(), &self.signature)
     }
 
     /// Decode a ROSTER body.
@@ -173,7 +173,7 @@ impl Joined {
 
     /// Encode as a frame.
     pub fn to_frame(&self) -> Frame {
-        signed_frame(FrameType::Joined, self.seq, &self.fields(), &self.signature)
+        notice_frame(FrameType::Joined, self.seq, &self.fields(), &self.signature)
     }
 
     /// Decode a JOINED body.
@@ -213,7 +213,7 @@ impl Left {
 
     /// Encode as a frame.
     pub fn to_frame(&self) -> Frame {
-        signed_frame(FrameType::Left, self.seq, &self.fields(), &self.signature)
+        notice_frame(FrameType::Left, self.seq, &self.fields(), &self.signature)
     }
 
     /// Decode a LEFT body.
