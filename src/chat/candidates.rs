@@ -12,6 +12,7 @@
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Handshakes a host runs at once.
 pub const MAX_CANDIDATES: usize = 64;
@@ -26,6 +27,8 @@ struct Candidate {
     stream: TcpStream,
     /// Set by its reader at the first byte.
     heard: Arc<AtomicBool>,
+    /// When it was admitted.
+    since: Instant,
 }
 
 /// The host's pending handshakes, oldest first.
@@ -68,23 +71,46 @@ impl Candidates {
 
     /// A new connection from `addr`; `stream` is a handle on its socket.
     pub fn admit(&mut self, addr: SocketAddr, stream: TcpStream) -> Admission {
-        let ip = addr.ip();
-        let from_source = self.list.iter().filter(|c| same_source(c.addr.ip(), ip)).count();
         let mut dropped = None;
-        if from_source >= MAX_PER_SOURCE || self.list.len() >= MAX_CANDIDATES {
-            let of_source = from_source >= MAX_PER_SOURCE;
-            let silent = self.list.iter().position(|c| {
-                !c.heard.load(Ordering::Relaxed) && (!of_source || same_source(c.addr.ip(), ip))
-            });
-            let Some(i) = silent else { return Admission::Refused };
-            let old = self.list.remove(i);
-            let _ = old.stream.shutdown(Shutdown::Both);
-            self.dropped.push(old.addr);
-            dropped = Some(old.addr);
+        if !self.has_room(addr.ip()) {
+            dropped = self.make_room(addr.ip(), Duration::ZERO);
+            if dropped.is_none() {
+                return Admission::Refused;
+            }
         }
+        Admission::Admitted { heard: self.enter(addr, stream), dropped }
+    }
+
+    /// Whether a connection from `ip` can be admitted without closing another.
+    pub fn has_room(&self, ip: IpAddr) -> bool {
+        self.list.len() < MAX_CANDIDATES && self.of_source_count(ip) < MAX_PER_SOURCE
+    }
+
+    fn of_source_count(&self, ip: IpAddr) -> usize {
+        self.list.iter().filter(|c| same_source(c.addr.ip(), ip)).count()
+    }
+
+    /// Admit `addr` (the caller checked [`Candidates::has_room`]); its reader sets the flag
+    /// returned at the first byte.
+    pub fn enter(&mut self, addr: SocketAddr, stream: TcpStream) -> Arc<AtomicBool> {
         let heard = Arc::new(AtomicBool::new(false));
-        self.list.push(Candidate { addr, stream, heard: heard.clone() });
-        Admission::Admitted { heard, dropped }
+        self.list.push(Candidate { addr, stream, heard: heard.clone(), since: Instant::now() });
+        heard
+    }
+
+    /// Close the oldest candidate that has sent nothing for at least `silent_for` (of `ip`'s
+    /// address when that one has its share), so that `ip` has room; returns its address.
+    pub fn make_room(&mut self, ip: IpAddr, silent_for: Duration) -> Option<SocketAddr> {
+        let of_source = self.of_source_count(ip) >= MAX_PER_SOURCE;
+        let i = self.list.iter().position(|c| {
+            !c.heard.load(Ordering::Relaxed)
+                && c.since.elapsed() >= silent_for
+                && (!of_source || same_source(c.addr.ip(), ip))
+        })?;
+        let old = self.list.remove(i);
+        let _ = old.stream.shutdown(Shutdown::Both);
+        self.dropped.push(old.addr);
+        Some(old.addr)
     }
 
     /// The handshake with `addr` ended: false if it was one closed to make room (its end is

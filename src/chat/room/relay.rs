@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::{Arrival, Command, Heard, RoomEvent, unique_name};
-use crate::chat::candidates::{Admission, Candidates};
+use crate::chat::candidates::Candidates;
 use crate::chat::link::{Link, Local, establish_heard, goodbye, refuse, write_frame};
 use crate::chat::record::{Recording, Tap};
 use crate::chat::session::{accept_loop, finish, listen_and_announce, load_identity};
@@ -32,7 +32,7 @@ use crate::protocol::room_wire::{
     CopyBody, Joined, Left, MAX_ROOM_TEXT, Member, RoomMessage, Roster, notice_frame,
 };
 use crate::protocol::secure::{Opener, Role, Sealer};
-use crate::protocol::wire::{Bye, FrameType};
+use crate::protocol::wire::{Bye, FrameType, WireError};
 
 /// Frames waiting for one member: more, and it has stopped reading.
 const QUEUE: usize = 256;
@@ -40,6 +40,10 @@ const QUEUE: usize = 256;
 const BACKLOG: usize = 64;
 /// How long a plaintext member has to say `/name` before it keeps its guest name.
 const NAME_WAIT: Duration = Duration::from_secs(1);
+/// How often the waiting line is looked at while connections wait in it.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a candidate may stay silent before a connection that talks may take its place.
+const SILENT_GRACE: Duration = Duration::from_millis(250);
 /// How long the closing host waits for its goodbyes to be written.
 const CLOSING: Duration = Duration::from_secs(2);
 
@@ -52,6 +56,28 @@ enum Out {
     Notice(FrameType, Vec<u8>),
     /// Say goodbye and stop.
     Bye,
+}
+
+/// A connection waiting for a handshake slot.
+#[derive(Debug)]
+struct Waiting {
+    stream: TcpStream,
+    addr: SocketAddr,
+    since: Instant,
+}
+
+/// Whether a waiting connection has sent something (`None`: it closed, or its socket failed).
+/// Nothing is consumed; nobody else reads the socket yet.
+fn talking(stream: &TcpStream) -> Option<bool> {
+    stream.set_nonblocking(true).ok()?;
+    let got = stream.peek(&mut [0u8; 1]);
+    stream.set_nonblocking(false).ok()?;
+    match got {
+        Ok(0) => None,
+        Ok(_) => Some(true),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// A member with a seat in the room.
@@ -132,8 +158,20 @@ impl Relay<'_> {
         ui: &Arc<Ui>,
     ) -> Result<bool, ChatError> {
         let mut candidates = Candidates::new();
-        let mut backlog: VecDeque<(TcpStream, SocketAddr)> = VecDeque::new();
-        while let Ok(event) = rx.recv() {
+        let mut waiting: VecDeque<Waiting> = VecDeque::new();
+        loop {
+            let event = match waiting.is_empty() {
+                true => rx.recv().ok(),
+                false => match rx.recv_timeout(TICK) {
+                    Ok(event) => Some(event),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.pump(&mut candidates, &mut waiting, settings, ui);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            let Some(event) = event else { return Ok(true) };
             match event {
                 Event::Input(Input::Line(line)) => {
                     if !self.host_says(&line) {
@@ -148,14 +186,28 @@ impl Relay<'_> {
                         self.turn_away(stream, addr);
                         continue;
                     }
-                    self.candidate(&mut candidates, &mut backlog, stream, addr, settings, ui);
+                    if waiting.len() >= BACKLOG {
+                        match waiting.iter().position(|w| talking(&w.stream) != Some(true)) {
+                            Some(i) => drop(waiting.remove(i)),
+                            None => {
+                                self.ui.status(format!(
+                                    "refused a connection from {addr}: too many at once"
+                                ));
+                                refuse(
+                                    stream,
+                                    settings.plaintext,
+                                    "too many connections at once; try again",
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    waiting.push_back(Waiting { stream, addr, since: Instant::now() });
+                    self.pump(&mut candidates, &mut waiting, settings, ui);
                 }
                 Event::Room(RoomEvent::Arrived(addr, result)) => {
                     let known = candidates.finished(addr);
-                    while candidates.len() < crate::chat::candidates::MAX_CANDIDATES {
-                        let Some((stream, addr)) = backlog.pop_front() else { break };
-                        self.candidate(&mut candidates, &mut backlog, stream, addr, settings, ui);
-                    }
+                    self.pump(&mut candidates, &mut waiting, settings, ui);
                     match (*result, known) {
                         (Ok(arrival), true) => self.seat(arrival),
                         (Ok(arrival), false) => drop(arrival),
@@ -169,7 +221,6 @@ impl Relay<'_> {
                 Event::Handshake(..) | Event::Peer(_) | Event::Room(RoomEvent::Update(_)) => {}
             }
         }
-        Ok(true)
     }
 
     /// A room that is full answers a newcomer with one line and closes.
@@ -180,41 +231,61 @@ impl Relay<'_> {
         refuse(stream, self.settings.plaintext, &reason);
     }
 
-    /// Handshake with a new connection on a thread of its own, or keep it waiting while
-    /// every handshake slot is busy with a candidate that is talking.
-    fn candidate(
+    /// Start the handshakes the waiting line allows: connections that already talk first,
+    /// closing for them a candidate that has been silent for a while; silent ones when there is
+    /// room. Connections that left or waited past the handshake time are closed.
+    fn pump(
         &self,
         candidates: &mut Candidates,
-        backlog: &mut VecDeque<(TcpStream, SocketAddr)>,
-        stream: TcpStream,
-        addr: SocketAddr,
+        waiting: &mut VecDeque<Waiting>,
         settings: &Arc<Settings>,
         ui: &Arc<Ui>,
     ) {
-        let admission = match stream.try_clone() {
-            Ok(handle) => candidates.admit(addr, handle),
-            Err(_) => return,
-        };
-        let heard = match admission {
-            Admission::Refused if backlog.len() < BACKLOG => {
-                backlog.push_back((stream, addr));
-                return;
+        let (mut speaking, mut silent) = (Vec::new(), Vec::new());
+        for w in waiting.drain(..) {
+            match talking(&w.stream) {
+                Some(true) => speaking.push(w),
+                Some(false) if w.since.elapsed() < settings.handshake_timeout => silent.push(w),
+                _ => {}
             }
-            Admission::Refused => {
-                self.ui.status(format!("refused a connection from {addr}: too many at once"));
-                refuse(stream, settings.plaintext, "too many connections at once; try again");
-                return;
+        }
+        let mut kept = VecDeque::new();
+        for w in speaking {
+            let ip = w.addr.ip();
+            if !candidates.has_room(ip)
+                && let Some(old) = candidates.make_room(ip, SILENT_GRACE)
+            {
+                self.ui.status(format!(
+                    "closed the connection from {old}: it had sent nothing, and {} needed its \
+                     place",
+                    w.addr
+                ));
             }
-            Admission::Admitted { heard, dropped } => {
-                if let Some(old) = dropped {
-                    self.ui.status(format!(
-                        "closed the connection from {old}: it had sent nothing, and {addr} \
-                         needed its place"
-                    ));
-                }
-                heard
+            match candidates.has_room(ip) {
+                true => self.start(candidates, w, settings, ui),
+                false => kept.push_back(w),
             }
-        };
+        }
+        for w in silent {
+            match candidates.has_room(w.addr.ip()) {
+                true => self.start(candidates, w, settings, ui),
+                false => kept.push_back(w),
+            }
+        }
+        *waiting = kept;
+    }
+
+    /// Handshake with a connection on a thread of its own.
+    fn start(
+        &self,
+        candidates: &mut Candidates,
+        w: Waiting,
+        settings: &Arc<Settings>,
+        ui: &Arc<Ui>,
+    ) {
+        let Waiting { stream, addr, .. } = w;
+        let Ok(handle) = stream.try_clone() else { return };
+        let heard = candidates.enter(addr, handle);
         let tap = match (&self.recording, stream.local_addr()) {
             (Some(_), Ok(local)) => Some(Tap::new(local, addr, false)),
             _ => None,
@@ -697,6 +768,13 @@ fn read_frames(
     loop {
         let heard = match reader.read_frame(None) {
             Err(ReadError::Closed) => Heard::Closed,
+            // After a handshake, bytes that are not frames are a broken protocol, not a mode.
+            Err(ReadError::NotRchat { preview }) => {
+                Heard::Error(ChatError::Wire(WireError::Malformed {
+                    kind: FrameType::Room,
+                    why: format!("the member sent bytes that are not rchat frames: {preview}"),
+                }))
+            }
             Err(e) => Heard::Error(e.into()),
             Ok(frame) => match (frame.kind, opener.as_mut()) {
                 (FrameType::Room, Some((_, host_copy))) => {

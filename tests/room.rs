@@ -1,0 +1,487 @@
+//! The room (`rchat host --room`) through the real binary on loopback: a host and members in
+//! both modes (every public message reaches everyone, a private one only its recipient, and
+//! the host's connections carry it only as ciphertext), `nc` in a plaintext room, 40 members
+//! joining at once and a full room, mode mismatches, and the faults one member must not pass
+//! on to the room: garbage, a bad signature, a replay, a half-sent frame, a member that
+//! stops reading, and a hundred connections that never speak.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Proc, have_tool, scratch};
+use rchat::crypto::Identity;
+use rchat::protocol::room_secure::seal;
+use rchat::protocol::room_wire::{RoomMessage, Roster};
+use rchat::protocol::secure::{Role, Sealer, Session, check_hello, hello_frame};
+use rchat::protocol::wire::{Auth, Frame, FrameHeader, FrameType, HEADER_LEN, Hello};
+
+/// Seconds any one step may take.
+const WAIT: u64 = 60;
+const WEAK: [&str; 3] = ["--bits", "1024", "--allow-weak-keys"];
+
+fn target(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// `rchat join` with a name (and extra flags), waiting until it has entered the room.
+fn member(port: u16, name: &str, extra: &[&str]) -> Proc {
+    let t = target(port);
+    let mut args = vec!["join", t.as_str(), "--name", name];
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(&args);
+    p.wait_err(|l| l.starts_with("in the room: ") || l == "nobody else is here yet", WAIT);
+    p
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// tcpdump on loopback for one port, when it can run here.
+fn tcpdump(file: &Path, port: u16) -> Option<std::process::Child> {
+    if !have_tool("tcpdump") {
+        return None;
+    }
+    if !is_root() {
+        eprintln!("skipping the tcpdump capture: it needs root to capture on loopback");
+        return None;
+    }
+    let mut child = Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-n", "-w"])
+        .arg(file)
+        .args(["tcp", "port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    // Read its stderr to the end on a thread: a closed pipe would kill it at its last words.
+    let err = child.stderr.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("listening on") => break,
+            Ok(_) => {}
+            Err(_) => panic!("tcpdump did not start listening within 20 s"),
+        }
+    }
+    Some(child)
+}
+
+fn stop(mut dump: std::process::Child) {
+    thread::sleep(Duration::from_millis(500));
+    let _ = Command::new("kill").args(["-INT", &dump.id().to_string()]).status();
+    let _ = dump.wait();
+}
+
+#[test]
+fn an_encrypted_room_relays_what_it_cannot_read() {
+    let dir = scratch("room-encrypted");
+    let record = dir.path().join("room.pcap");
+    let bob_key = dir.path().join("bob.pem");
+    let keygen = Command::new(common::BIN)
+        .args(["keygen", "--out"])
+        .arg(&bob_key)
+        .args(["--bits", "1024", "--allow-weak-keys"])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let rec = record.to_str().unwrap();
+    let mut args = vec!["--room", "--name", "teacher", "--record", rec];
+    args.extend_from_slice(&WEAK);
+    let (mut host, port) = Proc::host(&args);
+    let wire = dir.path().join("tcpdump.pcap");
+    let dump = tcpdump(&wire, port);
+
+    // A member in the wrong mode is told so, as in a two-person chat.
+    let mut plain = Proc::spawn(&["join", &target(port), "--plaintext"]);
+    plain.wait_err(|l| l.contains("the peer uses encrypted mode"), WAIT);
+    assert_eq!(plain.finish(WAIT), 1);
+
+    let mut alice = member(port, "alice", &WEAK);
+    let bob_key = bob_key.to_str().unwrap();
+    let mut bob = member(port, "bob", &["--key", bob_key, "--allow-weak-keys"]);
+    let mut carol = member(port, "bob", &WEAK);
+    carol.wait_err(|l| l == "the name bob is taken in this room: you are bob-2", WAIT);
+    host.wait_err(|l| l.starts_with("bob-2 joined from "), WAIT);
+    alice.wait_err(|l| l.starts_with("bob-2 joined ("), WAIT);
+
+    alice.send(&["hello everyone"]);
+    for p in [&mut bob, &mut carol, &mut host] {
+        p.wait_out(|l| l == "alice: hello everyone", WAIT);
+    }
+    alice.send(&["/msg bob the secret word is plum"]);
+    bob.wait_out(|l| l == "alice (private): the secret word is plum", WAIT);
+    host.wait_err(|l| l.starts_with("relayed a private message from alice to bob: "), WAIT);
+    host.send(&["from the teacher"]);
+    for p in [&mut alice, &mut bob, &mut carol] {
+        p.wait_out(|l| l == "teacher: from the teacher", WAIT);
+    }
+    // /who shows every fingerprint, to compare aloud.
+    carol.send(&["/who"]);
+    carol.wait_err(|l| l.starts_with("  bob: 1024-bit key SHA256:"), WAIT);
+
+    for p in [&mut alice, &mut bob, &mut carol] {
+        p.close_stdin();
+    }
+    for name in ["alice", "bob", "bob-2"] {
+        host.wait_err(|l| l.starts_with(&format!("{name} left")), WAIT);
+    }
+    host.close_stdin();
+    for p in [&mut alice, &mut bob, &mut carol, &mut host] {
+        assert_eq!(p.finish(WAIT), 0, "stderr: {:#?}", p.err);
+    }
+    // The private message reached bob alone; the host read none of it.
+    assert!(carol.out.iter().all(|l| !l.contains("plum")), "{:#?}", carol.out);
+    assert!(host.out.iter().all(|l| !l.contains("plum")), "{:#?}", host.out);
+    assert!(alice.out.iter().all(|l| !l.contains("alice")), "no reflection: {:#?}", alice.out);
+
+    // On the wire, on both legs, the text is nowhere; the recording holds all three members.
+    let recorded = std::fs::read(&record).unwrap();
+    for text in [&b"plum"[..], b"hello everyone", b"from the teacher"] {
+        assert!(!contains(&recorded, text), "{} in the recording", String::from_utf8_lossy(text));
+    }
+    if have_tool("tshark") {
+        let streams = common::tshark_count(&record, "tcp.flags.syn==1 && tcp.flags.ack==0");
+        assert_eq!(streams, 3, "one connection per member in the recording");
+    }
+    if let Some(dump) = dump {
+        stop(dump);
+        let captured = std::fs::read(&wire).unwrap();
+        assert!(contains(&captured, b"RCHT"), "the capture holds the room's frames");
+        for text in [&b"plum"[..], b"hello everyone", b"from the teacher"] {
+            assert!(!contains(&captured, text), "{} on the wire", String::from_utf8_lossy(text));
+        }
+    }
+}
+
+#[test]
+fn a_plaintext_room_relays_lines_and_nc_can_join() {
+    if !have_tool("nc") {
+        return;
+    }
+    let (mut host, port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
+    // An encrypted member is told the room is in plaintext.
+    let mut encrypted =
+        Proc::spawn(&["join", &target(port), "--bits", "1024", "--allow-weak-keys"]);
+    encrypted.wait_err(|l| l.contains("the peer seems to be in plaintext mode"), WAIT);
+    assert_eq!(encrypted.finish(WAIT), 1);
+
+    let mut carol = member(port, "carol", &["--plaintext"]);
+    let mut nc = Command::new("nc");
+    nc.args(["127.0.0.1", &port.to_string()]);
+    let mut dave = Proc::start(nc);
+    dave.wait_out(|l| l.starts_with("* you are guest-"), WAIT);
+    dave.send(&["/name dave"]);
+    dave.wait_out(|l| l == "* you are dave", WAIT);
+    carol.wait_err(|l| l.ends_with(" is now dave"), WAIT);
+
+    // What a member sends is relayed as typed; rchat shows it escaped, reordering included.
+    dave.send(&["hi from nc \u{202e}txt.exe \u{1b}[2J"]);
+    carol.wait_out(|l| l == "dave: hi from nc \\u{202e}txt.exe \\u{1b}[2J", WAIT);
+    host.wait_out(|l| l.starts_with("dave: hi from nc \\u{202e}"), WAIT);
+    carol.send(&["/msg dave psst"]);
+    dave.wait_out(|l| l == "carol (private): psst", WAIT);
+    carol.wait_err(|l| l.contains("travels in the clear"), WAIT);
+    host.send(&["hello class"]);
+    dave.wait_out(|l| l == "teacher: hello class", WAIT);
+    carol.wait_out(|l| l == "teacher: hello class", WAIT);
+    dave.send(&["/who"]);
+    dave.wait_out(|l| l == "* in the room: teacher, carol, dave", WAIT);
+
+    carol.close_stdin();
+    dave.wait_out(|l| l == "* carol left", WAIT);
+    host.close_stdin();
+    dave.wait_out(|l| l == "* the host closed the room", WAIT);
+    for p in [&mut carol, &mut host] {
+        assert_eq!(p.finish(WAIT), 0, "stderr: {:#?}", p.err);
+    }
+    assert!(
+        host.out.iter().all(|l| !l.contains("psst")),
+        "a private line is not shown to the host"
+    );
+    let _ = dave.finish(WAIT);
+}
+
+#[test]
+fn forty_members_join_at_once_and_a_full_room_says_so() {
+    let (mut host, port) = Proc::host(&[
+        "--room",
+        "--max",
+        "40",
+        "--name",
+        "teacher",
+        "--bits",
+        "1024",
+        "--allow-weak-keys",
+    ]);
+    let t = target(port);
+    let mut members: Vec<Proc> = (0..40)
+        .map(|i| {
+            let name = format!("s{i}");
+            Proc::spawn(&["join", &t, "--name", &name, "--bits", "1024", "--allow-weak-keys"])
+        })
+        .collect();
+    for m in &mut members {
+        m.wait_err(|l| l.starts_with("in the room: ") || l == "nobody else is here yet", WAIT);
+    }
+    host.wait_err(|l| l.ends_with("(41 in the room)"), WAIT);
+    let mut late = Proc::spawn(&["join", &t, "--bits", "1024", "--allow-weak-keys"]);
+    late.wait_err(|l| l.contains("the room is full (40 members)"), WAIT);
+    assert_eq!(late.finish(WAIT), 1);
+    host.wait_err(|l| l.contains("the room is full"), WAIT);
+
+    host.send(&["roll call"]);
+    for m in &mut members {
+        m.wait_out(|l| l == "teacher: roll call", WAIT);
+    }
+    members[7].send(&["present"]);
+    for (i, m) in members.iter_mut().enumerate() {
+        if i != 7 {
+            m.wait_out(|l| l == "s7: present", WAIT);
+        }
+    }
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    for m in &mut members {
+        m.wait_err(|l| l == "the host closed the room", WAIT);
+        assert_eq!(m.finish(WAIT), 0, "stderr: {:#?}", m.err);
+    }
+}
+
+/// A member driven by the test through the library: the real handshake, then whatever
+/// bytes the test wants to send.
+struct Scripted {
+    stream: TcpStream,
+    me: Arc<Identity>,
+    roster: Roster,
+    _sealer: Sealer,
+}
+
+fn read_frame(s: &mut TcpStream) -> Frame {
+    let mut head = [0u8; HEADER_LEN];
+    s.read_exact(&mut head).unwrap();
+    let header = FrameHeader::decode(&head).unwrap();
+    let mut body = vec![0u8; header.len as usize];
+    s.read_exact(&mut body).unwrap();
+    Frame { kind: header.kind, body }
+}
+
+impl Scripted {
+    fn join(port: u16, name: &str) -> Scripted {
+        let me = Arc::new(Identity::generate(1024).unwrap());
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(WAIT))).unwrap();
+        let mine = hello_frame(&me, name).to_bytes();
+        stream.write_all(&mine).unwrap();
+        let theirs = read_frame(&mut stream);
+        assert_eq!(theirs.kind, FrameType::Hello);
+        let hello = Hello::decode(&theirs.body).unwrap();
+        assert_eq!(hello.mode, rchat::protocol::wire::MODE_ROOM, "the host's HELLO says room");
+        let key = check_hello(&hello, true, None).unwrap();
+        let session = Session::new(
+            me.clone(),
+            key,
+            "teacher".into(),
+            Role::Joiner,
+            &theirs.to_bytes(),
+            &mine,
+        );
+        stream.write_all(&session.auth().unwrap().to_frame().to_bytes()).unwrap();
+        let auth = read_frame(&mut stream);
+        session.check_auth(&Auth::decode(&auth.body).unwrap()).unwrap();
+        let (sealer, mut opener) = session.split();
+        let frame = read_frame(&mut stream);
+        assert_eq!(frame.kind, FrameType::Roster);
+        let roster = Roster::decode(&frame.body).unwrap();
+        opener
+            .open_notice(FrameType::Roster, roster.seq, &roster.fields(), &roster.signature)
+            .unwrap();
+        Scripted { stream, me, roster, _sealer: sealer }
+    }
+
+    /// A message to the host alone, sealed as a member would.
+    fn message(&self, seq: u64, text: &str) -> RoomMessage {
+        let host = self.roster.members.iter().find(|m| m.id == 0).unwrap();
+        let key = rchat::crypto::PeerKey::from_spki(&host.spki).unwrap();
+        seal(&self.me, &self.roster.room_id, self.roster.you, seq, false, &[(0, &key)], text)
+            .unwrap()
+    }
+
+    /// Whether the host closed the connection (after what it still sent).
+    fn closed(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+#[test]
+fn a_member_that_misbehaves_is_dropped_and_the_room_goes_on() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &WEAK);
+    type Attack = fn(&mut Scripted);
+    let attacks: [(&str, Attack, &str); 5] = [
+        (
+            "garbage",
+            |m| m.stream.write_all(b"GARBAGE, NOT A FRAME\n").unwrap(),
+            "protocol violation",
+        ),
+        (
+            "forger",
+            |m| {
+                let mut msg = m.message(0, "forged");
+                msg.signature[3] ^= 1;
+                m.stream.write_all(&msg.to_frame().to_bytes()).unwrap();
+            },
+            "signature does not match",
+        ),
+        (
+            "replayer",
+            |m| {
+                let bytes = m.message(0, "once only").to_frame().to_bytes();
+                m.stream.write_all(&bytes).unwrap();
+                m.stream.write_all(&bytes).unwrap();
+            },
+            "replayed",
+        ),
+        (
+            "impostor",
+            |m| {
+                let mut msg = m.message(0, "in alice's name");
+                msg.sender = 1;
+                m.stream.write_all(&msg.to_frame().to_bytes()).unwrap();
+            },
+            "another member's name",
+        ),
+        (
+            "halfway",
+            |m| {
+                let bytes = m.message(0, "cut short").to_frame().to_bytes();
+                m.stream.write_all(&bytes[..bytes.len() / 2]).unwrap();
+                m.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            },
+            "connection",
+        ),
+    ];
+    for (name, attack, why) in attacks {
+        let mut m = Scripted::join(port, name);
+        alice.wait_err(|l| l.starts_with(&format!("{name} joined")), WAIT);
+        attack(&mut m);
+        let line = host.wait_err(|l| l.starts_with(&format!("dropped {name} ")), WAIT);
+        assert!(line.contains(why), "{line}");
+        alice.wait_err(|l| l.starts_with(&format!("{name} left: ")), WAIT);
+        assert!(m.closed(), "the host closed {name}'s connection");
+        // The replayed message was shown once, then refused.
+        if name == "replayer" {
+            assert_eq!(host.out.iter().filter(|l| *l == "replayer: once only").count(), 1);
+        }
+    }
+    host.send(&["still here"]);
+    alice.wait_out(|l| l == "teacher: still here", WAIT);
+    assert!(!host.out.iter().any(|l| l.contains("forged") || l.contains("alice's name")));
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    assert_eq!(alice.finish(WAIT), 0);
+}
+
+#[test]
+fn a_member_that_stops_reading_is_dropped() {
+    let (mut host, port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(WAIT))).unwrap();
+        s
+    };
+    // One that never reads, one that talks a lot, one that reads everything.
+    let mut stuck = connect();
+    stuck.write_all(b"/name stuck\n").unwrap();
+    host.wait_err(|l| l.starts_with("stuck joined"), WAIT);
+    let mut reader = member(port, "reader", &["--plaintext"]);
+    let mut talker = connect();
+    talker.write_all(b"/name talker\n").unwrap();
+    host.wait_err(|l| l.starts_with("talker joined"), WAIT);
+    let line = format!("{}\n", "x".repeat(60_000));
+    let writer = thread::spawn(move || {
+        for _ in 0..400 {
+            if talker.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+        talker
+    });
+    let dropped = host.wait_err(|l| l.starts_with("dropped stuck "), WAIT);
+    assert!(dropped.contains("stopped reading"), "{dropped}");
+    reader.wait_err(|l| l.starts_with("stuck left: stopped reading"), WAIT);
+    let _talker = writer.join().unwrap();
+    // The room goes on for everyone else.
+    host.send(&["after the flood"]);
+    reader.wait_out(|l| l == "teacher: after the flood", WAIT);
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    let _ = stuck.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn a_hundred_silent_connections_do_not_keep_a_member_out() {
+    let dir = scratch("room-silent");
+    let key = dir.path().join("k.pem");
+    let keygen = Command::new(common::BIN)
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .args(["--bits", "1024", "--allow-weak-keys"])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let (mut host, port) = Proc::host(&[
+        "--room",
+        "--name",
+        "teacher",
+        "--bits",
+        "1024",
+        "--allow-weak-keys",
+        "--handshake-timeout",
+        "60",
+    ]);
+    let silent: Vec<TcpStream> =
+        (0..100).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let started = Instant::now();
+    let mut late = member(port, "late", &["--key", key.to_str().unwrap(), "--allow-weak-keys"]);
+    let waited = started.elapsed();
+    eprintln!("a member got in behind 100 silent connections in {waited:?}");
+    assert!(waited < Duration::from_secs(20), "waited {waited:?} behind silent connections");
+    host.wait_err(|l| l.starts_with("late joined"), WAIT);
+    host.send(&["welcome"]);
+    late.wait_out(|l| l == "teacher: welcome", WAIT);
+    drop(silent);
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    assert_eq!(late.finish(WAIT), 0);
+}
