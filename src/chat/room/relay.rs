@@ -35,7 +35,7 @@ use crate::protocol::secure::{Opener, Role, Sealer};
 use crate::protocol::wire::{Bye, FrameType, WireError};
 
 /// Frames waiting for one member: more, and it has stopped reading.
-const QUEUE: usize = 256;
+const QUEUE: usize = 128;
 /// Connections waiting for a handshake slot (every slot busy with a talking candidate).
 const BACKLOG: usize = 64;
 /// How long a plaintext member has to say `/name` before it keeps its guest name.
