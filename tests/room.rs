@@ -108,7 +108,7 @@ fn an_encrypted_room_relays_what_it_cannot_read() {
         .unwrap();
     assert!(keygen.status.success(), "{keygen:?}");
     let rec = record.to_str().unwrap();
-    let mut args = vec!["--room", "--name", "teacher", "--record", rec];
+    let mut args = vec!["--room", "--name", "teacher", "--record", rec, "--explain"];
     args.extend_from_slice(&WEAK);
     let (mut host, port) = Proc::host(&args);
     let wire = dir.path().join("tcpdump.pcap");
@@ -134,6 +134,10 @@ fn an_encrypted_room_relays_what_it_cannot_read() {
     alice.send(&["/msg bob the secret word is plum"]);
     bob.wait_out(|l| l == "alice (private): the secret word is plum", WAIT);
     host.wait_err(|l| l.starts_with("relayed a private message from alice to bob: "), WAIT);
+    // --explain: the private message came with one copy, and went to bob alone.
+    assert!(host.err_has("wire: received ROOM MESSAGE #1 from alice"), "{:#?}", host.err);
+    let explained = host.err.iter().find(|l| l.contains("ROOM MESSAGE #1 from alice")).unwrap();
+    assert!(explained.contains("(1 copy)") && explained.contains(": bob "), "{explained}");
     host.send(&["from the teacher"]);
     for p in [&mut alice, &mut bob, &mut carol] {
         p.wait_out(|l| l == "teacher: from the teacher", WAIT);

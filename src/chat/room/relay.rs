@@ -514,9 +514,26 @@ impl Relay<'_> {
                 continue;
             }
             let bytes: Arc<[u8]> = msg.for_recipient(r).to_frame().to_bytes().into();
+            let len = bytes.len();
             self.send(&[r], Out::Bytes(bytes));
-            to.push(r);
+            to.push((r, len));
         }
+        if self.settings.explain {
+            let got = msg.to_frame().to_bytes().len();
+            let sent: Vec<String> = to
+                .iter()
+                .filter_map(|(r, len)| self.seats.get(r).map(|s| format!("{} {len}", s.name)))
+                .collect();
+            self.ui.status(format!(
+                "wire: received ROOM MESSAGE #{} from {name}, {got} bytes ({} cop{}); sent each \
+                 recipient its own copy and the others' SHA-256 digests: {}",
+                msg.seq,
+                msg.copies.len(),
+                if msg.copies.len() == 1 { "y" } else { "ies" },
+                if sent.is_empty() { "nobody".to_owned() } else { sent.join(", ") }
+            ));
+        }
+        let to: Vec<u16> = to.into_iter().map(|(r, _)| r).collect();
         match text {
             Some(text) => self.ui.room_message(name, &text, msg.private),
             None if msg.private => {
