@@ -158,3 +158,31 @@ fn analyze_sketches_the_histograms_on_a_terminal() {
     let screen = tmux.wait_for(|s| s.contains("EXIT=0"), 30);
     assert!(!screen.contains("bytes 00 "), "{screen}");
 }
+
+#[test]
+fn a_room_member_sees_stamped_escaped_lines_above_what_it_types() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let weak = ["--bits", "1024", "--allow-weak-keys"];
+    let mut args = vec!["--room", "--name", "teacher"];
+    args.extend_from_slice(&weak);
+    let (mut host, port) = Proc::host(&args);
+    let join = format!("{BIN} join 127.0.0.1:{port} --name carol {}", weak.join(" "));
+    let tmux = Tmux::start("room", &join);
+    tmux.wait_for(|s| s.contains("in the room: teacher"), 60);
+    tmux.keys(&["half typed"]);
+    // A right-to-left override would make the line read backwards: it shows as an escape.
+    host.send(&["look \u{202e}txet"]);
+    let screen = tmux.wait_for(|s| s.contains("] teacher: look \\u{202e}txet"), 60);
+    assert_eq!(last_line(&screen), "carol> half typed", "{screen}");
+    tmux.keys(&[" and sent", "Enter"]);
+    host.wait_out(|l| l == "carol: half typed and sent", 30);
+    tmux.keys(&["/who", "Enter"]);
+    tmux.wait_for(|s| s.contains("carol (you): 1024-bit key SHA256:"), 30);
+    tmux.keys(&["/quit", "Enter"]);
+    host.wait_err(|l| l.starts_with("carol left"), 30);
+    tmux.wait_for(|s| s.contains("EXIT=0"), 30);
+    host.close_stdin();
+    assert_eq!(host.finish(30), 0, "{:#?}", host.err);
+}
