@@ -21,6 +21,7 @@ use super::engine::direction::{DirectionResult, StreamResult};
 use super::input::decode::endpoint;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
 use super::recognise::raw_rsa::{self, Block, RawRsa};
+use super::recognise::rchat::{self, RchatReport};
 use super::recognise::{Part, Protocol, tls};
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
@@ -175,7 +176,7 @@ pub struct DirectionReport {
     /// The `--extract` file.
     pub extract: Option<String>,
     /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
-    pub rchat: Option<Box<super::recognise::rchat::RchatReport>>,
+    pub rchat: Option<Box<RchatReport>>,
     /// The protocol the direction speaks, when one was recognised (`null` for plain text or
     /// bytes in no known framing).
     pub protocol: Option<Box<ProtocolReport>>,
@@ -515,6 +516,20 @@ pub fn file_report(
     results: Vec<Option<StreamResult>>,
 ) -> FileReport {
     let Capture { file, format, link_types, packets, ports, other_ports, mut warnings } = capture;
+    let mut results = results;
+    // A room's members are named on its connections one by one: name them across all.
+    let mut connections: Vec<[Option<&mut RchatReport>; 2]> = results
+        .iter_mut()
+        .flatten()
+        .map(|pair| {
+            let [c2s, s2c] = &mut **pair;
+            [c2s.rchat.as_deref_mut(), s2c.rchat.as_deref_mut()]
+        })
+        .collect();
+    if connections.iter().flatten().flatten().any(|r| r.room.is_some()) {
+        rchat::room::share_rooms(&mut connections);
+    }
+    drop(connections);
     let mut reports = Vec::with_capacity(streams.len());
     for (s, result) in streams.iter().zip(results) {
         let Some(pair) = result else { continue };
@@ -653,7 +668,10 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
     let keys: Vec<&Recognized> = dirs.iter().flat_map(|d| d.recognized.iter()).collect();
     let mut visible = Vec::new();
     let publics: Vec<&&Recognized> = keys.iter().filter(|k| k.kind != "private_key").collect();
-    if !publics.is_empty() {
+    let room = room_phrases(dirs, &publics);
+    if let Some((members, _)) = &room {
+        visible.push(members.clone());
+    } else if !publics.is_empty() {
         let sizes: Vec<String> = publics.iter().map(|k| key_phrase_short(k)).collect();
         visible.push(join_same(&sizes));
     }
@@ -673,6 +691,9 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
         };
         let times = if count == 1 { "its time" } else { "their times" };
         visible.push(format!("{} {sizes} and {times}", plural(count, "message", "messages")));
+    }
+    if let Some((_, Some(whom))) = room {
+        visible.push(whom);
     }
     let privates = keys.iter().filter(|k| k.kind == "private_key").count();
     let warning = if privates > 0 {
@@ -729,6 +750,73 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
         }
         Verdict::Empty => format!("no messages{still}{warning}"),
     }
+}
+
+/// What a room's connection shows an eavesdropper beyond the messages: the room, its members
+/// and their keys (each key once, however many frames carried it), and who sent each room
+/// message to whom. `None` for a connection that is not a room's.
+fn room_phrases(
+    dirs: [&DirectionReport; 2],
+    publics: &[&&Recognized],
+) -> Option<(String, Option<String>)> {
+    let rchats: Vec<&RchatReport> = dirs.iter().filter_map(|d| d.rchat.as_deref()).collect();
+    let rooms: Vec<_> = rchats.iter().filter_map(|r| r.room.as_ref()).collect();
+    if rooms.is_empty() {
+        return None;
+    }
+    let frames = || rchats.iter().flat_map(|r| r.frames.iter());
+    let mut ids: Vec<u16> = frames()
+        .filter_map(|f| f.room.as_deref())
+        .flat_map(|r| r.members.iter().map(|m| m.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut distinct: Vec<String> = Vec::new();
+    for k in publics {
+        let fresh = match k.fingerprint.as_deref() {
+            Some(fp) if seen.contains(&fp) => false,
+            Some(fp) => {
+                seen.push(fp);
+                true
+            }
+            None => true,
+        };
+        if fresh {
+            distinct.push(key_phrase_short(k));
+        }
+    }
+    let keys = if distinct.is_empty() { String::new() } else { join_same(&distinct) };
+    let room = match rooms.iter().find_map(|r| r.room_id.as_deref()) {
+        Some(id) => format!("room {}", short_id(id)),
+        None => "a room".to_string(),
+    };
+    let members = match (ids.len(), keys.is_empty()) {
+        (0, true) => room,
+        (0, false) => format!("{room} and {keys}"),
+        (n, true) => {
+            format!("{room} with {} named in the clear", plural(n as u64, "member", "members"))
+        }
+        (n, false) => format!(
+            "{room} with {} named in the clear (their ids, names and {keys})",
+            plural(n as u64, "member", "members")
+        ),
+    };
+    let sent: Vec<_> =
+        frames().filter(|f| f.kind == "ROOM MESSAGE").filter_map(|f| f.room.as_deref()).collect();
+    let whom = (!sent.is_empty()).then(|| {
+        let private = sent.iter().filter(|r| r.private == Some(true)).count() as u64;
+        let one = if sent.len() == 1 { "it" } else { "each" };
+        match private {
+            0 => format!("who sent {one} and to whom (member ids in the clear)"),
+            1 if sent.len() == 1 => {
+                "who sent it and to whom (member ids in the clear; it is private)".to_string()
+            }
+            1 => format!("who sent {one} and to whom (member ids in the clear; one is private)"),
+            n => format!("who sent {one} and to whom (member ids in the clear; {n} are private)"),
+        }
+    });
+    Some((members, whom))
 }
 
 /// `1024-bit RSA public key`.
@@ -801,6 +889,51 @@ fn raw_rsa_report(r: &RawRsa) -> RawRsaReport {
     }
 }
 
+/// What an eavesdropper reads of an rchat direction, in one line.
+fn rchat_summary(r: &RchatReport) -> String {
+    let Some(room) = &r.room else {
+        return match &r.hello {
+            Some(h) => format!(
+                "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
+                 encrypted frames",
+                escape(h.name.as_bytes()),
+                h.key_bits
+            ),
+            None => "rchat frames".to_string(),
+        };
+    };
+    let hello = match &r.hello {
+        Some(h) if h.mode == crate::protocol::wire::MODE_ROOM => format!(
+            "HELLO from the room's host \"{}\" with a {}-bit RSA key in the clear, then ",
+            escape(h.name.as_bytes()),
+            h.key_bits
+        ),
+        Some(h) => format!(
+            "HELLO from \"{}\" with a {}-bit RSA key in the clear, then ",
+            escape(h.name.as_bytes()),
+            h.key_bits
+        ),
+        None => String::new(),
+    };
+    let notices = r.frames.iter().any(|f| matches!(f.kind, "ROSTER" | "JOINED" | "LEFT"));
+    let what = if notices {
+        "signed notices naming the members and their keys in the clear, and encrypted room \
+         messages whose sender and recipients are in the clear"
+    } else {
+        "encrypted room messages whose sender and recipients are in the clear"
+    };
+    let id = room.room_id.as_deref().map(|id| format!(" {}", short_id(id))).unwrap_or_default();
+    format!("rchat room{id}: {hello}{what}")
+}
+
+/// A room id as prose shows it: its first 8 bytes in hex, then `…`.
+pub(crate) fn short_id(id: &str) -> String {
+    match id.get(..16) {
+        Some(start) if id.len() > 16 => format!("{start}\u{2026}"),
+        _ => id.to_string(),
+    }
+}
+
 /// One direction's counters and result, as the report shows them.
 fn direction_report(
     st: &HalfStats,
@@ -864,15 +997,7 @@ fn direction_report(
         .or_else(|| {
             d.rchat.as_ref().map(|r| ProtocolReport {
                 name: "rchat",
-                summary: match &r.hello {
-                    Some(h) => format!(
-                        "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
-                     encrypted frames",
-                        escape(h.name.as_bytes()),
-                        h.key_bits
-                    ),
-                    None => "rchat frames".to_string(),
-                },
+                summary: rchat_summary(r),
                 tls: None,
                 ssh: None,
                 http: None,
@@ -905,6 +1030,22 @@ fn direction_report(
                     },
                 );
             }
+            // A room's ROSTER and JOINED frames carry its members' public keys.
+            for f in d.rchat.iter().flat_map(|r| r.frames.iter()) {
+                let Some(room) = f.room.as_deref() else { continue };
+                for m in &room.members {
+                    keys.push(Recognized {
+                        offset: f.offset,
+                        length: f.length,
+                        kind: "public_key",
+                        format: format!("rchat {}", f.kind),
+                        algorithm: "RSA",
+                        bits: m.key_bits.and_then(|b| u32::try_from(b).ok()),
+                        fingerprint: Some(m.fingerprint.clone()),
+                    });
+                }
+            }
+            keys.sort_by_key(|k| k.offset);
             keys
         },
         raw_rsa: raw.as_ref().map(|r| Box::new(raw_rsa_report(r))),
