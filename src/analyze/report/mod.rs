@@ -11,6 +11,7 @@
 pub mod html;
 pub mod human;
 pub mod json;
+mod room;
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,7 @@ use super::stream::ports::PortSeen;
 use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
 use crate::escape::bytes as escape;
 pub use human::{Style, human, summary};
+use room::{rchat_summary, room_phrases};
 
 /// The JSON schema version.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -752,73 +754,6 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
     }
 }
 
-/// What a room's connection shows an eavesdropper beyond the messages: the room, its members
-/// and their keys (each key once, however many frames carried it), and who sent each room
-/// message to whom. `None` for a connection that is not a room's.
-fn room_phrases(
-    dirs: [&DirectionReport; 2],
-    publics: &[&&Recognized],
-) -> Option<(String, Option<String>)> {
-    let rchats: Vec<&RchatReport> = dirs.iter().filter_map(|d| d.rchat.as_deref()).collect();
-    let rooms: Vec<_> = rchats.iter().filter_map(|r| r.room.as_ref()).collect();
-    if rooms.is_empty() {
-        return None;
-    }
-    let frames = || rchats.iter().flat_map(|r| r.frames.iter());
-    let mut ids: Vec<u16> = frames()
-        .filter_map(|f| f.room.as_deref())
-        .flat_map(|r| r.members.iter().map(|m| m.id))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut seen: Vec<&str> = Vec::new();
-    let mut distinct: Vec<String> = Vec::new();
-    for k in publics {
-        let fresh = match k.fingerprint.as_deref() {
-            Some(fp) if seen.contains(&fp) => false,
-            Some(fp) => {
-                seen.push(fp);
-                true
-            }
-            None => true,
-        };
-        if fresh {
-            distinct.push(key_phrase_short(k));
-        }
-    }
-    let keys = if distinct.is_empty() { String::new() } else { join_same(&distinct) };
-    let room = match rooms.iter().find_map(|r| r.room_id.as_deref()) {
-        Some(id) => format!("room {}", short_id(id)),
-        None => "a room".to_string(),
-    };
-    let members = match (ids.len(), keys.is_empty()) {
-        (0, true) => room,
-        (0, false) => format!("{room} and {keys}"),
-        (n, true) => {
-            format!("{room} with {} named in the clear", plural(n as u64, "member", "members"))
-        }
-        (n, false) => format!(
-            "{room} with {} named in the clear (their ids, names and {keys})",
-            plural(n as u64, "member", "members")
-        ),
-    };
-    let sent: Vec<_> =
-        frames().filter(|f| f.kind == "ROOM MESSAGE").filter_map(|f| f.room.as_deref()).collect();
-    let whom = (!sent.is_empty()).then(|| {
-        let private = sent.iter().filter(|r| r.private == Some(true)).count() as u64;
-        let one = if sent.len() == 1 { "it" } else { "each" };
-        match private {
-            0 => format!("who sent {one} and to whom (member ids in the clear)"),
-            1 if sent.len() == 1 => {
-                "who sent it and to whom (member ids in the clear; it is private)".to_string()
-            }
-            1 => format!("who sent {one} and to whom (member ids in the clear; one is private)"),
-            n => format!("who sent {one} and to whom (member ids in the clear; {n} are private)"),
-        }
-    });
-    Some((members, whom))
-}
-
 /// `1024-bit RSA public key`.
 pub(crate) fn key_phrase_short(k: &Recognized) -> String {
     let size = k.bits.map(|b| format!("{b}-bit ")).unwrap_or_default();
@@ -886,51 +821,6 @@ fn raw_rsa_report(r: &RawRsa) -> RawRsaReport {
             r.block_bytes,
             r.block_bytes.saturating_sub(11)
         ),
-    }
-}
-
-/// What an eavesdropper reads of an rchat direction, in one line.
-fn rchat_summary(r: &RchatReport) -> String {
-    let Some(room) = &r.room else {
-        return match &r.hello {
-            Some(h) => format!(
-                "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
-                 encrypted frames",
-                escape(h.name.as_bytes()),
-                h.key_bits
-            ),
-            None => "rchat frames".to_string(),
-        };
-    };
-    let hello = match &r.hello {
-        Some(h) if h.mode == crate::protocol::wire::MODE_ROOM => format!(
-            "HELLO from the room's host \"{}\" with a {}-bit RSA key in the clear, then ",
-            escape(h.name.as_bytes()),
-            h.key_bits
-        ),
-        Some(h) => format!(
-            "HELLO from \"{}\" with a {}-bit RSA key in the clear, then ",
-            escape(h.name.as_bytes()),
-            h.key_bits
-        ),
-        None => String::new(),
-    };
-    let notices = r.frames.iter().any(|f| matches!(f.kind, "ROSTER" | "JOINED" | "LEFT"));
-    let what = if notices {
-        "signed notices naming the members and their keys in the clear, and encrypted room \
-         messages whose sender and recipients are in the clear"
-    } else {
-        "encrypted room messages whose sender and recipients are in the clear"
-    };
-    let id = room.room_id.as_deref().map(|id| format!(" {}", short_id(id))).unwrap_or_default();
-    format!("rchat room{id}: {hello}{what}")
-}
-
-/// A room id as prose shows it: its first 8 bytes in hex, then `…`.
-pub(crate) fn short_id(id: &str) -> String {
-    match id.get(..16) {
-        Some(start) if id.len() > 16 => format!("{start}\u{2026}"),
-        _ => id.to_string(),
     }
 }
 
