@@ -561,4 +561,10 @@ fn a_room_capture_is_read_and_each_key_opens_what_was_addressed_to_it() {
     assert!(text.contains(&format!("decrypted \"{PRIVATE_TEXT}\"")), "{text}");
     assert!(text.contains("with the given key: 2 message(s) decrypted, 0 not"), "{text}");
     assert!(text.contains("with the given key: 0 message(s) decrypted, 1 not"), "{text}");
+    // The page says the same, HTML-escaped.
+    let out = rchat(&["analyze", "--html", "-", room.file.to_str().unwrap(), "--key", key(2)]);
+    let page = String::from_utf8(out.stdout).unwrap();
+    let line = "<li>ROOM MESSAGE #1 from member 1 &quot;alice&quot;, private: ";
+    assert!(page.contains(line), "{page}");
+    assert!(page.contains(&format!("decrypted &quot;{PRIVATE_TEXT}&quot;")), "{page}");
 }

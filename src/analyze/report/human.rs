@@ -480,11 +480,22 @@ fn member_line(m: &MemberReport) -> String {
     format!("member {} \"{}\", {bits} {}", m.id, escape(m.name.as_bytes()), m.fingerprint)
 }
 
+/// One line of what a room's frames say ([`room_lines`]).
+pub(super) struct RoomLine {
+    /// 0 for a frame, 1 for a member its ROSTER lists.
+    pub(super) depth: usize,
+    /// The line, captured text escaped.
+    pub(super) text: String,
+    /// A line that says how many more there are.
+    pub(super) more: bool,
+}
+
 /// What a room's frames say in the clear, one line each (the members of a ROSTER too), with
-/// the decrypted text or why it is not.
-fn room_human(o: &mut String, r: &RchatReport, room: &RoomReport, style: Style) {
-    let id = room.room_id.as_deref().unwrap_or("not captured on this connection");
-    let _ = writeln!(o, "    rchat room: id {id}");
+/// the decrypted text or why it is not; names as `room` knows them, escaped.
+pub(super) fn room_lines(r: &RchatReport, room: &RoomReport) -> Vec<RoomLine> {
+    let mut out = Vec::new();
+    let mut line =
+        |depth: usize, text: String, more: bool| out.push(RoomLine { depth, text, more });
     let frames: Vec<&FrameReport> = r.frames.iter().filter(|f| f.room.is_some()).collect();
     for f in frames.iter().take(FRAMES_SHOWN) {
         let Some(rf) = f.room.as_deref() else { continue };
@@ -492,33 +503,29 @@ fn room_human(o: &mut String, r: &RchatReport, room: &RoomReport, style: Style) 
         match f.kind {
             "ROSTER" => {
                 let to = rf.member_id.map(|id| member_phrase(id, room)).unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "      ROSTER #{seq}: {} bytes, to {to}; {} named in the clear:",
-                    f.length,
-                    plural(rf.members.len() as u64, "member", "members")
+                let n = plural(rf.members.len() as u64, "member", "members");
+                line(
+                    0,
+                    format!("ROSTER #{seq}: {} bytes, to {to}; {n} named in the clear:", f.length),
+                    false,
                 );
                 for m in rf.members.iter().take(FRAMES_SHOWN) {
-                    let _ = writeln!(o, "        {}", member_line(m));
+                    line(1, member_line(m), false);
                 }
                 if rf.members.len() > FRAMES_SHOWN {
                     let more = rf.members.len() - FRAMES_SHOWN;
-                    let _ = writeln!(
-                        o,
-                        "        {}",
-                        style.dim(&format!("... {more} more members (--json lists them)"))
-                    );
+                    line(1, format!("... {more} more members (--json lists them)"), true);
                 }
             }
             "JOINED" => {
                 for m in &rf.members {
-                    let _ = writeln!(o, "      JOINED #{seq}: {}", member_line(m));
+                    line(0, format!("JOINED #{seq}: {}", member_line(m)), false);
                 }
             }
             "LEFT" => {
                 let who = rf.member_id.map(|id| member_phrase(id, room)).unwrap_or_default();
-                let why = rf.reason.as_deref().unwrap_or_default();
-                let _ = writeln!(o, "      LEFT #{seq}: {who} (\"{}\")", escape(why.as_bytes()));
+                let why = escape(rf.reason.as_deref().unwrap_or_default().as_bytes());
+                line(0, format!("LEFT #{seq}: {who} (\"{why}\")"), false);
             }
             _ => {
                 let from = rf.sender.map(|id| member_phrase(id, room)).unwrap_or_default();
@@ -540,34 +547,39 @@ fn room_human(o: &mut String, r: &RchatReport, room: &RoomReport, style: Style) 
                         ),
                     })
                     .collect();
-                let mut line = format!(
-                    "      ROOM MESSAGE #{seq} from {from}, {to}: {} bytes, {} for {}; {}-byte signature",
+                let mut text = format!(
+                    "ROOM MESSAGE #{seq} from {from}, {to}: {} bytes, {} for {}; {}-byte signature",
                     f.length,
                     if copies.len() == 1 { "copy" } else { "copies" },
                     copies.join(", "),
                     f.signature_len.unwrap_or(0)
                 );
                 if let Some(v) = f.verdict {
-                    line.push_str(&format!(", looks like {}", v.as_str()));
+                    text.push_str(&format!(", looks like {}", v.as_str()));
                 }
-                if let Some(text) = &f.plaintext {
-                    line.push_str(&format!(": decrypted \"{}\"", escape(text.as_bytes())));
+                if let Some(plain) = &f.plaintext {
+                    text.push_str(&format!(": decrypted \"{}\"", escape(plain.as_bytes())));
                 } else if let Some(why) = &f.not_decrypted {
-                    line.push_str(&format!(": not decrypted ({why})"));
+                    text.push_str(&format!(": not decrypted ({why})"));
                 }
-                let _ = writeln!(o, "{line}");
+                line(0, text, false);
             }
         }
     }
     if frames.len() > FRAMES_SHOWN {
-        let _ = writeln!(
-            o,
-            "      {}",
-            style.dim(&format!(
-                "... {} more room frames (--json lists them)",
-                frames.len() - FRAMES_SHOWN
-            ))
-        );
+        let more = frames.len() - FRAMES_SHOWN;
+        line(0, format!("... {more} more room frames (--json lists them)"), true);
+    }
+    out
+}
+
+/// The room's frames in the terminal, under the direction's other rchat lines.
+fn room_human(o: &mut String, r: &RchatReport, room: &RoomReport, style: Style) {
+    let id = room.room_id.as_deref().unwrap_or("not captured on this connection");
+    let _ = writeln!(o, "    rchat room: id {id}");
+    for l in room_lines(r, room) {
+        let text = if l.more { style.dim(&l.text) } else { l.text };
+        let _ = writeln!(o, "      {}{text}", "  ".repeat(l.depth));
     }
 }
 
