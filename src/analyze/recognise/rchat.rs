@@ -6,9 +6,10 @@
 //! The [`Recogniser`] of rchat's protocol: a direction is rchat's when it opens with the frame
 //! magic `RCHT`. Owns nothing but what one direction says. It decodes frames with the same
 //! checked decoders the chat uses (`protocol::deframe` for boundaries and headers,
-//! `protocol::wire` for bodies),
-//! keeps at most one frame's bytes at a time, and lists at most [`MAX_FRAMES`] frames. It never
-//! verifies signatures: that needs both directions.
+//! `protocol::wire` and `protocol::room_wire` for bodies),
+//! keeps at most one frame's bytes at a time, and lists at most [`MAX_FRAMES`] frames; a room's
+//! frames are read by [`room`], which keeps a bounded member table. It never verifies
+//! signatures: that needs both directions.
 
 use std::sync::Arc;
 
@@ -19,8 +20,12 @@ use crate::crypto::{Identity, PeerKey};
 use crate::protocol::deframe::{Deframer, Event};
 use crate::protocol::room_wire;
 use crate::protocol::wire::{
-    Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, Message, WireError,
+    Busy, Bye, FrameHeader, FrameType, HEADER_LEN, Hello, MAGIC, MODE_ROOM, Message, WireError,
 };
+
+pub mod room;
+
+use room::{RoomFrameReport, RoomReport, RoomState};
 
 /// Frames listed per direction; more are counted.
 pub const MAX_FRAMES: usize = 1000;
@@ -36,6 +41,8 @@ pub struct HelloReport {
     pub key_bits: usize,
     /// `SHA256:...` of its public key: anyone on the path can compute it.
     pub fingerprint: String,
+    /// The mode it announced: 1 for a two-person chat or a room's member, 2 for a room's host.
+    pub mode: u8,
 }
 
 /// One frame of the direction.
@@ -43,26 +50,30 @@ pub struct HelloReport {
 pub struct FrameReport {
     /// Offset of the frame's first byte in the direction.
     pub offset: u64,
-    /// `HELLO`, `AUTH`, `MESSAGE`, `BYE` or `BUSY`.
+    /// `HELLO`, `AUTH`, `MESSAGE`, `BYE`, `BUSY`, or in a room `ROSTER`, `JOINED`, `LEFT`,
+    /// `ROOM MESSAGE`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Header and body, in bytes.
     pub length: u64,
-    /// Sequence number (MESSAGE, BYE).
+    /// Sequence number (MESSAGE, BYE, ROSTER, JOINED, LEFT: the sender's on this connection;
+    /// ROOM MESSAGE: its sender's in the room).
     pub seq: Option<u64>,
     /// Number of RSA-OAEP blocks (MESSAGE).
     pub blocks: Option<usize>,
     /// Bytes per block (MESSAGE): the recipient's modulus size.
     pub block_len: Option<u16>,
-    /// Bytes of RSA-PSS signature (AUTH, MESSAGE, BYE).
+    /// Bytes of RSA-PSS signature (AUTH, MESSAGE, BYE, and the room's frames).
     pub signature_len: Option<usize>,
     /// The message text, decrypted with `--key` (at most 4 KiB shown).
     pub plaintext: Option<String>,
-    /// Why a MESSAGE was not decrypted, when `--key` was given.
+    /// Why a MESSAGE or ROOM MESSAGE was not decrypted, when `--key` was given.
     pub not_decrypted: Option<String>,
     /// What the frame's bytes look like to an eavesdropper (the classifier's verdict on the
     /// frame as a message of the direction).
     pub verdict: Option<crate::analyze::classify::Verdict>,
+    /// What a room's frame (ROSTER, JOINED, LEFT, ROOM MESSAGE) says in the clear.
+    pub room: Option<Box<RoomFrameReport>>,
 }
 
 /// What one direction said in rchat's protocol.
@@ -74,7 +85,10 @@ pub struct RchatReport {
     pub frames: Vec<FrameReport>,
     /// Frames past the listing limit.
     pub unlisted_frames: u64,
-    /// Messages decrypted with `--key`.
+    /// The room the direction belongs to, when it carries a room's frames or its HELLO is a
+    /// room host's.
+    pub room: Option<RoomReport>,
+    /// Messages (MESSAGE and ROOM MESSAGE) decrypted with `--key`.
     pub decrypted: u64,
     /// Messages `--key` could not decrypt.
     pub not_decrypted: u64,
@@ -99,6 +113,8 @@ pub struct FrameLog {
     /// Decoding stopped (violation or gap); bytes are ignored from here on.
     stopped: bool,
     next_seq: u64,
+    /// What the direction says of its room, from its first room frame or room HELLO.
+    room: Option<Box<RoomState>>,
     report: RchatReport,
 }
 
@@ -113,10 +129,12 @@ impl FrameLog {
             head: None,
             stopped: false,
             next_seq: 0,
+            room: None,
             report: RchatReport {
                 hello: None,
                 frames: Vec::new(),
                 unlisted_frames: 0,
+                room: None,
                 decrypted: 0,
                 not_decrypted: 0,
                 violations: Vec::new(),
@@ -201,6 +219,7 @@ impl FrameLog {
             plaintext: None,
             not_decrypted: None,
             verdict: None,
+            room: None,
         };
         let result = match kind {
             FrameType::Hello => self.hello(body),
@@ -232,10 +251,9 @@ impl FrameLog {
                 self.sequence(b.seq, offset);
             }),
             FrameType::Busy => Busy::decode(body).map(|_| ()),
-            FrameType::Roster => room_wire::Roster::decode(body).map(drop),
-            FrameType::Joined => room_wire::Joined::decode(body).map(drop),
-            FrameType::Left => room_wire::Left::decode(body).map(drop),
-            FrameType::Room => room_wire::RoomMessage::decode(body).map(drop),
+            FrameType::Roster | FrameType::Joined | FrameType::Left | FrameType::Room => {
+                self.room_frame(kind, body, offset, &mut info)
+            }
         };
         if let Err(e) = result {
             self.report.violations.push(format!("at byte {offset}: {e}"));
@@ -258,12 +276,93 @@ impl FrameLog {
                     name: hello.name,
                     key_bits: key.bits(),
                     fingerprint: key.fingerprint.to_string(),
+                    mode: hello.mode,
                 });
+                if hello.mode == MODE_ROOM {
+                    self.room_state();
+                }
             }
             Err(e) => {
                 self.report.violations.push(format!("the HELLO's public key is malformed ({e})"))
             }
         }
+        Ok(())
+    }
+
+    /// The direction's room, made at its first room frame (or room HELLO).
+    fn room_state(&mut self) -> &mut RoomState {
+        let keys = &self.keys;
+        self.room.get_or_insert_with(|| Box::new(RoomState::new(keys)))
+    }
+
+    /// A room's frame: decoded, its sequence number checked, what it says in the clear listed
+    /// and, for a ROOM MESSAGE with `--key`, the copy for a key decrypted.
+    fn room_frame(
+        &mut self,
+        kind: FrameType,
+        body: &[u8],
+        offset: u64,
+        info: &mut FrameReport,
+    ) -> Result<(), WireError> {
+        let notice = match kind {
+            FrameType::Roster => {
+                let r = room_wire::Roster::decode(body)?;
+                Some((r.seq, r.signature.len(), Notice::Roster(r)))
+            }
+            FrameType::Joined => {
+                let j = room_wire::Joined::decode(body)?;
+                Some((j.seq, j.signature.len(), Notice::Joined(j)))
+            }
+            FrameType::Left => {
+                let l = room_wire::Left::decode(body)?;
+                Some((l.seq, l.signature.len(), Notice::Left(l)))
+            }
+            _ => None,
+        };
+        if let Some((seq, signature_len, notice)) = notice {
+            info.seq = Some(seq);
+            info.signature_len = Some(signature_len);
+            self.sequence(seq, offset);
+            if let Some(h) = self.report.hello.as_ref().filter(|h| h.mode != MODE_ROOM) {
+                let what = format!(
+                    "at byte {offset}: a {} from a side that is not a room's host (its HELLO says \
+                     mode {})",
+                    kind.name(),
+                    h.mode
+                );
+                self.report.violations.push(what);
+            }
+            let keys = &self.keys;
+            let room = self.room.get_or_insert_with(|| Box::new(RoomState::new(keys)));
+            let violations = &mut self.report.violations;
+            let out = match notice {
+                Notice::Roster(r) => room.roster(&r, offset, violations),
+                Notice::Joined(j) => room.joined(&j, offset, violations),
+                Notice::Left(l) => room.left(&l),
+            };
+            info.room = Some(Box::new(out));
+            return Ok(());
+        }
+        let m = room_wire::RoomMessage::decode(body)?;
+        info.seq = Some(m.seq);
+        info.signature_len = Some(m.signature.len());
+        let keys = &self.keys;
+        let room = self.room.get_or_insert_with(|| Box::new(RoomState::new(keys)));
+        let hello = self.report.hello.as_ref();
+        let (mut out, opened) = room.message(&m, hello, offset, &mut self.report.violations);
+        match opened {
+            Some(Ok(text)) => {
+                self.report.decrypted += 1;
+                info.plaintext = Some(shown(&text));
+            }
+            Some(Err(miss)) => {
+                self.report.not_decrypted += 1;
+                info.not_decrypted = Some(room::reason(miss, &out, &room.report.members));
+                out.miss = Some(miss);
+            }
+            None => {}
+        }
+        info.room = Some(Box::new(out));
         Ok(())
     }
 
@@ -324,6 +423,11 @@ impl FrameLog {
 
     /// What the direction said.
     fn report(mut self) -> RchatReport {
+        self.report.room = self.room.take().map(|r| {
+            let mut room = r.report;
+            room.members.sort_by_key(|m| m.id);
+            room
+        });
         if !self.stopped && !self.buf.is_empty() {
             let need = HEADER_LEN + self.head.map_or(0, |h| h.len as usize);
             self.report.notes.push(format!(
@@ -370,6 +474,13 @@ impl Recogniser for FrameLog {
     }
 }
 
+/// A host's notice to one member, decoded.
+enum Notice {
+    Roster(room_wire::Roster),
+    Joined(room_wire::Joined),
+    Left(room_wire::Left),
+}
+
 /// Decrypt every block of `m` with `key`; the index of the first block that fails otherwise.
 fn open(key: &Identity, m: &Message) -> Result<Vec<u8>, usize> {
     let mut text = Vec::new();
@@ -380,7 +491,7 @@ fn open(key: &Identity, m: &Message) -> Result<Vec<u8>, usize> {
 }
 
 /// Decrypted bytes as text for the report, at most [`MAX_SHOWN`] bytes of it.
-fn shown(text: &[u8]) -> String {
+pub(crate) fn shown(text: &[u8]) -> String {
     let shown = String::from_utf8_lossy(text);
     if shown.len() > MAX_SHOWN {
         format!("{}…", crate::protocol::wire::truncate_utf8(&shown, MAX_SHOWN))
@@ -532,4 +643,9 @@ mod tests {
         log.data(0, b"RC");
         assert!(log.finish().is_none(), "too short to say");
     }
+
+    /// A room of four (the host "teacher" 0, alice 1, bob 2, carol 3, joined in that order),
+    /// every frame made by the protocol's own code with real keys; each connection's two
+    /// directions as the wire carries them.
+    mod room;
 }

@@ -10,9 +10,11 @@ use std::fmt::Write as _;
 use super::{DirectionReport, FileReport};
 use crate::analyze::classify::{Confidence, Verdict, plural};
 use crate::analyze::recognise::Part;
+use crate::analyze::recognise::rchat::room::{CopyForm, MemberReport, RoomReport};
 use crate::analyze::recognise::rchat::{FrameReport, RchatReport};
 use crate::analyze::stream::messages::Mode;
 use crate::escape::bytes as escape;
+use crate::protocol::wire::MODE_ROOM;
 
 /// How many times each value occurs, in the order each first occurs.
 pub(super) fn tally<K: PartialEq>(items: impl Iterator<Item = K>) -> Vec<(K, usize)> {
@@ -393,9 +395,10 @@ const FRAMES_SHOWN: usize = 20;
 /// decrypted text with `--key`, violations.
 fn rchat_human(o: &mut String, r: &RchatReport, style: Style) {
     if let Some(h) = &r.hello {
+        let host = if h.mode == MODE_ROOM { "; mode 2: the host of a room" } else { "" };
         let _ = writeln!(
             o,
-            "    rchat handshake: HELLO from \"{}\" with a {}-bit RSA public key, fingerprint {}",
+            "    rchat handshake: HELLO from \"{}\" with a {}-bit RSA public key, fingerprint {}{host}",
             escape(h.name.as_bytes()),
             h.key_bits,
             h.fingerprint
@@ -445,6 +448,9 @@ fn rchat_human(o: &mut String, r: &RchatReport, style: Style) {
             ))
         );
     }
+    if let Some(room) = &r.room {
+        room_human(o, r, room, style);
+    }
     if r.decrypted + r.not_decrypted > 0 {
         let _ = writeln!(
             o,
@@ -457,6 +463,123 @@ fn rchat_human(o: &mut String, r: &RchatReport, style: Style) {
     }
     for n in &r.notes {
         let _ = writeln!(o, "    note: {n}");
+    }
+}
+
+/// `member 2 "bob"`, the name as the room knows it (escaped), or `member 2`.
+fn member_phrase(id: u16, room: &RoomReport) -> String {
+    match room.members.iter().find(|m| m.id == id) {
+        Some(m) => format!("member {id} \"{}\"", escape(m.name.as_bytes())),
+        None => format!("member {id}"),
+    }
+}
+
+/// `member 0 "teacher", 2048-bit key SHA256:...`.
+fn member_line(m: &MemberReport) -> String {
+    let bits = m.key_bits.map_or_else(|| "malformed key".to_string(), |b| format!("{b}-bit key"));
+    format!("member {} \"{}\", {bits} {}", m.id, escape(m.name.as_bytes()), m.fingerprint)
+}
+
+/// One line of what a room's frames say ([`room_lines`]).
+pub(super) struct RoomLine {
+    /// 0 for a frame, 1 for a member its ROSTER lists.
+    pub(super) depth: usize,
+    /// The line, captured text escaped.
+    pub(super) text: String,
+    /// A line that says how many more there are.
+    pub(super) more: bool,
+}
+
+/// What a room's frames say in the clear, one line each (the members of a ROSTER too), with
+/// the decrypted text or why it is not; names as `room` knows them, escaped.
+pub(super) fn room_lines(r: &RchatReport, room: &RoomReport) -> Vec<RoomLine> {
+    let mut out = Vec::new();
+    let mut line =
+        |depth: usize, text: String, more: bool| out.push(RoomLine { depth, text, more });
+    let frames: Vec<&FrameReport> = r.frames.iter().filter(|f| f.room.is_some()).collect();
+    for f in frames.iter().take(FRAMES_SHOWN) {
+        let Some(rf) = f.room.as_deref() else { continue };
+        let seq = f.seq.unwrap_or(0);
+        match f.kind {
+            "ROSTER" => {
+                let to = rf.member_id.map(|id| member_phrase(id, room)).unwrap_or_default();
+                let n = plural(rf.members.len() as u64, "member", "members");
+                line(
+                    0,
+                    format!("ROSTER #{seq}: {} bytes, to {to}; {n} named in the clear:", f.length),
+                    false,
+                );
+                for m in rf.members.iter().take(FRAMES_SHOWN) {
+                    line(1, member_line(m), false);
+                }
+                if rf.members.len() > FRAMES_SHOWN {
+                    let more = rf.members.len() - FRAMES_SHOWN;
+                    line(1, format!("... {more} more members (--json lists them)"), true);
+                }
+            }
+            "JOINED" => {
+                for m in &rf.members {
+                    line(0, format!("JOINED #{seq}: {}", member_line(m)), false);
+                }
+            }
+            "LEFT" => {
+                let who = rf.member_id.map(|id| member_phrase(id, room)).unwrap_or_default();
+                let why = escape(rf.reason.as_deref().unwrap_or_default().as_bytes());
+                line(0, format!("LEFT #{seq}: {who} (\"{why}\")"), false);
+            }
+            _ => {
+                let from = rf.sender.map(|id| member_phrase(id, room)).unwrap_or_default();
+                let to = if rf.private == Some(true) { "private" } else { "to everyone" };
+                let copies: Vec<String> = rf
+                    .recipients
+                    .iter()
+                    .map(|c| match c.form {
+                        CopyForm::Digest => format!("{} (digest)", member_phrase(c.id, room)),
+                        CopyForm::Ciphertext => format!(
+                            "{} ({} of {} bytes)",
+                            member_phrase(c.id, room),
+                            plural(
+                                c.blocks.unwrap_or(0) as u64,
+                                "RSA-OAEP block",
+                                "RSA-OAEP blocks"
+                            ),
+                            c.block_len.unwrap_or(0)
+                        ),
+                    })
+                    .collect();
+                let mut text = format!(
+                    "ROOM MESSAGE #{seq} from {from}, {to}: {} bytes, {} for {}; {}-byte signature",
+                    f.length,
+                    if copies.len() == 1 { "copy" } else { "copies" },
+                    copies.join(", "),
+                    f.signature_len.unwrap_or(0)
+                );
+                if let Some(v) = f.verdict {
+                    text.push_str(&format!(", looks like {}", v.as_str()));
+                }
+                if let Some(plain) = &f.plaintext {
+                    text.push_str(&format!(": decrypted \"{}\"", escape(plain.as_bytes())));
+                } else if let Some(why) = &f.not_decrypted {
+                    text.push_str(&format!(": not decrypted ({why})"));
+                }
+                line(0, text, false);
+            }
+        }
+    }
+    if frames.len() > FRAMES_SHOWN {
+        let more = frames.len() - FRAMES_SHOWN;
+        line(0, format!("... {more} more room frames (--json lists them)"), true);
+    }
+    out
+}
+
+/// The room's frames in the terminal, under the direction's other rchat lines.
+fn room_human(o: &mut String, r: &RchatReport, room: &RoomReport, style: Style) {
+    let id = room.room_id.as_deref().unwrap_or("not captured on this connection");
+    let _ = writeln!(o, "    rchat room: id {id}");
+    for l in room_lines(r, room) {
+        let text = if l.more { style.dim(&l.text) } else { l.text };
+        let _ = writeln!(o, "      {}{text}", "  ".repeat(l.depth));
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod html;
 pub mod human;
 pub mod json;
+mod room;
 
 use std::fmt::Write as _;
 
@@ -21,12 +22,14 @@ use super::engine::direction::{DirectionResult, StreamResult};
 use super::input::decode::endpoint;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
 use super::recognise::raw_rsa::{self, Block, RawRsa};
+use super::recognise::rchat::{self, RchatReport};
 use super::recognise::{Part, Protocol, tls};
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
 use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
 use crate::escape::bytes as escape;
 pub use human::{Style, human, summary};
+use room::{rchat_summary, room_phrases};
 
 /// The JSON schema version.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -175,7 +178,7 @@ pub struct DirectionReport {
     /// The `--extract` file.
     pub extract: Option<String>,
     /// What the direction said in rchat's encrypted protocol (`null` for other traffic).
-    pub rchat: Option<Box<super::recognise::rchat::RchatReport>>,
+    pub rchat: Option<Box<RchatReport>>,
     /// The protocol the direction speaks, when one was recognised (`null` for plain text or
     /// bytes in no known framing).
     pub protocol: Option<Box<ProtocolReport>>,
@@ -515,6 +518,20 @@ pub fn file_report(
     results: Vec<Option<StreamResult>>,
 ) -> FileReport {
     let Capture { file, format, link_types, packets, ports, other_ports, mut warnings } = capture;
+    let mut results = results;
+    // A room's members are named on its connections one by one: name them across all.
+    let mut connections: Vec<[Option<&mut RchatReport>; 2]> = results
+        .iter_mut()
+        .flatten()
+        .map(|pair| {
+            let [c2s, s2c] = &mut **pair;
+            [c2s.rchat.as_deref_mut(), s2c.rchat.as_deref_mut()]
+        })
+        .collect();
+    if connections.iter().flatten().flatten().any(|r| r.room.is_some()) {
+        rchat::room::share_rooms(&mut connections);
+    }
+    drop(connections);
     let mut reports = Vec::with_capacity(streams.len());
     for (s, result) in streams.iter().zip(results) {
         let Some(pair) = result else { continue };
@@ -653,7 +670,10 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
     let keys: Vec<&Recognized> = dirs.iter().flat_map(|d| d.recognized.iter()).collect();
     let mut visible = Vec::new();
     let publics: Vec<&&Recognized> = keys.iter().filter(|k| k.kind != "private_key").collect();
-    if !publics.is_empty() {
+    let room = room_phrases(dirs, &publics);
+    if let Some((members, _)) = &room {
+        visible.push(members.clone());
+    } else if !publics.is_empty() {
         let sizes: Vec<String> = publics.iter().map(|k| key_phrase_short(k)).collect();
         visible.push(join_same(&sizes));
     }
@@ -673,6 +693,9 @@ fn eavesdropper(verdict: Verdict, dirs: [&DirectionReport; 2]) -> String {
         };
         let times = if count == 1 { "its time" } else { "their times" };
         visible.push(format!("{} {sizes} and {times}", plural(count, "message", "messages")));
+    }
+    if let Some((_, Some(whom))) = room {
+        visible.push(whom);
     }
     let privates = keys.iter().filter(|k| k.kind == "private_key").count();
     let warning = if privates > 0 {
@@ -864,15 +887,7 @@ fn direction_report(
         .or_else(|| {
             d.rchat.as_ref().map(|r| ProtocolReport {
                 name: "rchat",
-                summary: match &r.hello {
-                    Some(h) => format!(
-                        "rchat: HELLO from \"{}\" with a {}-bit RSA key in the clear, then signed, \
-                     encrypted frames",
-                        escape(h.name.as_bytes()),
-                        h.key_bits
-                    ),
-                    None => "rchat frames".to_string(),
-                },
+                summary: rchat_summary(r),
                 tls: None,
                 ssh: None,
                 http: None,
@@ -905,6 +920,22 @@ fn direction_report(
                     },
                 );
             }
+            // A room's ROSTER and JOINED frames carry its members' public keys.
+            for f in d.rchat.iter().flat_map(|r| r.frames.iter()) {
+                let Some(room) = f.room.as_deref() else { continue };
+                for m in &room.members {
+                    keys.push(Recognized {
+                        offset: f.offset,
+                        length: f.length,
+                        kind: "public_key",
+                        format: format!("rchat {}", f.kind),
+                        algorithm: "RSA",
+                        bits: m.key_bits.and_then(|b| u32::try_from(b).ok()),
+                        fingerprint: Some(m.fingerprint.clone()),
+                    });
+                }
+            }
+            keys.sort_by_key(|k| k.offset);
             keys
         },
         raw_rsa: raw.as_ref().map(|r| Box::new(raw_rsa_report(r))),

@@ -19,7 +19,8 @@ use charts::Size;
 use markup::{Captured, Fixed, Html, emit};
 
 use super::human::{
-    confidence_word, messages_line, ports_phrase, preview_lines, summary, tally, timestamp,
+    confidence_word, messages_line, ports_phrase, preview_lines, room_lines, summary, tally,
+    timestamp,
 };
 use super::{DirectionReport, FileReport, StreamReport};
 use crate::analyze::classify::Verdict;
@@ -413,6 +414,22 @@ fn rchat_section(p: &mut Html, r: &RchatReport) {
             emit!(p, "<li>{} more (--json lists them)</li>", messages.len() - FRAMES_SHOWN);
         }
         p.raw("</ul>\n");
+    }
+    if let Some(room) = &r.room {
+        let id = room.room_id.as_deref().unwrap_or("not captured on this connection");
+        emit!(p, "<p>rchat room: id <span class=\"mono\">{}</span></p>\n", id);
+        let lines = room_lines(r, room);
+        if !lines.is_empty() {
+            p.raw("<ul class=\"frames\">");
+            for l in lines {
+                // The report's lines hold captured text already made visible.
+                match l.depth {
+                    0 => emit!(p, "<li>{}</li>", l.text),
+                    _ => emit!(p, "<li class=\"member\">{}</li>", l.text),
+                }
+            }
+            p.raw("</ul>\n");
+        }
     }
     if r.decrypted + r.not_decrypted > 0 {
         emit!(
