@@ -170,6 +170,20 @@ fn an_encrypted_room_relays_what_it_cannot_read() {
         let streams = common::tshark_count(&record, "tcp.flags.syn==1 && tcp.flags.ack==0");
         assert_eq!(streams, 3, "one connection per member in the recording");
     }
+    // analyze --key on the host's recording: bob's key opens exactly what was sent to bob.
+    let analyze = |extra: &[&str]| {
+        let mut cmd = Command::new(common::BIN);
+        cmd.args(["analyze", "--all-ports"]).arg(&record).args(extra);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with_bob = analyze(&["--key", bob_key]);
+    for text in ["hello everyone", "the secret word is plum", "from the teacher"] {
+        assert!(with_bob.contains(&format!("decrypted \"{text}\"")), "{text}: {with_bob}");
+    }
+    assert!(with_bob.contains("mode 2: the host of a room"), "{with_bob}");
+    assert!(!analyze(&[]).contains("plum"), "nothing opens without a key");
     if let Some(dump) = dump {
         stop(dump);
         let captured = std::fs::read(&wire).unwrap();
