@@ -827,7 +827,8 @@ fn dissector_survives_malformed_frames() {
         return;
     }
     // Valid headers with bodies whose inner lengths lie, an unknown type, a wrong version,
-    // a length far over the maximum, and trailing garbage after a frame.
+    // a length far over the maximum, and trailing garbage after a frame; then the room's
+    // frames, each malformed in one way.
     let frame = |kind: u8, version: u8, body: &[u8]| {
         let mut f = b"RCHT".to_vec();
         f.push(version);
@@ -850,6 +851,65 @@ fn dissector_survives_malformed_frames() {
     let mut server = frame(3, 1, &[]);
     server.extend(b"RCHT\x01\x03\xff\xff\xff\xff and no body");
 
+    // ROOM MESSAGEs from sender 1, seq 7, with `count` copies and a two-byte signature.
+    let signature = [0u8, 2, 0xaa, 0xbb];
+    let room = |flags: u8, count: u16, copies: &[u8]| {
+        let mut body = vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 7, flags];
+        body.extend(count.to_be_bytes());
+        body.extend(copies);
+        body.extend(signature);
+        frame(9, 1, &body)
+    };
+    let digest = |id: u16| [&id.to_be_bytes()[..], &[1], &[0xd1; 32]].concat();
+    let cipher = |id: u16, count: u16, len: u16, bytes: usize| {
+        let fields = [count.to_be_bytes(), len.to_be_bytes()].concat();
+        [&id.to_be_bytes()[..], &[0], &fields, &vec![0xc1; bytes]].concat()
+    };
+    // ROSTER with `count` members (`members` their bytes), unsigned.
+    let roster = |count: u16, members: &[u8]| {
+        let head = [&[0u8; 8][..], &[0x5a; 32], &[0, 4, 1, b'x'], &count.to_be_bytes()].concat();
+        frame(6, 1, &[&head[..], members].concat())
+    };
+    // Each malformed room frame and (part of) the warning the dissector must give it.
+    let room_cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            frame(
+                9,
+                1,
+                &[&[0u8, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1][..], &cipher(0, 1, 128, 10)].concat(),
+            ),
+            "ciphertext blocks: 128 bytes needed, 10 left",
+        ),
+        (room(0, 2, &[&[0u8, 0, 7][..], &[0xee; 40]].concat()), "copy form 7 is neither"),
+        (
+            room(0, 101, &(0..101).flat_map(digest).collect::<Vec<_>>()),
+            "copy count 101 is not within 1 to 100",
+        ),
+        (room(0, 0, &[]), "copy count 0 is not within 1 to 100"),
+        (room(0, 2, &[digest(2), digest(1)].concat()), "recipient 1 after recipient 2"),
+        (room(1, 2, &[digest(1), digest(2)].concat()), "a private message has one copy, not 2"),
+        (room(0x80, 1, &digest(1)), "unknown flags 0x80"),
+        (room(0, 1, &cipher(1, 68, 128, 68 * 128)), "block count 68 is not within 1 to 67"),
+        (room(0, 1, &cipher(1, 67, 256, 67 * 256)), "67 blocks of 256 bytes is over 8576 bytes"),
+        (room(0, 1, &cipher(1, 1, 0, 0)), "block length 0 is not within 1 to 512"),
+        (roster(101, &[]), "member count 101 is over 100"),
+        (roster(1, &[0, 4, 200, b'x']), "member name: 200 bytes needed, 1 left"),
+        (
+            frame(7, 1, &[&[0u8; 8][..], &[0, 4, 3], b"bob", &[1, 0], &[0x30; 20]].concat()),
+            "public key: 256 bytes needed, 20 left",
+        ),
+        (
+            frame(8, 1, &[&[0u8; 8][..], &[0, 3, 40], b"stopped"].concat()),
+            "reason: 40 bytes needed, 7 left",
+        ),
+    ];
+    let room_client: Vec<u8> = room_cases.iter().flat_map(|(bytes, _)| bytes.clone()).collect();
+    // A ROOM MESSAGE one byte over its limit: shown, not waited for.
+    let mut room_server = frame(9, 1, &[]);
+    room_server.truncate(6);
+    room_server.extend(858_828u32.to_be_bytes());
+    room_server.extend(b" and no body");
+
     let dir = scratch("dissector-malformed");
     let path = dir.path().join("malformed.pcap");
     write_resegmented(
@@ -869,18 +929,47 @@ fn dissector_survives_malformed_frames() {
                 server: &server,
                 sizes: &[64],
             },
+            Conn {
+                client_port: 40005,
+                server_port: 9999,
+                client: &room_client,
+                server: &room_server,
+                sizes: &[5, 1000],
+            },
+            Conn {
+                client_port: 40006,
+                server_port: 41005,
+                client: &room_client,
+                server: &room_server,
+                sizes: &[64],
+            },
         ],
     );
     // tshark() itself fails the test on any Lua error.
     let out = tshark(&path, &["-V"]);
     assert!(out.contains("rchat"), "nothing dissected:\n{out}");
-    for expected in ["rchat.truncated", "rchat.unsigned", "rchat.bad_type", "rchat.bad_version"] {
+    for port in [9999, 41005] {
+        let out = tshark(&path, &["-V", "-Y", &format!("tcp.port == {port}")]);
+        for (_, warning) in &room_cases {
+            assert!(out.contains(warning), "no warning {warning:?} on port {port}:\n{out}");
+        }
+    }
+    let too_long = tshark(&path, &["-Y", "rchat.type == 9 && rchat.too_long"]);
+    assert_eq!(too_long.lines().count(), 2, "the over-long ROOM MESSAGE, once a port:\n{too_long}");
+    for expected in [
+        "rchat.truncated",
+        "rchat.unsigned",
+        "rchat.bad_type",
+        "rchat.bad_version",
+        "rchat.bad_value",
+        "rchat.too_long",
+    ] {
         let hits = tshark(&path, &["-Y", expected]);
         assert!(!hits.trim().is_empty(), "no packet flagged {expected}");
     }
     let internal = tshark(&path, &["-Y", "rchat.internal"]);
     assert!(internal.trim().is_empty(), "the dissector hit an internal error:\n{internal}");
-    for port in [9999, 41000] {
+    for port in [9999, 41000, 41005] {
         let hits = tshark(&path, &["-Y", &format!("rchat && tcp.port == {port}")]);
         assert!(!hits.trim().is_empty(), "nothing dissected on port {port}");
     }
