@@ -2,9 +2,11 @@
 //! rchat's own decoder: for each direction of each TCP connection, the same number of frames,
 //! the same types and the same value in every numeric field the dissector shows (header
 //! length, sequence numbers, block count and length, signature, name, key and reason lengths,
-//! key size), with no Lua error. Checked on the shipped encrypted captures, on a session
-//! recorded by the rchat under test, and on a capture built here whose TCP segments split
-//! frames and pack several frames together.
+//! key size, and in a room the ids, counts, flags and copy forms), the same names, reasons,
+//! fingerprints, room id and copy digests, and the same members or copies in the same order,
+//! with no Lua error. Checked on the shipped encrypted captures, on a session recorded by the
+//! rchat under test, and on captures built here whose TCP segments split frames and pack
+//! several frames together: one of a two-person chat, one of a room with real keys and frames.
 
 mod common;
 
@@ -12,10 +14,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{BIN, have_tool, scratch};
-use rchat::crypto::PeerKey;
+use rchat::crypto::{Identity, PeerKey};
+use rchat::protocol::room_secure::seal;
+use rchat::protocol::room_wire::{CopyBody, Joined, Left, Member, RoomMessage, Roster};
+use rchat::protocol::secure::{Role, Sealer, Session, hello_frame, room_hello_frame};
 use rchat::protocol::wire::{Auth, Busy, Bye, Frame, FrameType, Hello, Message, VERSION};
 
 /// One direction of a connection: (source port, destination port).
@@ -35,14 +41,48 @@ const NUMBERS: &[&str] = &[
     "rchat.block_length",
     "rchat.signature_length",
     "rchat.reason_length",
+    "rchat.your_id",
+    "rchat.your_name_length",
+    "rchat.member_count",
+    "rchat.member_id",
+    "rchat.sender_id",
+    "rchat.flags",
+    "rchat.copy_count",
+    "rchat.recipient_id",
+    "rchat.copy_form",
 ];
 
-/// One frame as both decoders describe it: its type byte, and the value of each field of
-/// [`NUMBERS`] that a frame of this type has.
+/// The dissector's text fields compared too: what it reads (names, reasons, the room id, a
+/// relayed copy's digest) and what it computes (fingerprints, the digest of a full copy).
+const TEXTS: &[&str] = &[
+    "rchat.name",
+    "rchat.fingerprint",
+    "rchat.reason",
+    "rchat.room_id",
+    "rchat.your_name",
+    "rchat.digest",
+    "rchat.computed_digest",
+];
+
+/// The subtrees that repeat within a frame: the members of a ROSTER (or the one of a JOINED)
+/// and the copies of a ROOM MESSAGE. In tshark's JSON each is an object of its fields (an
+/// array of them, in order, when there are several).
+const PARTS: &[&str] = &["rchat.member", "rchat.copy"];
+
+/// Values of the fields of [`NUMBERS`] and [`TEXTS`] found at one level of a frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Fields {
+    numbers: BTreeMap<&'static str, u64>,
+    texts: BTreeMap<&'static str, String>,
+}
+
+/// One frame as both decoders describe it: its type byte, its own fields, and those of each
+/// of its members or copies ([`PARTS`]), in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Decoded {
     kind: u8,
-    numbers: BTreeMap<&'static str, u64>,
+    fields: Fields,
+    parts: Vec<Fields>,
 }
 
 const ENCRYPTED_CAPTURES: &[&str] =
@@ -98,6 +138,27 @@ fn dissected(capture: &Path) -> BTreeMap<Direction, Vec<Decoded>> {
     let text = |v: &serde_json::Value, name: &str| -> String {
         v[name].as_str().unwrap_or_else(|| panic!("no single {name} in {v}")).to_string()
     };
+    let fields = |v: &serde_json::Value| -> Fields {
+        let mut out = Fields::default();
+        for &name in NUMBERS {
+            if v.get(name).is_some() {
+                let value = text(v, name);
+                // Flags are shown in hexadecimal ("0x01").
+                let number = match value.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => value.parse(),
+                };
+                let number = number.unwrap_or_else(|e| panic!("{name} {value:?}: {e}"));
+                out.numbers.insert(name, number);
+            }
+        }
+        for &name in TEXTS {
+            if v.get(name).is_some() {
+                out.texts.insert(name, text(v, name));
+            }
+        }
+        out
+    };
     let mut map: BTreeMap<Direction, Vec<Decoded>> = BTreeMap::new();
     for packet in packets.as_array().expect("a JSON array of packets") {
         let layers = &packet["_source"]["layers"];
@@ -109,69 +170,144 @@ fn dissected(capture: &Path) -> BTreeMap<Direction, Vec<Decoded>> {
             item => vec![item.clone()],
         };
         for item in items {
-            let mut numbers = BTreeMap::new();
-            for &name in NUMBERS {
-                if item.get(name).is_some() {
-                    let value = text(&item, name);
-                    numbers.insert(
-                        name,
-                        value.parse().unwrap_or_else(|e| panic!("{name} {value:?}: {e}")),
-                    );
+            let mut parts = vec![];
+            for &name in PARTS {
+                match item.get(name) {
+                    Some(serde_json::Value::Array(trees)) => parts.extend(trees.iter().map(fields)),
+                    Some(tree) => parts.push(fields(tree)),
+                    None => {}
                 }
             }
             let kind = text(&item, "rchat.type").parse().unwrap();
-            map.entry(dir).or_default().push(Decoded { kind, numbers });
+            map.entry(dir).or_default().push(Decoded { kind, fields: fields(&item), parts });
         }
     }
     map
 }
 
+/// Bytes as tshark's JSON shows a bytes field: lower-case hex, colon-separated.
+fn hex_colons(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+impl Fields {
+    fn number(&mut self, name: &'static str, value: impl TryInto<u64>) -> &mut Self {
+        let value = value.try_into().unwrap_or_else(|_| panic!("{name} does not fit in u64"));
+        self.numbers.insert(name, value);
+        self
+    }
+
+    fn text(&mut self, name: &'static str, value: impl Into<String>) -> &mut Self {
+        self.texts.insert(name, value.into());
+        self
+    }
+
+    /// A name the dissector shows only when it is not empty.
+    fn name(&mut self, name: &'static str, value: &str) -> &mut Self {
+        if !value.is_empty() {
+            self.text(name, value);
+        }
+        self
+    }
+
+    /// Name length, name, key length, and the key's size and fingerprint, as in a HELLO.
+    fn person(&mut self, name: &str, spki: &[u8]) -> &mut Self {
+        let key = PeerKey::from_spki(spki).expect("an RSA key");
+        self.number("rchat.name_length", name.len())
+            .name("rchat.name", name)
+            .number("rchat.key_length", spki.len())
+            .number("rchat.key_bits", key.bits())
+            .text("rchat.fingerprint", key.fingerprint.to_string())
+    }
+}
+
+fn member(m: &Member) -> Fields {
+    let mut out = Fields::default();
+    out.number("rchat.member_id", m.id).person(&m.name, &m.spki);
+    out
+}
+
 /// What rchat's decoder says of one frame, in the dissector's terms.
 fn describe(frame: &Frame) -> Decoded {
-    let n = |v: usize| v as u64;
-    let mut numbers = BTreeMap::from([
-        ("rchat.version", u64::from(VERSION)),
-        ("rchat.length", n(frame.body.len())),
-    ]);
+    let mut out = Fields::default();
+    out.number("rchat.version", VERSION).number("rchat.length", frame.body.len());
+    let mut parts = vec![];
     match frame.kind {
         FrameType::Hello => {
             let hello = Hello::decode(&frame.body).expect("HELLO body");
-            let key = PeerKey::from_spki(&hello.spki).expect("an RSA key in the HELLO");
-            numbers.extend([
-                ("rchat.mode", u64::from(hello.mode)),
-                ("rchat.name_length", n(hello.name.len())),
-                ("rchat.key_length", n(hello.spki.len())),
-                ("rchat.key_bits", n(key.bits())),
-            ]);
+            out.number("rchat.mode", hello.mode).person(&hello.name, &hello.spki);
         }
         FrameType::Auth => {
             let auth = Auth::decode(&frame.body).expect("AUTH body");
-            numbers.insert("rchat.signature_length", n(auth.signature.len()));
+            out.number("rchat.signature_length", auth.signature.len());
         }
         FrameType::Message => {
             let msg = Message::decode(&frame.body).expect("MESSAGE body");
-            numbers.extend([
-                ("rchat.seq", msg.seq),
-                ("rchat.block_count", n(msg.block_count())),
-                ("rchat.block_length", u64::from(msg.block_len)),
-                ("rchat.signature_length", n(msg.signature.len())),
-            ]);
+            out.number("rchat.seq", msg.seq)
+                .number("rchat.block_count", msg.block_count())
+                .number("rchat.block_length", msg.block_len)
+                .number("rchat.signature_length", msg.signature.len());
         }
         FrameType::Bye => {
             let bye = Bye::decode(&frame.body).expect("BYE body");
-            numbers.extend([
-                ("rchat.seq", bye.seq),
-                ("rchat.signature_length", n(bye.signature.len())),
-            ]);
+            out.number("rchat.seq", bye.seq).number("rchat.signature_length", bye.signature.len());
         }
         FrameType::Busy => {
             let busy = Busy::decode(&frame.body).expect("BUSY body");
-            numbers.insert("rchat.reason_length", n(busy.reason.len()));
+            out.number("rchat.reason_length", busy.reason.len()).name("rchat.reason", &busy.reason);
         }
-        // The room's frames: not in any capture compared here yet.
-        FrameType::Roster | FrameType::Joined | FrameType::Left | FrameType::Room => {}
+        FrameType::Roster => {
+            let roster = Roster::decode(&frame.body).expect("ROSTER body");
+            out.number("rchat.seq", roster.seq)
+                .text("rchat.room_id", hex_colons(&roster.room_id))
+                .number("rchat.your_id", roster.you)
+                .number("rchat.your_name_length", roster.your_name.len())
+                .name("rchat.your_name", &roster.your_name)
+                .number("rchat.member_count", roster.members.len())
+                .number("rchat.signature_length", roster.signature.len());
+            parts.extend(roster.members.iter().map(member));
+        }
+        FrameType::Joined => {
+            let joined = Joined::decode(&frame.body).expect("JOINED body");
+            out.number("rchat.seq", joined.seq)
+                .number("rchat.signature_length", joined.signature.len());
+            parts.push(member(&joined.member));
+        }
+        FrameType::Left => {
+            let left = Left::decode(&frame.body).expect("LEFT body");
+            out.number("rchat.seq", left.seq)
+                .number("rchat.member_id", left.id)
+                .number("rchat.reason_length", left.reason.len())
+                .name("rchat.reason", &left.reason)
+                .number("rchat.signature_length", left.signature.len());
+        }
+        FrameType::Room => {
+            let msg = RoomMessage::decode(&frame.body).expect("ROOM MESSAGE body");
+            out.number("rchat.sender_id", msg.sender)
+                .number("rchat.seq", msg.seq)
+                .number("rchat.flags", msg.flags())
+                .number("rchat.copy_count", msg.copies.len())
+                .number("rchat.signature_length", msg.signature.len());
+            for copy in &msg.copies {
+                let mut part = Fields::default();
+                part.number("rchat.recipient_id", copy.recipient);
+                match &copy.body {
+                    CopyBody::Cipher { block_len, blocks } => {
+                        part.number("rchat.copy_form", 0u8)
+                            .number("rchat.block_count", blocks.len() / usize::from(*block_len))
+                            .number("rchat.block_length", *block_len)
+                            .text("rchat.computed_digest", hex::encode(copy.digest()));
+                    }
+                    CopyBody::Digest(digest) => {
+                        part.number("rchat.copy_form", 1u8)
+                            .text("rchat.digest", hex_colons(digest));
+                    }
+                }
+                parts.push(part);
+            }
+        }
     }
-    Decoded { kind: frame.kind as u8, numbers }
+    Decoded { kind: frame.kind as u8, fields: out, parts }
 }
 
 /// rchat's own decoder over one direction's bytes: every whole frame, in order.
@@ -224,6 +360,19 @@ fn decoded(streams: &BTreeMap<Direction, Vec<u8>>) -> BTreeMap<Direction, Vec<De
         .collect()
 }
 
+/// Assert that the dissector finds, in every direction of every connection of `capture`,
+/// the frames rchat's decoder finds in the bytes `rchat analyze --extract` reassembles.
+/// Returns those frames. Works on any capture, `rchat host --room --record` ones included.
+fn assert_dissector_agrees(capture: &Path) -> BTreeMap<Direction, Vec<Decoded>> {
+    let name = capture.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = scratch(&format!("dissector-{name}"));
+    let ours = decoded(&extracted(capture, dir.path()));
+    compare(capture, &ours);
+    ours
+}
+
+/// Assert that the dissector finds in `capture` exactly the frames of `ours`, field by field,
+/// without a warning.
 fn compare(capture: &Path, ours: &BTreeMap<Direction, Vec<Decoded>>) {
     let theirs = dissected(capture);
     assert!(!ours.is_empty(), "no rchat frames in {}", capture.display());
@@ -260,7 +409,8 @@ fn compare(capture: &Path, ours: &BTreeMap<Direction, Vec<Decoded>>) {
         capture,
         &[
             "-Y",
-            "rchat.truncated || rchat.trailing || rchat.not_rchat || rchat.internal || _ws.malformed",
+            "rchat.truncated || rchat.trailing || rchat.not_rchat || rchat.internal \
+             || rchat.bad_value || rchat.unsigned || rchat.too_long || _ws.malformed",
         ],
     );
     assert!(bad.trim().is_empty(), "expert warnings on {}:\n{bad}", capture.display());
@@ -272,10 +422,7 @@ fn dissector_agrees_with_rchat_on_the_shipped_captures() {
         return;
     }
     for name in ENCRYPTED_CAPTURES {
-        let capture = root().join("captures").join(name);
-        let dir = scratch(&format!("dissector-{name}"));
-        let ours = decoded(&extracted(&capture, dir.path()));
-        compare(&capture, &ours);
+        assert_dissector_agrees(&root().join("captures").join(name));
     }
 }
 
@@ -474,13 +621,214 @@ fn dissector_reassembles_split_frames_and_splits_packed_ones() {
     assert!(infos.lines().any(|l| l.contains(',')), "no packet with several frames:\n{infos}");
 }
 
+/// One member's connection to a room's host after the handshake: the bytes each side has
+/// sent so far, and each side's signing half.
+struct Link {
+    member_out: Vec<u8>,
+    host_out: Vec<u8>,
+    host: Sealer,
+    member: Sealer,
+}
+
+impl Link {
+    /// Both HELLOs (the host's in the room's mode 02) and both AUTHs, with real signatures.
+    fn new(host: &Arc<Identity>, member: &Arc<Identity>, name: &str) -> Link {
+        let host_hello = room_hello_frame(host, "teacher").to_bytes();
+        let member_hello = hello_frame(member, name).to_bytes();
+        let session = |me: &Arc<Identity>, peer: &Arc<Identity>, peer_name: &str, role| {
+            let (h, j) = (&host_hello, &member_hello);
+            Session::new(me.clone(), peer.public().clone(), peer_name.into(), role, h, j)
+        };
+        let host_side = session(host, member, name, Role::Host);
+        let member_side = session(member, host, "teacher", Role::Joiner);
+        let mut host_out = host_hello.clone();
+        host_out.extend(host_side.auth().unwrap().to_frame().to_bytes());
+        let mut member_out = member_hello.clone();
+        member_out.extend(member_side.auth().unwrap().to_frame().to_bytes());
+        Link { member_out, host_out, host: host_side.split().0, member: member_side.split().0 }
+    }
+
+    fn roster(&mut self, room_id: [u8; 32], you: u16, name: &str, members: &[Member]) {
+        let mut roster = Roster {
+            seq: 0,
+            room_id,
+            you,
+            your_name: name.into(),
+            members: members.to_vec(),
+            signature: vec![],
+        };
+        (roster.seq, roster.signature) =
+            self.host.notice(FrameType::Roster, &roster.fields()).unwrap();
+        self.host_out.extend(roster.to_frame().to_bytes());
+    }
+
+    fn joined(&mut self, member: &Member) {
+        let mut joined = Joined { seq: 0, member: member.clone(), signature: vec![] };
+        (joined.seq, joined.signature) =
+            self.host.notice(FrameType::Joined, &joined.fields()).unwrap();
+        self.host_out.extend(joined.to_frame().to_bytes());
+    }
+
+    fn left(&mut self, id: u16, reason: &str) {
+        let mut left = Left { seq: 0, id, reason: reason.into(), signature: vec![] };
+        (left.seq, left.signature) = self.host.notice(FrameType::Left, &left.fields()).unwrap();
+        self.host_out.extend(left.to_frame().to_bytes());
+    }
+
+    /// What the relay sends this member (`id`) of a message: its copy in full, others as
+    /// digests.
+    fn relay(&mut self, msg: &RoomMessage, id: u16) {
+        self.host_out.extend(msg.for_recipient(id).to_frame().to_bytes());
+    }
+
+    /// A message the member sends the relay: every copy in full.
+    fn send(&mut self, msg: &RoomMessage) {
+        self.member_out.extend(msg.to_frame().to_bytes());
+    }
+
+    fn byes(&mut self) {
+        self.member_out.extend(self.member.bye().unwrap().to_frame().to_bytes());
+        self.host_out.extend(self.host.bye().unwrap().to_frame().to_bytes());
+    }
+}
+
+/// A room, frame by frame as rchat's library builds them, with real keys and signatures:
+/// the host "teacher" (id 0), alice (1), bob (2, the only 2048-bit key) and carol (3, who
+/// has no connection here and leaves). Returns the bytes of alice's and bob's connections to
+/// the host, (member, host) each.
+fn room_streams() -> [(Vec<u8>, Vec<u8>); 2] {
+    let keys: Vec<Arc<Identity>> = [1024, 1024, 2048, 1024]
+        .into_iter()
+        .map(|bits| Arc::new(Identity::generate(bits).unwrap()))
+        .collect();
+    let names = ["teacher", "alice", "bob", "carol"];
+    let members: Vec<Member> = (0..4u16)
+        .map(|id| Member {
+            id,
+            name: names[usize::from(id)].into(),
+            spki: keys[usize::from(id)].public().spki_der.clone(),
+        })
+        .collect();
+    let room_id: [u8; 32] = std::array::from_fn(|i| (i * 37 + 11) as u8);
+    let to = |ids: &[u16]| -> Vec<(u16, &PeerKey)> {
+        ids.iter().map(|&id| (id, keys[usize::from(id)].public())).collect()
+    };
+    let sealed = |from: u16, seq: u64, private: bool, ids: &[u16], text: &str| {
+        seal(&keys[usize::from(from)], &room_id, from, seq, private, &to(ids), text).unwrap()
+    };
+
+    let mut alice = Link::new(&keys[0], &keys[1], "alice");
+    alice.roster(room_id, 1, "alice", &members[..2]);
+    let mut bob = Link::new(&keys[0], &keys[2], "bob");
+    bob.roster(room_id, 2, "bob", &members[..3]);
+    alice.joined(&members[2]);
+    alice.joined(&members[3]);
+    bob.joined(&members[3]);
+
+    // alice to everyone, then privately to bob.
+    let hello = sealed(1, 0, false, &[0, 2, 3], "hello room");
+    alice.send(&hello);
+    bob.relay(&hello, 2);
+    let private = sealed(1, 1, true, &[2], "psst, bob");
+    alice.send(&private);
+    bob.relay(&private, 2);
+    // bob's longest text: 67 blocks a copy for the 1024-bit keys, frames of many segments.
+    let long = sealed(2, 0, false, &[0, 1, 3], &"0123456789abcdef".repeat(256));
+    bob.send(&long);
+    alice.relay(&long, 1);
+    // The host's own message, to each member with the others' copies as digests.
+    let welcome = sealed(0, 0, false, &[1, 2, 3], "welcome, all three");
+    alice.relay(&welcome, 1);
+    bob.relay(&welcome, 2);
+
+    for link in [&mut alice, &mut bob] {
+        link.left(3, "stopped reading");
+    }
+    alice.byes();
+    bob.left(1, "left");
+    bob.byes();
+    [(alice.member_out, alice.host_out), (bob.member_out, bob.host_out)]
+}
+
+#[test]
+fn dissector_agrees_with_rchat_on_a_room() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let [(alice, alice_host), (bob, bob_host)] = room_streams();
+    let dir = scratch("dissector-room");
+    let path = dir.path().join("room.pcap");
+    // alice on rchat's port, cut small and large; bob on another port (found by the
+    // heuristic), in segments that pack several frames or cut the long message in pieces.
+    write_resegmented(
+        &path,
+        &[
+            Conn {
+                client_port: 40011,
+                server_port: 9999,
+                client: &alice,
+                server: &alice_host,
+                sizes: &[3, 7, 1, 600, 1500, 2, 9000],
+            },
+            Conn {
+                client_port: 40012,
+                server_port: 41002,
+                client: &bob,
+                server: &bob_host,
+                sizes: &[4000, 5, 900, 64, 12000],
+            },
+        ],
+    );
+    let mut ours = BTreeMap::new();
+    for (cport, sport, client, server) in
+        [(40011u16, 9999u16, &alice, &alice_host), (40012, 41002, &bob, &bob_host)]
+    {
+        ours.insert((cport, sport), decode(client));
+        ours.insert((sport, cport), decode(server));
+    }
+    let kinds: Vec<u8> = ours.values().flatten().map(|d| d.kind).collect();
+    for kind in [FrameType::Roster, FrameType::Joined, FrameType::Left, FrameType::Room] {
+        assert!(kinds.contains(&(kind as u8)), "no {kind} in the room capture");
+    }
+    compare(&path, &ours);
+    // The capture as rchat analyze reassembles it gives the same frames.
+    assert_eq!(assert_dissector_agrees(&path), ours);
+
+    let infos = tshark(&path, &["-Y", "rchat", "-T", "fields", "-e", "_ws.col.Info"]);
+    for expected in [
+        "HELLO (room host) name=teacher SHA256:",
+        "ROSTER: 2 members for alice (id 1)",
+        "ROSTER: 3 members for bob (id 2)",
+        "JOINED bob (id 2)",
+        "JOINED carol (id 3)",
+        "ROOM MESSAGE from 1 seq 0 to 3 recipients",
+        "ROOM MESSAGE from 1 seq 0 to 3 recipients (ciphertext for 2 only)",
+        "ROOM MESSAGE from 1 seq 1 to 1 recipient (private)",
+        "ROOM MESSAGE from 2 seq 0 to 3 recipients (ciphertext for 1 only)",
+        "ROOM MESSAGE from 0 seq 0 to 3 recipients (ciphertext for 1 only)",
+        "LEFT 3: stopped reading",
+        "LEFT 1: left",
+    ] {
+        assert!(infos.contains(expected), "no Info column with {expected:?}:\n{infos}");
+    }
+    let private =
+        tshark(&path, &["-Y", "rchat.flags.private == 1", "-T", "fields", "-e", "frame.number"]);
+    assert_eq!(private.lines().count(), 2, "the private message, sent and relayed:\n{private}");
+    // Several frames in one packet, and the long message over many segments.
+    let types = tshark(&path, &["-Y", "rchat", "-T", "fields", "-e", "rchat.type"]);
+    assert!(types.lines().any(|l| l.contains(',')), "no packet with several frames:\n{types}");
+    let pieces = tshark(&path, &["-Y", "rchat.type == 9 && tcp.reassembled.length > 20000"]);
+    assert!(!pieces.trim().is_empty(), "the long message was not reassembled from segments");
+}
+
 #[test]
 fn dissector_survives_malformed_frames() {
     if !have_tool("tshark") {
         return;
     }
     // Valid headers with bodies whose inner lengths lie, an unknown type, a wrong version,
-    // a length far over the maximum, and trailing garbage after a frame.
+    // a length far over the maximum, and trailing garbage after a frame; then the room's
+    // frames, each malformed in one way.
     let frame = |kind: u8, version: u8, body: &[u8]| {
         let mut f = b"RCHT".to_vec();
         f.push(version);
@@ -497,11 +845,70 @@ fn dissector_survives_malformed_frames() {
     client.extend(frame(3, 1, &[0; 4])); // MESSAGE shorter than its sequence number
     client.extend(frame(4, 1, &[0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 9, 9, 9])); // trailing bytes
     client.extend(frame(5, 1, &[0, 3, 0xff, 0xfe, 0xfd])); // BUSY reason not UTF-8
-    client.extend(frame(9, 1, &[1, 2, 3])); // unknown type
+    client.extend(frame(10, 1, &[1, 2, 3])); // unknown type
     client.extend(frame(1, 7, &[1, 2, 3])); // unknown version
     client.extend(b"garbage that is not a frame");
     let mut server = frame(3, 1, &[]);
     server.extend(b"RCHT\x01\x03\xff\xff\xff\xff and no body");
+
+    // ROOM MESSAGEs from sender 1, seq 7, with `count` copies and a two-byte signature.
+    let signature = [0u8, 2, 0xaa, 0xbb];
+    let room = |flags: u8, count: u16, copies: &[u8]| {
+        let mut body = vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 7, flags];
+        body.extend(count.to_be_bytes());
+        body.extend(copies);
+        body.extend(signature);
+        frame(9, 1, &body)
+    };
+    let digest = |id: u16| [&id.to_be_bytes()[..], &[1], &[0xd1; 32]].concat();
+    let cipher = |id: u16, count: u16, len: u16, bytes: usize| {
+        let fields = [count.to_be_bytes(), len.to_be_bytes()].concat();
+        [&id.to_be_bytes()[..], &[0], &fields, &vec![0xc1; bytes]].concat()
+    };
+    // ROSTER with `count` members (`members` their bytes), unsigned.
+    let roster = |count: u16, members: &[u8]| {
+        let head = [&[0u8; 8][..], &[0x5a; 32], &[0, 4, 1, b'x'], &count.to_be_bytes()].concat();
+        frame(6, 1, &[&head[..], members].concat())
+    };
+    // Each malformed room frame and (part of) the warning the dissector must give it.
+    let room_cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            frame(
+                9,
+                1,
+                &[&[0u8, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1][..], &cipher(0, 1, 128, 10)].concat(),
+            ),
+            "ciphertext blocks: 128 bytes needed, 10 left",
+        ),
+        (room(0, 2, &[&[0u8, 0, 7][..], &[0xee; 40]].concat()), "copy form 7 is neither"),
+        (
+            room(0, 101, &(0..101).flat_map(digest).collect::<Vec<_>>()),
+            "copy count 101 is not within 1 to 100",
+        ),
+        (room(0, 0, &[]), "copy count 0 is not within 1 to 100"),
+        (room(0, 2, &[digest(2), digest(1)].concat()), "recipient 1 after recipient 2"),
+        (room(1, 2, &[digest(1), digest(2)].concat()), "a private message has one copy, not 2"),
+        (room(0x80, 1, &digest(1)), "unknown flags 0x80"),
+        (room(0, 1, &cipher(1, 68, 128, 68 * 128)), "block count 68 is not within 1 to 67"),
+        (room(0, 1, &cipher(1, 67, 256, 67 * 256)), "67 blocks of 256 bytes is over 8576 bytes"),
+        (room(0, 1, &cipher(1, 1, 0, 0)), "block length 0 is not within 1 to 512"),
+        (roster(101, &[]), "member count 101 is over 100"),
+        (roster(1, &[0, 4, 200, b'x']), "member name: 200 bytes needed, 1 left"),
+        (
+            frame(7, 1, &[&[0u8; 8][..], &[0, 4, 3], b"bob", &[1, 0], &[0x30; 20]].concat()),
+            "public key: 256 bytes needed, 20 left",
+        ),
+        (
+            frame(8, 1, &[&[0u8; 8][..], &[0, 3, 40], b"stopped"].concat()),
+            "reason: 40 bytes needed, 7 left",
+        ),
+    ];
+    let room_client: Vec<u8> = room_cases.iter().flat_map(|(bytes, _)| bytes.clone()).collect();
+    // A ROOM MESSAGE one byte over its limit: shown, not waited for.
+    let mut room_server = frame(9, 1, &[]);
+    room_server.truncate(6);
+    room_server.extend(858_828u32.to_be_bytes());
+    room_server.extend(b" and no body");
 
     let dir = scratch("dissector-malformed");
     let path = dir.path().join("malformed.pcap");
@@ -522,18 +929,47 @@ fn dissector_survives_malformed_frames() {
                 server: &server,
                 sizes: &[64],
             },
+            Conn {
+                client_port: 40005,
+                server_port: 9999,
+                client: &room_client,
+                server: &room_server,
+                sizes: &[5, 1000],
+            },
+            Conn {
+                client_port: 40006,
+                server_port: 41005,
+                client: &room_client,
+                server: &room_server,
+                sizes: &[64],
+            },
         ],
     );
     // tshark() itself fails the test on any Lua error.
     let out = tshark(&path, &["-V"]);
     assert!(out.contains("rchat"), "nothing dissected:\n{out}");
-    for expected in ["rchat.truncated", "rchat.unsigned", "rchat.bad_type", "rchat.bad_version"] {
+    for port in [9999, 41005] {
+        let out = tshark(&path, &["-V", "-Y", &format!("tcp.port == {port}")]);
+        for (_, warning) in &room_cases {
+            assert!(out.contains(warning), "no warning {warning:?} on port {port}:\n{out}");
+        }
+    }
+    let too_long = tshark(&path, &["-Y", "rchat.type == 9 && rchat.too_long"]);
+    assert_eq!(too_long.lines().count(), 2, "the over-long ROOM MESSAGE, once a port:\n{too_long}");
+    for expected in [
+        "rchat.truncated",
+        "rchat.unsigned",
+        "rchat.bad_type",
+        "rchat.bad_version",
+        "rchat.bad_value",
+        "rchat.too_long",
+    ] {
         let hits = tshark(&path, &["-Y", expected]);
         assert!(!hits.trim().is_empty(), "no packet flagged {expected}");
     }
     let internal = tshark(&path, &["-Y", "rchat.internal"]);
     assert!(internal.trim().is_empty(), "the dissector hit an internal error:\n{internal}");
-    for port in [9999, 41000] {
+    for port in [9999, 41000, 41005] {
         let hits = tshark(&path, &["-Y", &format!("rchat && tcp.port == {port}")]);
         assert!(!hits.trim().is_empty(), "nothing dissected on port {port}");
     }

@@ -1,9 +1,10 @@
 -- rchat.lua: a Wireshark dissector for the encrypted mode of rchat (wire protocol version 1).
 --
 -- Written from docs/PROTOCOL.md. Every frame is a 10-byte header ("RCHT", version 1, type,
--- body length) and a body. This dissector shows each field, computes the fingerprint of the
--- public key in a HELLO, reassembles frames split over TCP segments and splits segments that
--- hold several frames. It is registered on TCP port 9999 and, as a heuristic, on any other
+-- body length) and a body. This dissector shows each field, computes the fingerprint of
+-- every public key (in a HELLO, and for each member of a room in ROSTER and JOINED) and the
+-- digest of every ciphertext copy of a ROOM MESSAGE, reassembles frames split over TCP
+-- segments and splits segments that hold several frames. It is registered on TCP port 9999 and, as a heuristic, on any other
 -- TCP port whose data starts with a valid rchat header.
 --
 -- Plaintext mode has no framing (just lines of text) and is left to Wireshark's "Data" or
@@ -19,16 +20,36 @@ local MAGIC = "RCHT"
 local VERSION = 1
 local DEFAULT_PORT = 9999
 
-local TYPE_NAMES = { [1] = "HELLO", [2] = "AUTH", [3] = "MESSAGE", [4] = "BYE", [5] = "BUSY" }
-local MAX_BODY = { [1] = 1092, [2] = 514, [3] = 135950, [4] = 522, [5] = 258 }
-local LARGEST_BODY = 135950
+local TYPE_NAMES = {
+    [1] = "HELLO", [2] = "AUTH", [3] = "MESSAGE", [4] = "BYE", [5] = "BUSY",
+    [6] = "ROSTER", [7] = "JOINED", [8] = "LEFT", [9] = "ROOM MESSAGE",
+}
+local MAX_BODY = {
+    [1] = 1092, [2] = 514, [3] = 135950, [4] = 522, [5] = 258,
+    [6] = 109923, [7] = 1615, [8] = 780, [9] = 858827,
+}
+local LARGEST_BODY = 858827
 local MAX_NAME = 64
 local MAX_KEY = 1024
 local MAX_SIGNATURE = 512
 local MAX_BLOCKS = 1058
+local MAX_BLOCK_LEN = 512
 local MAX_REASON = 256
 
-local MODE_NAMES = { [1] = "RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures" }
+-- The room (docs/PROTOCOL.md, "The room").
+local MODE_ROOM = 2
+local MAX_PEOPLE = 100           -- members of a ROSTER, copies of a ROOM MESSAGE
+local MAX_ROOM_BLOCKS = 67       -- blocks of one copy
+local MAX_ROOM_CIPHERTEXT = 8576 -- bytes of blocks of one copy
+local FLAG_PRIVATE = 1
+local FORM_CIPHERTEXT = 0
+local FORM_DIGEST = 1
+
+local MODE_NAMES = {
+    [1] = "RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures",
+    [2] = "room host, RSA-OAEP-SHA256 messages, RSA-PSS-SHA256 signatures",
+}
+local FORM_NAMES = { [FORM_CIPHERTEXT] = "ciphertext", [FORM_DIGEST] = "digest" }
 
 ---------------------------------------------------------------------------------------------
 -- Fields
@@ -59,11 +80,36 @@ local f = {
 
     reason_length = ProtoField.uint16("rchat.reason_length", "Reason length", base.DEC),
     reason = ProtoField.string("rchat.reason", "Reason", base.UNICODE),
+
+    -- ROSTER, JOINED, LEFT
+    room_id = ProtoField.bytes("rchat.room_id", "Room id"),
+    your_id = ProtoField.uint16("rchat.your_id", "Your id", base.DEC),
+    your_name_length = ProtoField.uint8("rchat.your_name_length", "Your name length", base.DEC),
+    your_name = ProtoField.string("rchat.your_name", "Your name in the room", base.UNICODE),
+    member_count = ProtoField.uint16("rchat.member_count", "Member count", base.DEC),
+    member = ProtoField.none("rchat.member", "Member"),
+    member_id = ProtoField.uint16("rchat.member_id", "Member id", base.DEC),
+
+    -- ROOM MESSAGE
+    sender_id = ProtoField.uint16("rchat.sender_id", "Sender id", base.DEC),
+    flags = ProtoField.uint8("rchat.flags", "Flags", base.HEX),
+    private = ProtoField.bool("rchat.flags.private", "Private (/msg to one person)", 8, nil,
+        FLAG_PRIVATE),
+    copy_count = ProtoField.uint16("rchat.copy_count", "Copy count", base.DEC),
+    copy = ProtoField.none("rchat.copy", "Copy"),
+    recipient_id = ProtoField.uint16("rchat.recipient_id", "Recipient id", base.DEC),
+    copy_form = ProtoField.uint8("rchat.copy_form", "Form", base.DEC, FORM_NAMES),
+    digest = ProtoField.bytes("rchat.digest", "Digest (SHA-256 of the copy's ciphertext fields)"),
+    computed_digest = ProtoField.string("rchat.computed_digest",
+        "SHA-256 of the ciphertext fields (what the signature covers)"),
 }
 rchat.fields = {
     f.magic, f.version, f.type, f.length, f.mode, f.name_length, f.name, f.key_length, f.key,
     f.fingerprint, f.key_bits, f.seq, f.block_count, f.block_length, f.blocks, f.block, f.sig_length,
     f.signature, f.reason_length, f.reason,
+    f.room_id, f.your_id, f.your_name_length, f.your_name, f.member_count, f.member, f.member_id,
+    f.sender_id, f.flags, f.private, f.copy_count, f.copy, f.recipient_id, f.copy_form, f.digest,
+    f.computed_digest,
 }
 
 local ex = {
@@ -276,6 +322,25 @@ local function cursor(tvb, start, stop, tree)
         c.pos = c.pos + n
         return r
     end
+    -- Stop reading: what follows cannot be delimited (the reason is already in the tree).
+    function c.stop()
+        c.ok = false
+    end
+    -- A subtree item for a part of the body (a member, a copy) that starts here: it covers
+    -- the rest of the body until c.close gives it its length. With no byte left, the part's
+    -- fields go to `parent` (the first take then reports the truncation).
+    function c.open(parent, field)
+        if not c.ok or c.pos >= stop then return parent, nil end
+        return parent:add(field, tvb(c.pos, stop - c.pos)), c.pos
+    end
+    function c.close(item, from)
+        if from and c.pos > from then item:set_len(c.pos - from) end
+    end
+    -- The bytes from position `from` to here, or nil if there are none.
+    function c.since(from)
+        if c.pos <= from then return nil end
+        return tvb(from, c.pos - from)
+    end
     function c.finish()
         if c.ok and c.pos < stop then
             tree:add_proto_expert_info(ex.trailing,
@@ -291,13 +356,22 @@ local function printable(text)
     return (text:gsub('[%c"\\]', function(ch) return string.format("\\x%02x", ch:byte()) end))
 end
 
+local function hex(bytes)
+    return (bytes:gsub(".", function(ch) return string.format("%02x", ch:byte()) end))
+end
+
 local function check_max(item, value, max, what)
     if value > max then
         item:add_proto_expert_info(ex.bad_value, string.format("%s %d is over %d", what, value, max))
     end
 end
 
--- Signature length and signature, shared by AUTH, MESSAGE and BYE.
+-- "1 member", "3 members".
+local function plural(n, word)
+    return string.format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
+-- Signature length and signature, shared by every signed frame.
 local function dissect_signature(c, tree)
     local r = c.take(2, "signature length")
     if not r then return end
@@ -312,36 +386,40 @@ local function dissect_signature(c, tree)
     if s then tree:add(f.signature, s) end
 end
 
-local function dissect_hello(c, tree, summary)
-    local r = c.take(1, "mode")
-    if not r then return end
-    local item = tree:add(f.mode, r)
-    if MODE_NAMES[r:uint()] == nil then
-        item:add_proto_expert_info(ex.bad_value, "unknown mode")
-    end
-    r = c.take(1, "name length")
-    if not r then return end
+local function dissect_seq(c, tree)
+    local r = c.take(8, "sequence number")
+    if not r then return nil end
+    tree:add(f.seq, r)
+    return r:uint64()
+end
+
+-- A name: length (1 byte) and UTF-8 text. Returns the name ("" when empty), or nil.
+local function dissect_name(c, tree, len_field, name_field, what)
+    local r = c.take(1, what .. " length")
+    if not r then return nil end
     local n = r:uint()
-    item = tree:add(f.name_length, r)
-    check_max(item, n, MAX_NAME, "name length")
-    r = c.take(n, "name")
-    if not r then return end
-    local name = ""
-    if n > 0 then
-        tree:add_packet_field(f.name, r, ENC_UTF_8)
-        name = r:string(ENC_UTF_8)
-    end
-    summary[#summary + 1] = "name=" .. printable(name)
-    r = c.take(2, "key length")
-    if not r then return end
+    local item = tree:add(len_field, r)
+    check_max(item, n, MAX_NAME, what .. " length")
+    r = c.take(n, what)
+    if not r then return nil end
+    if n == 0 then return "" end
+    tree:add_packet_field(name_field, r, ENC_UTF_8)
+    return r:string(ENC_UTF_8)
+end
+
+-- A public key: length (2 bytes) and SubjectPublicKeyInfo DER, with its size and fingerprint
+-- computed. Returns the fingerprint, false for an empty key, nil when truncated.
+local function dissect_key(c, tree)
+    local r = c.take(2, "key length")
+    if not r then return nil end
     local k = r:uint()
-    item = tree:add(f.key_length, r)
+    local item = tree:add(f.key_length, r)
     check_max(item, k, MAX_KEY, "key length")
     local key = c.take(k, "public key")
-    if not key then return end
+    if not key then return nil end
     if k == 0 then
         item:add_proto_expert_info(ex.bad_value, "empty public key")
-        return
+        return false
     end
     local key_item = tree:add(f.key, key)
     local spki = key:raw()
@@ -352,9 +430,39 @@ local function dissect_hello(c, tree, summary)
         key_item:add_proto_expert_info(ex.bad_value, "not an RSA SubjectPublicKeyInfo")
     end
     local fp = fingerprint(spki)
-    local fp_item = tree:add(f.fingerprint, key, fp)
-    fp_item:set_generated()
-    summary[#summary + 1] = fp
+    tree:add(f.fingerprint, key, fp):set_generated()
+    return fp
+end
+
+-- Ciphertext blocks, `count` blocks of `blen` bytes in the range `all`, one item each.
+local function add_blocks(tree, all, count, blen)
+    if count == 0 or blen == 0 then return end
+    local sub = tree:add(f.blocks, all)
+    sub:set_text(string.format("Ciphertext blocks: %d x %d bytes", count, blen))
+    for i = 0, count - 1 do
+        local b = all(i * blen, blen)
+        sub:add(f.block, b):set_text(string.format("Block %d: %d bytes", i + 1, blen))
+    end
+end
+
+local function dissect_hello(c, tree, summary)
+    local r = c.take(1, "mode")
+    if not r then return end
+    local mode = r:uint()
+    local item = tree:add(f.mode, r)
+    if MODE_NAMES[mode] == nil then
+        item:add_proto_expert_info(ex.bad_value, "unknown mode")
+    end
+    if mode == MODE_ROOM then
+        summary[#summary + 1] = "(room host)"
+    end
+    local name = dissect_name(c, tree, f.name_length, f.name, "name")
+    if not name then return end
+    summary[#summary + 1] = "name=" .. printable(name)
+    local fp = dissect_key(c, tree)
+    if fp then
+        summary[#summary + 1] = fp
+    end
 end
 
 local function dissect_auth(c, tree)
@@ -362,11 +470,10 @@ local function dissect_auth(c, tree)
 end
 
 local function dissect_message(c, tree, summary)
-    local r = c.take(8, "sequence number")
-    if not r then return end
-    tree:add(f.seq, r)
-    summary[#summary + 1] = "seq=" .. tostring(r:uint64())
-    r = c.take(2, "block count")
+    local seq = dissect_seq(c, tree)
+    if not seq then return end
+    summary[#summary + 1] = "seq=" .. tostring(seq)
+    local r = c.take(2, "block count")
     if not r then return end
     local count = r:uint()
     local item = tree:add(f.block_count, r)
@@ -379,28 +486,20 @@ local function dissect_message(c, tree, summary)
     if not r then return end
     local blen = r:uint()
     item = tree:add(f.block_length, r)
-    check_max(item, blen, 512, "block length")
+    check_max(item, blen, MAX_BLOCK_LEN, "block length")
     if blen == 0 then
         item:add_proto_expert_info(ex.bad_value, "empty blocks")
     end
     local all = c.take(count * blen, "ciphertext blocks")
     if not all then return end
-    if count > 0 and blen > 0 then
-        local sub = tree:add(f.blocks, all)
-        sub:set_text(string.format("Ciphertext blocks: %d x %d bytes", count, blen))
-        for i = 0, count - 1 do
-            local b = all(i * blen, blen)
-            sub:add(f.block, b):set_text(string.format("Block %d: %d bytes", i + 1, blen))
-        end
-    end
+    add_blocks(tree, all, count, blen)
     dissect_signature(c, tree)
 end
 
 local function dissect_bye(c, tree, summary)
-    local r = c.take(8, "sequence number")
-    if not r then return end
-    tree:add(f.seq, r)
-    summary[#summary + 1] = "seq=" .. tostring(r:uint64())
+    local seq = dissect_seq(c, tree)
+    if not seq then return end
+    summary[#summary + 1] = "seq=" .. tostring(seq)
     dissect_signature(c, tree)
 end
 
@@ -418,9 +517,205 @@ local function dissect_busy(c, tree, summary)
     end
 end
 
+---------------------------------------------------------------------------------------------
+-- The room's frames
+---------------------------------------------------------------------------------------------
+
+-- MEMBER (in ROSTER and JOINED): id, name, key, as a subtree. Returns id and name, or nil.
+local function dissect_member(c, tree)
+    local sub, from = c.open(tree, f.member)
+    local r = c.take(2, "member id")
+    if not r then return nil end
+    local id = r:uint()
+    sub:add(f.member_id, r)
+    local name = dissect_name(c, sub, f.name_length, f.name, "member name")
+    if not name then return nil end
+    local fp = dissect_key(c, sub)
+    c.close(sub, from)
+    if fp == nil then return nil end
+    if from then
+        sub:append_text(string.format(" %d: %s%s", id, printable(name), fp and (", " .. fp) or ""))
+    end
+    return id, name
+end
+
+local function dissect_roster(c, tree, summary)
+    if not dissect_seq(c, tree) then return end
+    local r = c.take(32, "room id")
+    if not r then return end
+    tree:add(f.room_id, r)
+    r = c.take(2, "your id")
+    if not r then return end
+    local you = r:uint()
+    tree:add(f.your_id, r)
+    local name = dissect_name(c, tree, f.your_name_length, f.your_name, "your name")
+    if not name then return end
+    r = c.take(2, "member count")
+    if not r then return end
+    local count = r:uint()
+    local item = tree:add(f.member_count, r)
+    check_max(item, count, MAX_PEOPLE, "member count")
+    summary[1] = "ROSTER:"
+    summary[#summary + 1] = string.format("%s for %s (id %d)", plural(count, "member"),
+        printable(name), you)
+    -- A count over the limit is still followed as far as the bytes go.
+    for _ = 1, count do
+        if not dissect_member(c, tree) then return end
+    end
+    dissect_signature(c, tree)
+end
+
+local function dissect_joined(c, tree, summary)
+    if not dissect_seq(c, tree) then return end
+    local id, name = dissect_member(c, tree)
+    if not id then return end
+    summary[#summary + 1] = string.format("%s (id %d)", printable(name), id)
+    dissect_signature(c, tree)
+end
+
+local function dissect_left(c, tree, summary)
+    if not dissect_seq(c, tree) then return end
+    local r = c.take(2, "member id")
+    if not r then return end
+    local id = r:uint()
+    tree:add(f.member_id, r)
+    summary[#summary + 1] = tostring(id)
+    r = c.take(1, "reason length")
+    if not r then return end
+    local n = r:uint()
+    tree:add(f.reason_length, r, n) -- one byte here, two in BUSY
+    r = c.take(n, "reason")
+    if not r then return end
+    local reason = ""
+    if n > 0 then
+        tree:add_packet_field(f.reason, r, ENC_UTF_8)
+        reason = r:string(ENC_UTF_8)
+    end
+    summary[#summary] = string.format("%d: %s", id, printable(reason))
+    dissect_signature(c, tree)
+end
+
+-- COPY (in ROOM MESSAGE): recipient id, form, then the blocks or their digest, as a subtree.
+-- Returns the recipient id, its tree item and the form, or nil when the rest of the frame
+-- cannot be read.
+local function dissect_copy(c, tree)
+    local sub, from = c.open(tree, f.copy)
+    local r = c.take(2, "recipient id")
+    if not r then return nil end
+    local id = r:uint()
+    local id_item = sub:add(f.recipient_id, r)
+    r = c.take(1, "copy form")
+    if not r then return nil end
+    local form = r:uint()
+    local form_item = sub:add(f.copy_form, r)
+    local what
+    if form == FORM_CIPHERTEXT then
+        local fields_at = c.pos
+        r = c.take(2, "block count")
+        if not r then return nil end
+        local count = r:uint()
+        local item = sub:add(f.block_count, r)
+        if count == 0 or count > MAX_ROOM_BLOCKS then
+            item:add_proto_expert_info(ex.bad_value,
+                string.format("block count %d is not within 1 to %d", count, MAX_ROOM_BLOCKS))
+        end
+        r = c.take(2, "block length")
+        if not r then return nil end
+        local blen = r:uint()
+        item = sub:add(f.block_length, r)
+        if blen == 0 or blen > MAX_BLOCK_LEN then
+            item:add_proto_expert_info(ex.bad_value,
+                string.format("block length %d is not within 1 to %d", blen, MAX_BLOCK_LEN))
+        elseif count * blen > MAX_ROOM_CIPHERTEXT then
+            item:add_proto_expert_info(ex.bad_value, string.format(
+                "%d blocks of %d bytes is over %d bytes", count, blen, MAX_ROOM_CIPHERTEXT))
+        end
+        local all = c.take(count * blen, "ciphertext blocks")
+        if not all then return nil end
+        add_blocks(sub, all, count, blen)
+        -- What stands for this copy in the signature, and in the frames the relay sends the
+        -- other recipients: compare it with their "Digest" field.
+        local fields = c.since(fields_at)
+        sub:add(f.computed_digest, fields, hex(sha256(fields:raw()))):set_generated()
+        what = string.format("ciphertext, %s of %d bytes", plural(count, "block"), blen)
+    elseif form == FORM_DIGEST then
+        r = c.take(32, "copy digest")
+        if not r then return nil end
+        sub:add(f.digest, r)
+        what = "digest only"
+    else
+        form_item:add_proto_expert_info(ex.bad_value, string.format(
+            "copy form %d is neither 0 (ciphertext) nor 1 (digest): the rest cannot be read", form))
+        c.close(sub, from)
+        c.stop()
+        return nil
+    end
+    c.close(sub, from)
+    if from then
+        sub:append_text(string.format(" for %d: %s", id, what))
+    end
+    return id, id_item, form
+end
+
+local function dissect_room_message(c, tree, summary)
+    local r = c.take(2, "sender id")
+    if not r then return end
+    local sender = r:uint()
+    tree:add(f.sender_id, r)
+    local seq = dissect_seq(c, tree)
+    if not seq then return end
+    r = c.take(1, "flags")
+    if not r then return end
+    local flags = r:uint()
+    local flags_item = tree:add(f.flags, r)
+    flags_item:add(f.private, r)
+    local private = flags % 2 == FLAG_PRIVATE
+    if flags - flags % 2 ~= 0 then
+        flags_item:add_proto_expert_info(ex.bad_value,
+            string.format("unknown flags 0x%02x (only bit 0, private, is defined)", flags))
+    end
+    r = c.take(2, "copy count")
+    if not r then return end
+    local count = r:uint()
+    local count_item = tree:add(f.copy_count, r)
+    if count == 0 or count > MAX_PEOPLE then
+        count_item:add_proto_expert_info(ex.bad_value,
+            string.format("copy count %d is not within 1 to %d", count, MAX_PEOPLE))
+    end
+    if private and count ~= 1 then
+        flags_item:add_proto_expert_info(ex.bad_value,
+            string.format("a private message has one copy, not %d", count))
+    end
+    summary[#summary + 1] = string.format("from %d seq %s to %s%s", sender, tostring(seq),
+        plural(count, "recipient"), private and " (private)" or "")
+    local last, full, digests = nil, {}, 0
+    -- A count over the limit is still followed as far as the bytes go.
+    for _ = 1, count do
+        local id, id_item, form = dissect_copy(c, tree)
+        if not id then return end
+        if last and id <= last then
+            id_item:add_proto_expert_info(ex.bad_value, string.format(
+                "recipient %d after recipient %d: copies go in increasing id", id, last))
+        end
+        last = id
+        if form == FORM_CIPHERTEXT then
+            full[#full + 1] = tostring(id)
+        else
+            digests = digests + 1
+        end
+    end
+    -- What the relay sends one recipient: its copy in full, the others as digests.
+    if digests > 0 then
+        summary[#summary + 1] = #full == 0 and "(digests only)"
+            or string.format("(ciphertext for %s only)", table.concat(full, ", "))
+    end
+    dissect_signature(c, tree)
+end
+
 local BODY = {
     [1] = dissect_hello, [2] = dissect_auth, [3] = dissect_message,
     [4] = dissect_bye, [5] = dissect_busy,
+    [6] = dissect_roster, [7] = dissect_joined, [8] = dissect_left, [9] = dissect_room_message,
 }
 
 -- One whole frame (header and body, all bytes present) at tvb(offset, total).
