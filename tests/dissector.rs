@@ -994,3 +994,42 @@ fn every_numeric_field_is_compared() {
     compared.sort();
     assert_eq!(defined, compared, "numeric fields in rchat.lua (left), compared here (right)");
 }
+
+#[test]
+fn dissector_agrees_with_rchat_on_a_recorded_room() {
+    if !have_tool("tshark") {
+        return;
+    }
+    let dir = scratch("dissector-room");
+    let capture = dir.path().join("room.pcap");
+    let weak = ["--bits", "1024", "--allow-weak-keys"];
+    let rec = capture.to_str().unwrap();
+    let mut args = vec!["--room", "--name", "teacher", "--record", rec];
+    args.extend_from_slice(&weak);
+    let (mut host, port) = common::Proc::host(&args);
+    let target = format!("127.0.0.1:{port}");
+    let join = |name: &str| {
+        let mut args = vec!["join", target.as_str(), "--name", name];
+        args.extend_from_slice(&weak);
+        let mut p = common::Proc::spawn(&args);
+        p.wait_err(|l| l.starts_with("in the room: "), 60);
+        p
+    };
+    let mut alice = join("alice");
+    let mut bob = join("bob");
+    alice.wait_err(|l| l.starts_with("bob joined"), 60);
+    alice.send(&["hello room", "/msg bob just for bob"]);
+    bob.wait_out(|l| l == "alice (private): just for bob", 60);
+    for p in [&mut alice, &mut bob] {
+        p.close_stdin();
+        assert_eq!(p.finish(60), 0, "{:#?}", p.err);
+    }
+    host.wait_err(|l| l.starts_with("bob left"), 60);
+    host.close_stdin();
+    assert_eq!(host.finish(60), 0, "{:#?}", host.err);
+    let ours = assert_dissector_agrees(&capture);
+    let kinds: Vec<u8> = ours.values().flatten().map(|d| d.kind).collect();
+    for kind in [FrameType::Roster, FrameType::Joined, FrameType::Left, FrameType::Room] {
+        assert!(kinds.contains(&(kind as u8)), "a {kind} frame in the recording: {kinds:?}");
+    }
+}
