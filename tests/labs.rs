@@ -12,6 +12,12 @@
 //!   `--all-ports` (the test's sessions use ephemeral ports) and must find a stream.
 //! - `host` and the `join` that follows it: a real chat on 127.0.0.1 with an ephemeral port,
 //!   one line each way; a `host` or `join` shown alone gets a partner in the same mode.
+//! - `host --room` and every `join` right after it: a real room on 127.0.0.1 with an
+//!   ephemeral port, topped up with stand-in members to two. Everyone says one line to the
+//!   room, the host sends the first member a `/msg` and the first member the second one:
+//!   each member must get every public line, only its recipient a private one, and the host
+//!   must say it relayed what it could not read. A `join` marked `fails on purpose` must be
+//!   refused (a full room, say) while the others are in.
 //! - `demo`: run with `--fast --port 0`.
 //!
 //! - `tshark` lines in ```sh blocks: run on the shipped files when tshark is installed.
@@ -337,7 +343,9 @@ fn partner_flags(args: &[String]) -> Vec<String> {
     out
 }
 
-fn check_recordings(args: &[String], origin: &str, dir: &Path) {
+/// Every `--record FILE` in `args` must have written a capture that analyze opens, with at
+/// least `streams` TCP streams in it.
+fn check_recordings(args: &[String], origin: &str, dir: &Path, streams: usize) {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--record" {
@@ -347,6 +355,12 @@ fn check_recordings(args: &[String], origin: &str, dir: &Path) {
                 run_bounded(&["analyze".into(), "--all-ports".into(), file.clone()], dir, 60);
             assert_eq!(code, 0, "{origin}: analyze of the recording failed:\n{out}");
             assert!(!out.contains("No TCP traffic"), "{origin}: empty recording:\n{out}");
+            let found = out.lines().filter(|l| l.starts_with("stream ")).count();
+            assert!(
+                found >= streams,
+                "{origin}: {file} holds {found} streams, not the {streams} of everyone who \
+                 joined:\n{out}"
+            );
         }
     }
 }
@@ -403,8 +417,168 @@ fn run_chat(host: Option<&Shown>, join: Option<&Shown>, dir: &Path) {
         if args.iter().any(|a| a == "--explain") {
             assert!(p.err_has("wire: sent MESSAGE"), "{origin}: --explain said nothing");
         }
-        check_recordings(args, &origin, dir);
+        check_recordings(args, &origin, dir, 1);
     }
+}
+
+/// The value shown after `flag`.
+fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// A member's name for the test's room: the one shown, when the room keeps it as it is and
+/// nobody has it yet; else `member{n}`.
+fn member_name(args: &[String], n: usize, taken: &[String]) -> String {
+    match value_of(args, "--name") {
+        Some(w)
+            if !w.is_empty()
+                && w.len() <= 32
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !taken.iter().any(|t| t == w) =>
+        {
+            w.to_string()
+        }
+        _ => format!("member{n}"),
+    }
+}
+
+/// Whether a member's line says it knows `other` is in the room: the list it got on
+/// entering, or a notice that `other` came.
+fn knows(line: &str, other: &str) -> bool {
+    line.contains(&format!("{other} joined"))
+        || line
+            .strip_prefix("in the room: ")
+            .is_some_and(|names| names.split(", ").any(|n| n == other))
+}
+
+/// A real room on loopback: `host --room` as shown and the `join`s shown after it (with
+/// stand-ins to make two members), one public line from everyone and two `/msg`s.
+fn run_room(host: &Shown, joins: &[&Shown], dir: &Path) {
+    let origin = host.origin.as_str();
+    let host_args = without(&resolve(&host.args[1..], dir), &["--bind", "--port", "-p"]);
+    if host.fails {
+        // A room that must not open: it stops with an error before anyone can join.
+        let mut args: Vec<String> =
+            ["host", "--bind", "127.0.0.1", "--port", "0"].map(String::from).to_vec();
+        args.extend(host_args);
+        let (code, output) = run_bounded(&args, dir, 60);
+        check_status(host, code, &output);
+        return;
+    }
+    let plaintext = host_args.iter().any(|a| a == "--plaintext");
+    let host_name = value_of(&host_args, "--name").unwrap_or("host").to_string();
+    let max: usize = value_of(&host_args, "--max").and_then(|m| m.parse().ok()).unwrap_or(40);
+    for j in joins {
+        assert!(j.args.len() >= 2, "{}: join without a host address", j.origin);
+    }
+    let shown: Vec<Vec<String>> =
+        joins.iter().filter(|j| !j.fails).map(|j| resolve(&j.args[2..], dir)).collect();
+    assert!(shown.len() <= max, "{origin}: more members join than --max {max} lets in");
+    let wanted = shown.len().max(2.min(max));
+    let mut names = vec![host_name.clone()];
+    let mut members: Vec<(String, Vec<String>)> = vec![];
+    let stand_ins = std::iter::repeat_with(|| partner_flags(&host.args));
+    for (n, args) in shown.into_iter().chain(stand_ins).take(wanted).enumerate() {
+        let name = member_name(&args, n + 1, &names);
+        let mut args = without(&args, &["--name"]);
+        args.extend(["--name".to_string(), name.clone()]);
+        names.push(name.clone());
+        members.push((name, args));
+    }
+
+    let host_refs: Vec<&str> = host_args.iter().map(String::as_str).collect();
+    let (mut h, port) = Proc::host(&host_refs);
+    let target = format!("127.0.0.1:{port}");
+    let join = |args: &[String]| {
+        let mut all = vec!["join", target.as_str()];
+        all.extend(args.iter().map(String::as_str));
+        Proc::spawn(&all)
+    };
+    let mut procs: Vec<Proc> = members.iter().map(|(_, args)| join(args)).collect();
+    // Everyone in, and every member aware of every other, before anyone speaks: a message
+    // goes only to the members its sender knows of.
+    for (name, _) in &members {
+        h.wait_err(|l| l.starts_with(&format!("{name} joined from")), 60);
+    }
+    for (p, (name, _)) in procs.iter_mut().zip(&members) {
+        for (other, _) in members.iter().filter(|(o, _)| o != name) {
+            p.wait_err(|l| knows(l, other), 60);
+        }
+    }
+    for j in joins.iter().filter(|j| j.fails) {
+        let mut p = join(&resolve(&j.args[2..], dir));
+        p.close_stdin();
+        let code = p.finish(60);
+        assert_ne!(code, 0, "{}: this join should be refused: {:#?}", j.origin, p.err);
+    }
+
+    let public = |who: &str| format!("public line from {who}");
+    let private = |from: &str, to: &str| format!("private line from {from} to {to}");
+    let first = members[0].0.clone();
+    let second = members.get(1).map(|(n, _)| n.clone());
+    h.send(&[&public(&host_name), &format!("/msg {first} {}", private(&host_name, &first))]);
+    for (i, (p, (name, _))) in procs.iter_mut().zip(&members).enumerate() {
+        p.send(&[&public(name)]);
+        if let (0, Some(second)) = (i, &second) {
+            p.send(&[&format!("/msg {second} {}", private(name, second))]);
+        }
+    }
+    for (name, _) in &members {
+        let want = format!("{name}: {}", public(name));
+        h.wait_out(|l| l.contains(&want), 60);
+    }
+    for (i, (p, (name, _))) in procs.iter_mut().zip(&members).enumerate() {
+        for other in names.iter().filter(|o| *o != name) {
+            let want = format!("{other}: {}", public(other));
+            p.wait_out(|l| l.contains(&want), 60);
+        }
+        if i == 0 {
+            let want = format!("{host_name} (private): {}", private(&host_name, name));
+            p.wait_out(|l| l.contains(&want), 60);
+        }
+        if i == 1 {
+            let want = format!("{first} (private): {}", private(&first, name));
+            p.wait_out(|l| l.contains(&want), 60);
+        }
+    }
+    if let Some(second) = &second {
+        let relayed = format!("relayed a private message from {first} to {second}");
+        let how = if plaintext { "in the clear" } else { "this host cannot read" };
+        h.wait_err(|l| l.contains(&relayed) && l.contains(how), 60);
+    }
+
+    for p in &mut procs {
+        p.close_stdin();
+    }
+    for (p, (name, _)) in procs.iter_mut().zip(&members) {
+        let code = p.finish(60);
+        assert_eq!(code, 0, "{origin}: member {name} failed: {:#?}", p.err);
+    }
+    h.close_stdin();
+    let code = h.finish(60);
+    assert_eq!(code, 0, "{origin}: the room's host failed: {:#?}", h.err);
+
+    // A private line reaches its recipient alone: not the relay, not the others.
+    let heard = |p: &Proc, text: &str| p.out.iter().any(|l| l.contains(text));
+    let to_first = private(&host_name, &first);
+    assert!(!heard(&h, &to_first), "{origin}: the host shows its own private line");
+    for (i, (p, (name, _))) in procs.iter().zip(&members).enumerate() {
+        assert!(i == 0 || !heard(p, &to_first), "{origin}: {name} got {first}'s private line");
+    }
+    if let Some(second) = &second {
+        let to_second = private(&first, second);
+        assert!(!heard(&h, &to_second), "{origin}: the relay read a private line: {:#?}", h.out);
+        for (i, (p, (name, _))) in procs.iter().zip(&members).enumerate() {
+            assert!(i == 1 || !heard(p, &to_second), "{origin}: {name} got {second}'s line");
+        }
+    }
+    for (p, (name, args)) in procs.iter_mut().zip(&members) {
+        if !plaintext && args.iter().any(|a| a == "--explain") {
+            assert!(p.err_has("wire: sent ROOM MESSAGE"), "{origin}: {name}'s --explain is mute");
+        }
+        check_recordings(args, origin, dir, 1);
+    }
+    check_recordings(&host_args, origin, dir, members.len());
 }
 
 /// Whether the host logs a refused candidate within a few seconds.
@@ -425,7 +599,7 @@ fn run_demo(cmd: &Shown, dir: &Path) {
     args.extend(["--fast".into(), "--port".into(), "0".into()]);
     let (code, output) = run_bounded(&args, dir, 60);
     check_status(cmd, code, &output);
-    check_recordings(&args, &cmd.origin, dir);
+    check_recordings(&args, &cmd.origin, dir, 1);
 }
 
 /// A tshark command the worksheet shows, on the shipped files (from the crate root, where
@@ -465,6 +639,14 @@ fn run_worksheet(cmds: &[Shown], dir: &Path) {
         match c.args.first().map(String::as_str) {
             Some("analyze" | "fingerprint" | "keygen") => run_file_command(c, dir),
             Some("demo") => run_demo(c, dir),
+            Some("host") if c.args.iter().any(|a| a == "--room") => {
+                let joins: Vec<&Shown> = cmds[i + 1..]
+                    .iter()
+                    .take_while(|n| !n.tshark && n.args.first().is_some_and(|a| a == "join"))
+                    .collect();
+                run_room(c, &joins, dir);
+                i += joins.len();
+            }
             Some("host") => {
                 let next = cmds.get(i + 1).filter(|n| n.args.first().is_some_and(|a| a == "join"));
                 run_chat(Some(c), next, dir);
@@ -489,7 +671,7 @@ fn run_worksheet(cmds: &[Shown], dir: &Path) {
 #[test]
 fn every_worksheet_has_commands_and_every_command_runs() {
     let files = worksheets();
-    assert!(files.len() >= 7, "expected the index and at least six worksheets: {files:?}");
+    assert!(files.len() >= 8, "expected the index and at least seven worksheets: {files:?}");
     let base = scratch("labs");
     // An answer file runs after its worksheet, in the same directory: it may analyse the
     // files the worksheet's commands made.
@@ -569,4 +751,18 @@ fn the_parser_reads_pipelines_comments_and_continuations() {
     );
     assert_eq!(split_comment("rchat demo   # one terminal").0.trim(), "rchat demo");
     assert_eq!(words("rchat host --name 'Ms Smith'"), vec!["rchat", "host", "--name", "Ms Smith"]);
+}
+
+#[test]
+fn room_members_get_names_and_know_each_other() {
+    let args = |s: &str| words(s);
+    let taken = vec!["teacher".to_string()];
+    assert_eq!(member_name(&args("--name alice --key a.pem"), 1, &taken), "alice");
+    assert_eq!(member_name(&args("--name teacher"), 2, &taken), "member2");
+    assert_eq!(member_name(&args("--name 'Ms Smith'"), 3, &taken), "member3");
+    assert_eq!(member_name(&args("--plaintext"), 4, &taken), "member4");
+    assert!(knows("in the room: teacher, bob", "bob"));
+    assert!(!knows("in the room: teacher, bob-2", "bob"));
+    assert!(knows("carol joined (SHA256:abc)", "carol"));
+    assert!(!knows("in the room (3):", "carol"));
 }
