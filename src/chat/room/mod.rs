@@ -6,7 +6,7 @@
 //!
 //! What both sides share lives here: the events the relay's threads report, the rule for
 //! names, and what a typed line means (`/who`, `/msg NAME TEXT`, `/name NEW`). Each
-//! member's connection is a [`Link`](super::link::Link) made by the same handshake as a
+//! member's connection is a [`Link`] made by the same handshake as a
 //! two-person chat's.
 
 pub mod member;
