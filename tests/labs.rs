@@ -16,8 +16,9 @@
 //!   ephemeral port, topped up with stand-in members to two. Everyone says one line to the
 //!   room, the host sends the first member a `/msg` and the first member the second one:
 //!   each member must get every public line, only its recipient a private one, and the host
-//!   must say it relayed what it could not read. A `join` marked `fails on purpose` must be
-//!   refused (a full room, say) while the others are in.
+//!   must say it relayed what it could not read (or, in plaintext, what went in the clear);
+//!   the host's `--record` file must hold a stream per member. A `join` marked `fails on
+//!   purpose` must be refused (a full room, say) while the others are in.
 //! - `demo`: run with `--fast --port 0`.
 //!
 //! - `tshark` lines in ```sh blocks: run on the shipped files when tshark is installed.
