@@ -7,12 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use common::{
-    BIN, Follow, Proc, follow, have_tool, scratch, tshark_complaints as complaints,
-    tshark_count as count,
+    BIN, Follow, Proc, Tcpdump, follow, have_tool, is_root, scratch,
+    tshark_complaints as complaints, tshark_count as count,
 };
 use tempfile::TempDir;
 
@@ -121,82 +120,6 @@ fn encrypted_recordings_hold_the_frames_each_way() {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// tcpdump on loopback for one port, started and ready.
-struct Tcpdump {
-    child: Child,
-    file: PathBuf,
-}
-
-impl Tcpdump {
-    fn start(file: PathBuf, port: u16) -> Tcpdump {
-        let mut child = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-w"])
-            .arg(&file)
-            .args(["tcp", "port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // tcpdump says "listening on lo ..." on stderr once it captures.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains("listening on") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("tcpdump did not start listening within 20 s");
-                }
-            }
-        }
-        Tcpdump { child, file }
-    }
-
-    /// Wait until the capture holds both FINs (tcpdump may lag behind on a busy machine),
-    /// then stop it with SIGINT and wait for it.
-    fn stop(mut self) -> PathBuf {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while count(&self.file, "tcp.flags.fin==1") < 2 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("tcpdump did not stop within 10 s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.file.clone()
-    }
-}
-
-impl Drop for Tcpdump {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn compare_with_tcpdump(tag: &str, mode: &[&str]) {
     if !have_tool("tshark") || !have_tool("tcpdump") {
         return;
@@ -212,7 +135,7 @@ fn compare_with_tcpdump(tag: &str, mode: &[&str]) {
     let s = recorded_session(tag, mode, &h, &j, |port| {
         dump = Some(Tcpdump::start(real.clone(), port));
     });
-    let real = dump.unwrap().stop();
+    let real = dump.unwrap().stop(2);
     let recorded = check_pair(&s);
     let captured = follow(&real);
     assert_eq!(captured.nodes, recorded.nodes, "same endpoints");

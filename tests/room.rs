@@ -9,8 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,57 +43,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// tcpdump on loopback for one port, when it can run here.
-fn tcpdump(file: &Path, port: u16) -> Option<std::process::Child> {
-    if !have_tool("tcpdump") {
-        return None;
-    }
-    if !is_root() {
-        eprintln!("skipping the tcpdump capture: it needs root to capture on loopback");
-        return None;
-    }
-    let mut child = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "-n", "-w"])
-        .arg(file)
-        .args(["tcp", "port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    // Read its stderr to the end on a thread: a closed pipe would kill it at its last words.
-    let err = child.stderr.take()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains("listening on") => break,
-            Ok(_) => {}
-            Err(_) => panic!("tcpdump did not start listening within 20 s"),
-        }
-    }
-    Some(child)
-}
-
-fn stop(mut dump: std::process::Child) {
-    thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &dump.id().to_string()]).status();
-    let _ = dump.wait();
-}
-
 #[test]
 fn an_encrypted_room_relays_what_it_cannot_read() {
     let dir = scratch("room-encrypted");
@@ -112,7 +60,13 @@ fn an_encrypted_room_relays_what_it_cannot_read() {
     args.extend_from_slice(&WEAK);
     let (mut host, port) = Proc::host(&args);
     let wire = dir.path().join("tcpdump.pcap");
-    let dump = tcpdump(&wire, port);
+    let dump = match have_tool("tcpdump") && common::is_root() {
+        true => Some(common::Tcpdump::start(wire.clone(), port)),
+        false => {
+            eprintln!("skipping the tcpdump capture: tcpdump needs root to capture on loopback");
+            None
+        }
+    };
 
     // A member in the wrong mode is told so, as in a two-person chat.
     let mut plain = Proc::spawn(&["join", &target(port), "--plaintext"]);
@@ -185,7 +139,8 @@ fn an_encrypted_room_relays_what_it_cannot_read() {
     assert!(with_bob.contains("mode 2: the host of a room"), "{with_bob}");
     assert!(!analyze(&[]).contains("plum"), "nothing opens without a key");
     if let Some(dump) = dump {
-        stop(dump);
+        // Both FINs of each member's connection.
+        dump.stop(6);
         let captured = std::fs::read(&wire).unwrap();
         assert!(contains(&captured, b"RCHT"), "the capture holds the room's frames");
         for text in [&b"plum"[..], b"hello everyone", b"from the teacher"] {
@@ -207,6 +162,7 @@ fn a_plaintext_room_relays_lines_and_nc_can_join() {
     assert_eq!(encrypted.finish(WAIT), 1);
 
     let mut carol = member(port, "carol", &["--plaintext"]);
+    let mut erin = member(port, "erin", &["--plaintext"]);
     let mut nc = Command::new("nc");
     nc.args(["127.0.0.1", &port.to_string()]);
     let mut dave = Proc::start(nc);
@@ -226,15 +182,19 @@ fn a_plaintext_room_relays_lines_and_nc_can_join() {
     dave.wait_out(|l| l == "teacher: hello class", WAIT);
     carol.wait_out(|l| l == "teacher: hello class", WAIT);
     dave.send(&["/who"]);
-    dave.wait_out(|l| l == "* in the room: teacher, carol, dave", WAIT);
+    dave.wait_out(|l| l == "* in the room: teacher, carol, erin, dave", WAIT);
 
     carol.close_stdin();
     dave.wait_out(|l| l == "* carol left", WAIT);
     host.close_stdin();
     dave.wait_out(|l| l == "* the host closed the room", WAIT);
-    for p in [&mut carol, &mut host] {
+    erin.close_stdin();
+    for p in [&mut carol, &mut erin, &mut host] {
         assert_eq!(p.finish(WAIT), 0, "stderr: {:#?}", p.err);
     }
+    // A member is told once that the room closed.
+    let told = erin.err.iter().filter(|l| *l == "the host closed the room").count();
+    assert_eq!(told, 1, "{:#?}", erin.err);
     assert!(
         host.out.iter().all(|l| !l.contains("psst")),
         "a private line is not shown to the host"
@@ -422,8 +382,12 @@ fn a_member_that_misbehaves_is_dropped_and_the_room_goes_on() {
             assert_eq!(host.out.iter().filter(|l| *l == "replayer: once only").count(), 1);
         }
     }
+    // A room message is at most 4 KiB: a longer line is not sent, and says so.
+    alice.send(&[&"x".repeat(4097)]);
+    alice.wait_err(|l| l.contains("a room's limit is 4096: not sent"), WAIT);
     host.send(&["still here"]);
     alice.wait_out(|l| l == "teacher: still here", WAIT);
+    assert!(host.out.iter().all(|l| !l.contains("xxxx")), "the long line was not sent");
     assert!(!host.out.iter().any(|l| l.contains("forged") || l.contains("alice's name")));
     host.close_stdin();
     assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
@@ -502,4 +466,18 @@ fn a_hundred_silent_connections_do_not_keep_a_member_out() {
     host.close_stdin();
     assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
     assert_eq!(late.finish(WAIT), 0);
+}
+
+#[test]
+fn max_is_checked_before_anything_starts() {
+    for (args, needle) in [
+        (&["host", "--room", "--max", "0"][..], "--max must be 1 to 99"),
+        (&["host", "--room", "--max", "100"][..], "--max must be 1 to 99"),
+        (&["host", "--max", "5"][..], "--room"),
+    ] {
+        let out = Command::new(common::BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }

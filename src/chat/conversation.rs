@@ -10,7 +10,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -112,20 +112,7 @@ pub fn run(
             }
             // After our goodbye, a person (or a Ctrl-C) waits a moment for the peer's; a
             // script waits as long as the peer keeps talking.
-            let event = match linger {
-                Some(until) => {
-                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                        Ok(e) => e,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                            return Ok(());
-                        }
-                    }
-                }
-                None => match rx.recv() {
-                    Ok(e) => e,
-                    Err(_) => return Ok(()),
-                },
-            };
+            let Some(event) = next_event(rx, linger) else { return Ok(()) };
             match event {
                 Event::Input(Input::Line(line)) if !said_bye => out.send(&line)?,
                 Event::Input(Input::Line(_)) => {}
@@ -188,6 +175,15 @@ pub fn run(
             unfinished_recording(tap.as_ref(), ui);
             Err(e)
         }
+    }
+}
+
+/// The next event, or `None` when the loop should end: the channel closed, or `linger` (the
+/// end of the wait for the peer's goodbye, if one is under way) passed.
+pub(crate) fn next_event(rx: &Receiver<Event>, linger: Option<Instant>) -> Option<Event> {
+    match linger {
+        Some(until) => rx.recv_timeout(until.saturating_duration_since(Instant::now())).ok(),
+        None => rx.recv().ok(),
     }
 }
 

@@ -99,11 +99,6 @@ impl SenderCheck {
         SenderCheck { room_id, id, key, last: None }
     }
 
-    /// The member's key.
-    pub fn key(&self) -> &PeerKey {
-        &self.key
-    }
-
     /// Check a message the member sent: its own id as sender, every copy in full, its
     /// signature, a rising sequence number. The relay reads none of the copies.
     pub fn check(&mut self, msg: &RoomMessage) -> Result<(), SecurityError> {
@@ -167,28 +162,33 @@ impl RoomOpener {
             .ok_or(SecurityError::BadSignature("room message (from someone not in the room)"))?;
         check_signed(&self.room_id, key, self.last.get(&msg.sender).copied(), msg)?;
         self.last.insert(msg.sender, msg.seq);
-        let want = self.me.public().size();
-        let Some(Copy { body: CopyBody::Cipher { block_len, blocks }, .. }) =
-            msg.copy_for(self.my_id)
-        else {
-            return Err(SecurityError::Local("a room message without our copy".into()));
-        };
-        if usize::from(*block_len) != want {
-            return Err(SecurityError::BlockSize { got: usize::from(*block_len), want });
-        }
-        let count = blocks.len() / want;
-        if count > MAX_ROOM_BLOCKS {
-            return Err(SecurityError::TooManyBlocks(count));
-        }
-        let mut text = Vec::with_capacity(blocks.len());
-        for (i, piece) in self.me.decrypt_blocks(blocks, want).into_iter().enumerate() {
-            text.extend_from_slice(&piece.map_err(|_| SecurityError::Decrypt(i))?);
-        }
-        if text.len() > MAX_ROOM_TEXT {
-            return Err(SecurityError::TooLong(text.len()));
-        }
-        String::from_utf8(text).map_err(|_| SecurityError::NotUtf8)
+        decrypt_copy(&self.me, self.my_id, msg)
     }
+}
+
+/// Decrypt `my_id`'s copy of a message already checked (by [`RoomOpener::open`], or by the
+/// relay's [`SenderCheck`]): its shape, then every block, then UTF-8 of at most 4 KiB.
+pub fn decrypt_copy(me: &Identity, my_id: u16, msg: &RoomMessage) -> Result<String, SecurityError> {
+    let want = me.public().size();
+    let Some(Copy { body: CopyBody::Cipher { block_len, blocks }, .. }) = msg.copy_for(my_id)
+    else {
+        return Err(SecurityError::Local("a room message without our copy".into()));
+    };
+    if usize::from(*block_len) != want {
+        return Err(SecurityError::BlockSize { got: usize::from(*block_len), want });
+    }
+    let count = blocks.len() / want;
+    if count > MAX_ROOM_BLOCKS {
+        return Err(SecurityError::TooManyBlocks(count));
+    }
+    let mut text = Vec::with_capacity(blocks.len());
+    for (i, piece) in me.decrypt_blocks(blocks, want).into_iter().enumerate() {
+        text.extend_from_slice(&piece.map_err(|_| SecurityError::Decrypt(i))?);
+    }
+    if text.len() > MAX_ROOM_TEXT {
+        return Err(SecurityError::TooLong(text.len()));
+    }
+    String::from_utf8(text).map_err(|_| SecurityError::NotUtf8)
 }
 
 #[cfg(test)]

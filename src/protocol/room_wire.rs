@@ -345,6 +345,21 @@ impl RoomMessage {
         self.copies.iter().find(|c| c.recipient == id)
     }
 
+    /// What the relay sends each recipient, in copy order: the recipient's id and the message
+    /// with its own copy in full and the others as digests, each digest computed once.
+    pub fn for_each_recipient(&self) -> impl Iterator<Item = (u16, RoomMessage)> + '_ {
+        let digests: Vec<Copy> = self
+            .copies
+            .iter()
+            .map(|c| Copy { recipient: c.recipient, body: CopyBody::Digest(c.digest()) })
+            .collect();
+        self.copies.iter().enumerate().map(move |(i, own)| {
+            let mut copies = digests.clone();
+            copies[i] = own.clone();
+            (own.recipient, RoomMessage { copies, signature: self.signature.clone(), ..*self })
+        })
+    }
+
     /// The frame the relay sends to `id`: its own copy in full, the others as digests.
     pub fn for_recipient(&self, id: u16) -> RoomMessage {
         let copies = self
@@ -468,6 +483,11 @@ mod tests {
         assert_eq!(digests(&relayed), digests(&msg));
         let again = RoomMessage::decode(&relayed.to_frame().body).unwrap();
         assert_eq!(again, relayed);
+        let each: Vec<(u16, RoomMessage)> = msg.for_each_recipient().collect();
+        assert_eq!(each.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0, 1, 3]);
+        for (id, m) in each {
+            assert_eq!(m, msg.for_recipient(id));
+        }
         // Three full copies of 512 bytes become one and two digests.
         assert!(relayed.to_frame().body.len() < msg.to_frame().body.len() - 900);
     }

@@ -440,3 +440,80 @@ pub fn follow_stream(path: &Path, index: u64) -> Follow {
     );
     Follow { nodes, bytes }
 }
+
+/// Whether the tests run as root (tcpdump needs it to capture on loopback).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// tcpdump on loopback for one port, started and ready.
+pub struct Tcpdump {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Tcpdump {
+    pub fn start(file: std::path::PathBuf, port: u16) -> Tcpdump {
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "-n", "-w"])
+            .arg(&file)
+            .args(["tcp", "port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // tcpdump says "listening on lo ..." on stderr once it captures.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains("listening on") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("tcpdump did not start listening within 20 s");
+                }
+            }
+        }
+        Tcpdump { child, file }
+    }
+
+    /// Wait until the capture holds `fins` FINs (tcpdump may lag behind on a busy machine),
+    /// then stop it with SIGINT and wait for it.
+    pub fn stop(mut self, fins: usize) -> std::path::PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tshark_count(&self.file, "tcp.flags.fin==1") < fins && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tcpdump did not stop within 10 s of SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.file.clone()
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{RecvTimeoutError, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Command, RoomEvent};
-use crate::chat::conversation::{Console, Pending};
+use crate::chat::conversation::{Console, Pending, next_event};
 use crate::chat::link::{Link, busy, finish_recording, goodbye, unfinished_recording, write_frame};
 use crate::chat::record::Tap;
 use crate::chat::terminal::{Input, Ui};
@@ -28,6 +28,9 @@ use crate::protocol::room_secure::{RoomOpener, seal};
 use crate::protocol::room_wire::{Joined, Left, MAX_ROOM_TEXT, Member, RoomMessage, Roster};
 use crate::protocol::secure::{Opener, SecurityError};
 use crate::protocol::wire::{Bye, Frame, FrameType};
+
+/// The last line a plaintext room's host writes when it closes the room.
+pub const CLOSED_NOTICE: &str = "* the host closed the room";
 
 /// How long a member who said goodbye waits for the host's.
 const LINGER: Duration = Duration::from_secs(2);
@@ -97,20 +100,7 @@ pub fn run(
     let mut next_seq = 0u64;
     let result = (|| {
         loop {
-            let event = match linger {
-                Some(until) => {
-                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                        Ok(e) => e,
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                            return Ok(());
-                        }
-                    }
-                }
-                None => match rx.recv() {
-                    Ok(e) => e,
-                    Err(_) => return Ok(()),
-                },
-            };
+            let Some(event) = next_event(rx, linger) else { return Ok(()) };
             let say = |line: &str, seq: &mut u64| {
                 send_line(&stream, tap.as_ref(), &view, me, ui, line, seq, settings.explain)
             };
@@ -408,23 +398,13 @@ pub fn run_plain(
         }
         let mut input_open = pending.input_open;
         let mut linger: Option<Instant> = None;
+        let mut told_closed = false;
         if !input_open {
             let _ = stream.shutdown(Shutdown::Write);
             linger = Some(Instant::now() + LINGER);
         }
         loop {
-            let event = match linger {
-                Some(until) => {
-                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                        Ok(e) => e,
-                        Err(_) => return Ok(input_open),
-                    }
-                }
-                None => match rx.recv() {
-                    Ok(e) => e,
-                    Err(_) => return Ok(input_open),
-                },
-            };
+            let Some(event) = next_event(rx, linger) else { return Ok(input_open) };
             match event {
                 Event::Input(Input::Line(line)) if linger.is_none() => {
                     if line.trim() == "/quit" {
@@ -444,9 +424,15 @@ pub fn run_plain(
                     linger.get_or_insert(Instant::now() + LINGER);
                 }
                 Event::Warning(w) => ui.warn(w),
-                Event::Room(RoomEvent::Update(Update::Line(line))) => show_line(ui, &line),
+                Event::Room(RoomEvent::Update(Update::Line(line))) => {
+                    told_closed = line == CLOSED_NOTICE;
+                    show_line(ui, &line);
+                }
                 Event::Room(RoomEvent::Update(Update::HostLeft)) => {
-                    ui.status("the host closed the room");
+                    // The host's last line usually said so already.
+                    if !told_closed {
+                        ui.status("the host closed the room");
+                    }
                     return Ok(input_open);
                 }
                 Event::Room(RoomEvent::Update(Update::Error(e))) => return Err(e),

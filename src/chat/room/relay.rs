@@ -27,7 +27,7 @@ use crate::chat::transport::{PeerReader, ReadError};
 use crate::chat::{ChatError, Event, Settings};
 use crate::crypto::{Identity, PeerKey};
 use crate::escape::text as escape;
-use crate::protocol::room_secure::{RoomOpener, SenderCheck, seal};
+use crate::protocol::room_secure::{SenderCheck, decrypt_copy, seal};
 use crate::protocol::room_wire::{
     CopyBody, Joined, Left, MAX_ROOM_TEXT, Member, RoomMessage, Roster, notice_frame,
 };
@@ -47,8 +47,8 @@ const SILENT_GRACE: Duration = Duration::from_millis(250);
 /// How long the closing host waits for its goodbyes to be written.
 const CLOSING: Duration = Duration::from_secs(2);
 
-/// What a member's writer thread sends.
-#[derive(Debug)]
+/// What a member's writer thread sends (cloning shares the bytes of a relayed frame).
+#[derive(Debug, Clone)]
 enum Out {
     /// Bytes as they are: a relayed frame, or a line.
     Bytes(Arc<[u8]>),
@@ -178,8 +178,7 @@ impl Relay<'_> {
                         return Ok(true);
                     }
                 }
-                Event::Input(Input::End) => return Ok(false),
-                Event::Input(Input::Interrupt) => return Ok(false),
+                Event::Input(Input::End | Input::Interrupt) => return Ok(false),
                 Event::Warning(w) => self.ui.warn(w),
                 Event::Incoming(stream, addr) => {
                     if self.seats.len() >= self.max {
@@ -225,8 +224,9 @@ impl Relay<'_> {
 
     /// A room that is full answers a newcomer with one line and closes.
     fn turn_away(&self, stream: TcpStream, addr: SocketAddr) {
-        let reason =
-            format!("the room is full ({} members): ask the host to raise --max", self.seats.len());
+        let n = self.seats.len();
+        let members = if n == 1 { "member" } else { "members" };
+        let reason = format!("the room is full ({n} {members}): ask the host to raise --max");
         self.ui.status(format!("refused a connection from {addr}: {reason}"));
         refuse(stream, self.settings.plaintext, &reason);
     }
@@ -380,7 +380,7 @@ impl Relay<'_> {
                 for other in others {
                     self.send(&[other], Out::Notice(FrameType::Joined, joined.fields()));
                 }
-                let opener = opener.map(|o| (o, RoomOpener::new(self.room_id, me.clone(), 0)));
+                let opener = opener.map(|o| (o, me.clone()));
                 let check = SenderCheck::new(self.room_id, id, key.clone());
                 let tx = self.tx.clone();
                 thread::spawn(move || read_frames(reader, opener, check, &tx, id));
@@ -419,26 +419,11 @@ impl Relay<'_> {
     /// is dropped.
     fn send(&mut self, ids: &[u16], out: Out) {
         let mut gone = Vec::new();
-        let shared = match out {
-            Out::Bytes(b) => Some(b),
-            other => {
-                for &id in ids {
-                    if let Some(seat) = self.seats.get(&id)
-                        && let Err(e) = seat.out.try_send(other_clone(&other))
-                    {
-                        gone.push((id, e));
-                    }
-                }
-                None
-            }
-        };
-        if let Some(bytes) = shared {
-            for &id in ids {
-                if let Some(seat) = self.seats.get(&id)
-                    && let Err(e) = seat.out.try_send(Out::Bytes(bytes.clone()))
-                {
-                    gone.push((id, e));
-                }
+        for &id in ids {
+            if let Some(seat) = self.seats.get(&id)
+                && let Err(e) = seat.out.try_send(out.clone())
+            {
+                gone.push((id, e));
             }
         }
         for (id, e) in gone {
@@ -508,12 +493,11 @@ impl Relay<'_> {
     /// digests. The host shows its own copy, and says what it relayed without reading.
     fn relay(&mut self, from: u16, name: &str, msg: &RoomMessage, text: Option<String>) {
         let mut to = Vec::new();
-        for copy in &msg.copies {
-            let r = copy.recipient;
+        for (r, relayed) in msg.for_each_recipient() {
             if r == 0 || r == from || !self.seats.contains_key(&r) {
                 continue;
             }
-            let bytes: Arc<[u8]> = msg.for_recipient(r).to_frame().to_bytes().into();
+            let bytes: Arc<[u8]> = relayed.to_frame().to_bytes().into();
             let len = bytes.len();
             self.send(&[r], Out::Bytes(bytes));
             to.push((r, len));
@@ -683,9 +667,8 @@ impl Relay<'_> {
         match seal(&me, &self.room_id, 0, self.next_seq, private, &recipients, text) {
             Ok(msg) => {
                 self.next_seq += 1;
-                for &id in ids {
-                    let bytes: Arc<[u8]> = msg.for_recipient(id).to_frame().to_bytes().into();
-                    self.send(&[id], Out::Bytes(bytes));
+                for (id, relayed) in msg.for_each_recipient() {
+                    self.send(&[id], Out::Bytes(relayed.to_frame().to_bytes().into()));
                 }
                 self.ui.sent(text);
             }
@@ -696,7 +679,7 @@ impl Relay<'_> {
     /// Close the room: a goodbye to every member, then a moment for the writers to send it.
     fn close(&mut self) {
         if self.me.is_none() {
-            self.broadcast_line("* the host closed the room", None);
+            self.broadcast_line(super::member::CLOSED_NOTICE, None);
         }
         let seats = std::mem::take(&mut self.seats);
         for seat in seats.into_values() {
@@ -707,14 +690,6 @@ impl Relay<'_> {
         while Instant::now() < until && self.closing.iter().any(|w| !w.is_finished()) {
             thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-fn other_clone(out: &Out) -> Out {
-    match out {
-        Out::Bytes(b) => Out::Bytes(b.clone()),
-        Out::Notice(kind, fields) => Out::Notice(*kind, fields.clone()),
-        Out::Bye => Out::Bye,
     }
 }
 
@@ -776,7 +751,7 @@ fn write_loop(
 /// An encrypted member's reader: checks every message before it reaches the loop.
 fn read_frames(
     mut reader: PeerReader,
-    mut opener: Option<(Opener, RoomOpener)>,
+    mut opener: Option<(Opener, Arc<Identity>)>,
     mut check: SenderCheck,
     tx: &Sender<Event>,
     id: u16,
@@ -794,8 +769,8 @@ fn read_frames(
             }
             Err(e) => Heard::Error(e.into()),
             Ok(frame) => match (frame.kind, opener.as_mut()) {
-                (FrameType::Room, Some((_, host_copy))) => {
-                    match checked(&frame.body, &mut check, host_copy) {
+                (FrameType::Room, Some((_, host))) => {
+                    match checked(&frame.body, &mut check, host) {
                         Ok((msg, text)) => Heard::Message(Box::new(msg), text),
                         Err(e) => Heard::Error(e),
                     }
@@ -823,12 +798,12 @@ fn read_frames(
 fn checked(
     body: &[u8],
     check: &mut SenderCheck,
-    host_copy: &mut RoomOpener,
+    host: &Identity,
 ) -> Result<(RoomMessage, Option<String>), ChatError> {
     let msg = RoomMessage::decode(body)?;
     check.check(&msg)?;
     let text = match msg.copy_for(0) {
-        Some(_) => Some(host_copy.open(&msg, Some(check.key()))?),
+        Some(_) => Some(decrypt_copy(host, 0, &msg)?),
         None => None,
     };
     Ok((msg, text))
