@@ -3,7 +3,8 @@
 //! the host's connections carry it only as ciphertext), `nc` in a plaintext room, 40 members
 //! joining at once and a full room, mode mismatches, and the faults one member must not pass
 //! on to the room: garbage, a bad signature, a replay, a half-sent frame, a member that
-//! stops reading, and a hundred connections that never speak.
+//! stops reading, and a hundred connections that never speak. Also Ctrl-C on a member and on
+//! the host, `--explain` on a member, and `/name` refused in an encrypted room.
 
 mod common;
 
@@ -41,6 +42,18 @@ fn member(port: u16, name: &str, extra: &[&str]) -> Proc {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Ctrl-C on a scripted `rchat`: SIGINT, as `kill -INT` sends it.
+#[cfg(unix)]
+fn interrupt(p: &Proc) {
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+}
+
+/// How many lines of `lines` are exactly `line`.
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
 }
 
 #[test]
@@ -480,4 +493,248 @@ fn max_is_checked_before_anything_starts() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// Ctrl-C on a member: it says goodbye and exits; the host and the others see it leave
+/// politely (not dropped), and the room goes on without it.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_on_a_member_leaves_and_the_room_goes_on() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &WEAK);
+    let mut bob = member(port, "bob", &WEAK);
+    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    alice.send(&["before ctrl-c"]);
+    bob.wait_out(|l| l == "alice: before ctrl-c", WAIT);
+    host.wait_out(|l| l == "alice: before ctrl-c", WAIT);
+
+    interrupt(&alice);
+    let interrupted = Instant::now();
+    assert_eq!(alice.finish(WAIT), 0, "stderr: {:#?}", alice.err);
+    assert!(interrupted.elapsed() < Duration::from_secs(10), "{:?}", interrupted.elapsed());
+    host.wait_err(|l| l == "alice left (2 in the room)", WAIT);
+    bob.wait_err(|l| l == "alice left", WAIT);
+
+    // The host is still running, and the room no longer holds alice.
+    host.send(&["still open"]);
+    bob.wait_out(|l| l == "teacher: still open", WAIT);
+    bob.send(&["/who"]);
+    bob.wait_err(|l| l == "in the room (2):", WAIT);
+    bob.send(&["/msg alice are you there"]);
+    bob.wait_err(|l| l == "warning: nobody called alice here: /who lists the room", WAIT);
+    bob.send(&["after alice"]);
+    host.wait_out(|l| l == "bob: after alice", WAIT);
+    assert!(host.child.try_wait().unwrap().is_none(), "the host kept running");
+    assert!(!host.err_has("dropped alice"), "a Ctrl-C is a goodbye: {:#?}", host.err);
+    assert!(!bob.err_has("alice left:"), "a polite leave has no reason: {:#?}", bob.err);
+    assert!(alice.out.iter().all(|l| !l.contains("still open")), "{:#?}", alice.out);
+
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    bob.wait_err(|l| l == "the host closed the room", WAIT);
+    assert_eq!(bob.finish(WAIT), 0, "stderr: {:#?}", bob.err);
+}
+
+/// Ctrl-C on the host closes the room: every member is told once that the host closed it,
+/// and exits; in an encrypted room (a signed goodbye) and in a plaintext one (a last line).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_on_the_host_closes_the_room_for_everyone() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &WEAK);
+    let mut bob = member(port, "bob", &WEAK);
+    let (mut plain_host, plain_port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
+    let mut carol = member(plain_port, "carol", &["--plaintext"]);
+    host.wait_err(|l| l.starts_with("bob joined from "), WAIT);
+    host.send(&["closing soon"]);
+    plain_host.send(&["closing soon"]);
+    for m in [&mut alice, &mut bob, &mut carol] {
+        m.wait_out(|l| l == "teacher: closing soon", WAIT);
+    }
+
+    interrupt(&host);
+    interrupt(&plain_host);
+    let interrupted = Instant::now();
+    for h in [&mut host, &mut plain_host] {
+        assert_eq!(h.finish(WAIT), 0, "stderr: {:#?}", h.err);
+    }
+    for m in [&mut alice, &mut bob, &mut carol] {
+        m.wait_err(|l| l == "the host closed the room", WAIT);
+        // Their input is still open: the host's goodbye alone ends the room for them.
+        assert_eq!(m.finish(WAIT), 0, "stderr: {:#?}", m.err);
+        assert_eq!(count(&m.err, "the host closed the room"), 1, "{:#?}", m.err);
+        assert!(!m.err.iter().any(|l| l.starts_with("error")), "{:#?}", m.err);
+    }
+    assert!(interrupted.elapsed() < Duration::from_secs(10), "{:?}", interrupted.elapsed());
+}
+
+/// `--explain` on a member: the handshake's frames, then each message it sends, its copies
+/// counted (one per recipient); a member without the flag prints no `wire:` line.
+#[test]
+fn explain_on_a_member_shows_what_it_sends() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
+    let mut bob = member(port, "bob", &WEAK);
+    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    let handshake =
+        ["wire: sent HELLO, ", "wire: received HELLO, ", "wire: sent and received AUTH ("];
+    for prefix in handshake {
+        assert!(alice.err.iter().any(|l| l.starts_with(prefix)), "{prefix}: {:#?}", alice.err);
+    }
+    let bytes = |line: &str| -> usize {
+        let (_, rest) = line.split_once(", ").expect("a size");
+        rest.split(' ').next().unwrap().parse().expect("a number of bytes")
+    };
+
+    // To everyone: a copy for the host and one for bob.
+    alice.send(&["hello room"]);
+    let public = alice.wait_err(|l| l.starts_with("wire: sent ROOM MESSAGE #0, "), WAIT);
+    assert!(public.contains(" bytes: 2 copies of the text, each encrypted"), "{public}");
+    assert!(public.ends_with("the relay can read only its own copy"), "{public}");
+    bob.wait_out(|l| l == "alice: hello room", WAIT);
+    host.wait_out(|l| l == "alice: hello room", WAIT);
+    // To bob alone: one copy, so fewer bytes.
+    alice.send(&["/msg bob just you"]);
+    let private = alice.wait_err(|l| l.starts_with("wire: sent ROOM MESSAGE #1, "), WAIT);
+    assert!(private.contains(" bytes: 1 copy of the text, each encrypted"), "{private}");
+    assert!(bytes(&private) < bytes(&public), "{private} / {public}");
+    bob.wait_out(|l| l == "alice (private): just you", WAIT);
+    // A message alice receives reaches her as usual.
+    bob.send(&["hello alice"]);
+    alice.wait_out(|l| l == "bob: hello alice", WAIT);
+    assert_eq!(count(&alice.err, &public), 1, "each message is explained once");
+
+    for m in [&mut alice, &mut bob] {
+        m.close_stdin();
+    }
+    for m in [&mut alice, &mut bob] {
+        assert_eq!(m.finish(WAIT), 0, "stderr: {:#?}", m.err);
+    }
+    assert!(bob.err.iter().all(|l| !l.starts_with("wire:")), "no --explain: {:#?}", bob.err);
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+}
+
+/// In an encrypted room a name is bound to its key in the roster: `/name` is refused on the
+/// member's screen, nothing is sent, and the others still know it by its first name.
+#[test]
+fn a_member_of_an_encrypted_room_cannot_rename_itself() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &WEAK);
+    let mut bob = member(port, "bob", &WEAK);
+    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+
+    alice.send(&["/name mallory"]);
+    alice.wait_err(
+        |l| l == "warning: names are fixed in an encrypted room: join again with --name",
+        WAIT,
+    );
+    alice.send(&["still alice"]);
+    bob.wait_out(|l| l == "alice: still alice", WAIT);
+    host.wait_out(|l| l == "alice: still alice", WAIT);
+    // bob's roster still says alice, with her key; there is no mallory to write to.
+    bob.send(&["/who"]);
+    bob.wait_err(|l| l.starts_with("  alice: 1024-bit key SHA256:"), WAIT);
+    bob.send(&["/msg mallory hi"]);
+    bob.wait_err(|l| l == "warning: nobody called mallory here: /who lists the room", WAIT);
+    host.send(&["/who"]);
+    host.wait_err(|l| l.starts_with("  alice: SHA256:"), WAIT);
+
+    for m in [&mut alice, &mut bob] {
+        m.close_stdin();
+    }
+    for m in [&mut alice, &mut bob] {
+        assert_eq!(m.finish(WAIT), 0, "stderr: {:#?}", m.err);
+    }
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0, "stderr: {:#?}", host.err);
+    // Nobody heard of mallory: no rename notice, and the command was not sent as a message.
+    for p in [&host, &bob] {
+        assert!(!p.out.iter().any(|l| l.contains("mallory")), "{:#?}", p.out);
+        let told = p.err.iter().filter(|l| l.contains("mallory") && !l.contains("nobody called"));
+        assert_eq!(told.count(), 0, "{:#?}", p.err);
+    }
+    assert!(!bob.err.iter().any(|l| l.contains(" is now ")), "{:#?}", bob.err);
+}
+
+/// A member that leaves (Ctrl-C, `/quit` or the end of its input) while the room goes on is
+/// not told that the host closed the room: the host's goodbye then only answers its own.
+#[cfg(unix)]
+#[test]
+fn a_member_that_leaves_is_not_told_the_room_closed() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut plain_host, plain_port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
+    let mut leavers = vec![
+        member(port, "alice", &WEAK),
+        member(port, "bob", &WEAK),
+        member(port, "carol", &WEAK),
+        member(plain_port, "dave", &["--plaintext"]),
+        member(plain_port, "erin", &["--plaintext"]),
+    ];
+    host.wait_err(|l| l.starts_with("carol joined from "), WAIT);
+    plain_host.wait_err(|l| l.starts_with("erin joined from "), WAIT);
+    interrupt(&leavers[0]);
+    leavers[1].send(&["/quit"]);
+    leavers[2].close_stdin();
+    interrupt(&leavers[3]);
+    leavers[4].send(&["/quit"]);
+    for m in &mut leavers {
+        assert_eq!(m.finish(WAIT), 0, "stderr: {:#?}", m.err);
+    }
+    for name in ["alice", "bob", "carol"] {
+        host.wait_err(|l| l.starts_with(&format!("{name} left (")), WAIT);
+    }
+    for name in ["dave", "erin"] {
+        plain_host.wait_err(|l| l.starts_with(&format!("{name} left (")), WAIT);
+    }
+    let how = ["Ctrl-C", "/quit", "end of input", "Ctrl-C (plaintext)", "/quit (plaintext)"];
+    let told: Vec<&str> = (leavers.iter().zip(how))
+        .filter(|(m, _)| count(&m.err, "the host closed the room") > 0)
+        .map(|(_, how)| how)
+        .collect();
+    assert!(told.is_empty(), "told the room closed after leaving by {told:?}");
+    for h in [&mut host, &mut plain_host] {
+        h.close_stdin();
+        assert_eq!(h.finish(WAIT), 0, "stderr: {:#?}", h.err);
+    }
+}
+
+/// `--explain` on a member also explains a message it receives, as the two-person chat and
+/// the room's host do.
+#[test]
+fn explain_on_a_member_shows_what_it_receives() {
+    let (mut host, port) =
+        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
+    let mut bob = member(port, "bob", &WEAK);
+    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    bob.send(&["hello alice"]);
+    alice.wait_out(|l| l == "bob: hello alice", WAIT);
+    host.send(&["from the teacher"]);
+    alice.wait_out(|l| l == "teacher: from the teacher", WAIT);
+    alice.close_stdin();
+    assert_eq!(alice.finish(WAIT), 0, "stderr: {:#?}", alice.err);
+    let received: Vec<&String> =
+        alice.err.iter().filter(|l| l.starts_with("wire: received ROOM MESSAGE")).collect();
+    assert_eq!(received.len(), 2, "one explanation per message received: {:#?}", alice.err);
+    for (line, from) in received.iter().zip(["bob", "teacher"]) {
+        assert!(
+            line.starts_with(&format!("wire: received ROOM MESSAGE #0 from {from}, ")),
+            "{line}"
+        );
+        assert!(line.contains("the copy encrypted to this key (opened with RSA-OAEP)"), "{line}");
+        assert!(line.contains("1 other recipient's copy as its SHA-256 digest"), "{line}");
+        assert!(line.ends_with(&format!("{from}'s RSA-PSS signature over all of them checked")));
+    }
+    let bye = alice.err.iter().filter(|l| l.starts_with("wire: sent BYE, ")).count();
+    assert_eq!(bye, 1, "the goodbye explained: {:#?}", alice.err);
+    bob.close_stdin();
+    assert_eq!(bob.finish(WAIT), 0);
+    host.close_stdin();
+    assert_eq!(host.finish(WAIT), 0);
 }

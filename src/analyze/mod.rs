@@ -113,7 +113,9 @@ pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Analyse several files on all cores; results in the order of `files`.
+/// Analyse several files on all cores; results in the order of `files`, their streams' reports
+/// not made yet (see [`report::unmade_file_report`]: [`FileReport::make_streams`] makes them, the
+/// JSON writer a few at a time as it writes them).
 pub fn analyze_files(
     files: &[PathBuf],
     cfg: &Options,
@@ -137,7 +139,7 @@ pub fn analyze_files(
                         );
                         cfg.extract = Some(dir.join(stem));
                     }
-                    let result = analyze_file(path, &cfg);
+                    let result = analyze_path(path, &cfg);
                     if let Some(slot) = slots.get(i)
                         && let Ok(mut s) = slot.lock()
                     {
@@ -162,6 +164,13 @@ pub fn analyze_files(
 
 /// Analyse one capture file (mapped into memory when it is a regular file).
 pub fn analyze_file(path: &Path, cfg: &Options) -> Result<FileReport, AnalyzeError> {
+    let mut report = analyze_path(path, cfg)?;
+    report.make_streams();
+    Ok(report)
+}
+
+/// [`analyze_file`], its streams' reports not made yet ([`report::unmade_file_report`]).
+fn analyze_path(path: &Path, cfg: &Options) -> Result<FileReport, AnalyzeError> {
     let name = path.display().to_string();
     let file =
         File::open(path).map_err(|source| AnalyzeError::Read { path: name.clone(), source })?;
@@ -176,7 +185,9 @@ pub fn analyze_input(
     cfg: &Options,
 ) -> Result<FileReport, AnalyzeError> {
     let reader = Reader::open(input).map_err(|e| AnalyzeError::opening(&name, e))?;
-    analyze_reader(name, reader, cfg)
+    let mut report = analyze_reader(name, reader, cfg)?;
+    report.make_streams();
+    Ok(report)
 }
 
 /// The stages, for one opened capture.
@@ -220,7 +231,7 @@ fn analyze_reader<R: io::Read>(
         other_ports: elsewhere.busiest(),
         warnings,
     };
-    Ok(report::file_report(capture, &streams, results))
+    Ok(report::unmade_file_report(capture, streams, results))
 }
 
 impl AnalyzeError {

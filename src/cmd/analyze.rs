@@ -62,6 +62,11 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode> {
     for (i, result) in results.into_iter().enumerate() {
         match result {
             Ok(mut r) => {
+                // The JSON writer makes the streams' reports as it writes them; the other
+                // forms need them all.
+                if !args.json || args.html.is_some() {
+                    r.make_streams();
+                }
                 let written = if page_only {
                     Ok(())
                 } else if args.json {

@@ -161,9 +161,10 @@ impl Counter for u32 {
 }
 
 /// An accumulator's own counting table: none until the first byte is counted, then as narrow
-/// as the number of bytes counted in it allows, widened before any counter could overflow.
-/// A direction or message of a few hundred bytes (most of a chat's) keeps 256 or 512 bytes
-/// of counters, not a kilobyte; past 64 KiB it has the 32-bit table it always had.
+/// as its largest counter allows (a bound on it: [`Accumulator`]'s `peak`), widened before
+/// any counter could overflow. A direction or message of a few hundred bytes (most of a
+/// chat's), or a few kilobytes of random bytes, keeps 256 bytes of counters, not a kilobyte;
+/// past 64 KiB it has the 32-bit table it always had.
 #[derive(Debug, Clone, Default)]
 pub(super) enum Table {
     #[default]
@@ -183,8 +184,8 @@ fn widened<A: Counter, B: Counter + From<A>>(t: &[A; 256]) -> Box<[B; 256]> {
 }
 
 impl Table {
-    /// Make room for `total` bytes counted in the table: widen it if a counter could pass
-    /// what it holds (`total` is at most [`FOLD_EVERY`], which 32 bits hold).
+    /// Make room for counters up to `total`: widen the table if one could pass what it holds
+    /// (`total` is at most [`FOLD_EVERY`], which 32 bits hold).
     #[inline]
     fn fit(&mut self, total: u64) {
         let fits = match self {
@@ -360,6 +361,9 @@ pub struct Accumulator {
     pub(super) folded: Option<Box<[u64; 256]>>,
     /// `bytes` when the counters were last folded.
     folded_at: u64,
+    /// No counter in `hist` is above this (at most the bytes counted since the fold): the
+    /// table is widened by it, so that bytes spread over many values stay in narrow counters.
+    peak: u64,
     pub(super) printable: u64,
     /// Bytes decoded for the printable count (all of the first blocks, then 1 block in 16).
     pub(super) examined: u64,
@@ -381,6 +385,7 @@ impl Default for Accumulator {
             hist: Table::Empty,
             folded: None,
             folded_at: 0,
+            peak: 0,
             printable: 0,
             examined: 0,
             exact_blocks: STREAM_EXACT_BLOCKS,
@@ -586,7 +591,8 @@ impl Accumulator {
                 }
                 None => {
                     // Straight into the table: room for them first.
-                    self.hist.fit(offset + piece.len() as u64 - self.folded_at);
+                    self.peak += piece.len() as u64;
+                    self.hist.fit(self.peak);
                     if decode {
                         let (st, pr) = (&mut self.utf8_state, &mut self.printable);
                         match &mut self.hist {
@@ -705,6 +711,7 @@ impl Accumulator {
         }
         self.hist.clear();
         self.folded_at = self.bytes;
+        self.peak = 0;
     }
 
     /// Ask for this accumulator's counting table to be brought into the cache, ahead of
@@ -721,8 +728,11 @@ impl Accumulator {
 
     /// Add the scratch lanes into this accumulator's table and clear them.
     fn merge(&mut self, lanes: &mut Lanes) {
-        // Every byte counted since the fold is in the table or in the lanes.
-        self.hist.fit(self.bytes - self.folded_at);
+        // No counter gets more than the largest sum of the lanes' counters for one value.
+        let [l0, l1, l2, l3] = &*lanes;
+        let most = (0..256).map(|i| l0[i] + l1[i] + l2[i] + l3[i]).max().unwrap_or(0);
+        self.peak = (self.peak + u64::from(most)).min(self.bytes - self.folded_at);
+        self.hist.fit(self.peak);
         match &mut self.hist {
             Table::Empty => {}
             Table::U8(t) => merge_into(t, lanes),
@@ -785,7 +795,7 @@ mod tests {
             let mut fed = 0usize;
             let mut scratch = Scratch::default();
             let mut i = 0u32;
-            while fed < 70_000 + piece {
+            while fed < 100_000 + piece {
                 i += 1;
                 let b = if i.is_multiple_of(3) { b'a' } else { 0xff };
                 let data = vec![b; piece];
@@ -798,10 +808,11 @@ mod tests {
                 }
                 fed += piece;
                 assert_eq!(acc.histogram(), want, "piece {piece}, {fed} bytes");
+                let most = want.iter().copied().max().unwrap_or(0);
                 let ok = match &acc.hist {
                     Table::Empty => false,
-                    Table::U8(_) => fed <= 255,
-                    Table::U16(_) => fed <= 65_535,
+                    Table::U8(_) => most <= 255,
+                    Table::U16(_) => most <= 65_535,
                     Table::U32(_) => true,
                 };
                 assert!(

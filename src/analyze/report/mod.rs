@@ -4,10 +4,13 @@
 //!
 //! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
-//! JSON code), and it is assembled here from the streams, their counters and each direction's
-//! result ([`file_report`]), with the warnings about streams. It must never read files or
+//! JSON code but [`json`]'s, which lays it out and writes a list of messages a message a
+//! line), and it is assembled from the streams, their counters and each direction's result,
+//! with the warnings about streams, one stream at a time (`assemble`: [`file_report`],
+//! [`unmade_file_report`]). It must never read files or
 //! packets and never decide a verdict: it presents what the other stages found.
 
+mod assemble;
 pub mod html;
 pub mod human;
 pub mod json;
@@ -18,16 +21,16 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::classify::{Confidence, Encoding, Histogram, Verdict, plural};
-use super::engine::direction::{DirectionResult, StreamResult};
-use super::input::decode::endpoint;
+use super::engine::direction::DirectionResult;
 use super::recognise::keys::{DerEncoding, JsonCarrier, KeyFormat, KeyKind, KeyMaterial};
 use super::recognise::raw_rsa::{self, Block, RawRsa};
-use super::recognise::rchat::{self, RchatReport};
+use super::recognise::rchat::RchatReport;
 use super::recognise::{Part, Protocol, tls};
+use super::stream::HalfStats;
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
-use super::stream::{Dir, HalfStats, OOO_CAP, Stream};
 use crate::escape::bytes as escape;
+pub use assemble::{Capture, Unmade, file_report, unmade_file_report};
 pub use human::{Style, human, summary};
 use room::{rchat_summary, room_phrases};
 
@@ -56,6 +59,10 @@ pub struct FileReport {
     pub warnings: Vec<String>,
     /// The TCP streams, in order of their first packet.
     pub streams: Vec<StreamReport>,
+    /// Streams whose reports are not made yet: they come after `streams`
+    /// ([`unmade_file_report`]).
+    #[serde(skip)]
+    pub unmade: Option<Box<Unmade>>,
 }
 
 /// A TCP port the capture holds besides those analysed.
@@ -172,6 +179,7 @@ pub struct DirectionReport {
     /// How the messages were cut: `frames`, `lines` or `runs`.
     pub message_mode: Option<Mode>,
     /// The messages.
+    #[serde(serialize_with = "json::messages_json")]
     pub messages: Vec<MessageReport>,
     /// Messages not listed (past the limit).
     pub unlisted_messages: u64,
@@ -489,114 +497,6 @@ pub fn stream_verdict(a: Verdict, b: Verdict) -> Verdict {
     }
 }
 
-/// What is known of one capture file before its streams: how it was read and what went wrong
-/// reading it.
-#[derive(Debug)]
-pub struct Capture {
-    /// The file as named on the command line.
-    pub file: String,
-    /// `pcap` or `pcapng`.
-    pub format: &'static str,
-    /// Names of the capture's link types.
-    pub link_types: Vec<String>,
-    /// Records read.
-    pub packets: u64,
-    /// Ports analysed.
-    pub ports: Vec<u16>,
-    /// The busiest TCP ports not analysed.
-    pub other_ports: Vec<PortSeen>,
-    /// Warnings so far (reading, decoding, the analysis threads).
-    pub warnings: Vec<String>,
-}
-
-/// The report of one file: its streams (those with results) in order, each direction's
-/// counters and result together, and a warning for each stream that overflowed the
-/// out-of-order buffer or was picked up mid-connection.
-pub fn file_report(
-    capture: Capture,
-    streams: &[Stream],
-    results: Vec<Option<StreamResult>>,
-) -> FileReport {
-    let Capture { file, format, link_types, packets, ports, other_ports, mut warnings } = capture;
-    let mut results = results;
-    // A room's members are named on its connections one by one: name them across all.
-    let mut connections: Vec<[Option<&mut RchatReport>; 2]> = results
-        .iter_mut()
-        .flatten()
-        .map(|pair| {
-            let [c2s, s2c] = &mut **pair;
-            [c2s.rchat.as_deref_mut(), s2c.rchat.as_deref_mut()]
-        })
-        .collect();
-    if connections.iter().flatten().flatten().any(|r| r.room.is_some()) {
-        rchat::room::share_rooms(&mut connections);
-    }
-    drop(connections);
-    let mut reports = Vec::with_capacity(streams.len());
-    for (s, result) in streams.iter().zip(results) {
-        let Some(pair) = result else { continue };
-        let [c2s, s2c] = *pair;
-        if s.overflowed {
-            warnings.push(format!(
-                "stream {}: more than {} MiB arrived out of order; the hole in front of it was \
-                 declared missing",
-                s.id,
-                OOO_CAP / (1024 * 1024)
-            ));
-        }
-        let before = s.stats(Dir::ClientToServer).before_start_bytes
-            + s.stats(Dir::ServerToClient).before_start_bytes;
-        if before > 0 {
-            warnings.push(format!(
-                "stream {}: the capture starts mid-connection; {} sent before the first \
-                 segment seen {} not in the reassembled stream",
-                s.id,
-                plural(before, "byte", "bytes"),
-                if before == 1 { "is" } else { "are" }
-            ));
-        }
-        // Raw RSA to the other side's key: the blocks of each direction are measured against
-        // the keys the other direction sent.
-        let rsa_c2s = raw_rsa_of(&c2s, &s2c);
-        let rsa_s2c = raw_rsa_of(&s2c, &c2s);
-        let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s, true, s.start_ns);
-        let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c, false, s.start_ns);
-        for (label, d) in [("client to server", &c2s), ("server to client", &s2c)] {
-            for k in d.recognized.iter().filter(|k| k.kind == "private_key") {
-                warnings.push(format!(
-                    "stream {}, {label}: a PRIVATE KEY ({}) travelled in the clear at offset {}: \
-                     anyone who captured it can decrypt and sign as its owner; make a new key",
-                    s.id,
-                    key_phrase(k),
-                    k.offset
-                ));
-            }
-        }
-        let verdict = stream_verdict(c2s.verdict, s2c.verdict);
-        reports.push(StreamReport {
-            id: s.id,
-            client: endpoint(s.client.0, s.client.1),
-            server: endpoint(s.server.0, s.server.1),
-            start: s.start_ns as f64 / 1e9,
-            end: s.end_ns as f64 / 1e9,
-            verdict,
-            eavesdropper: eavesdropper(verdict, [&c2s, &s2c]),
-            directions: Directions { client_to_server: c2s, server_to_client: s2c },
-        });
-    }
-    FileReport {
-        schema_version: SCHEMA_VERSION,
-        file,
-        format,
-        link_types,
-        packets,
-        ports,
-        other_ports: other_ports.iter().map(OtherPort::from).collect(),
-        warnings,
-        streams: reports,
-    }
-}
-
 /// Whether `d`'s ciphertext messages are each one RSA block, to a key `other` sent.
 fn raw_rsa_of(d: &DirectionResult, other: &DirectionResult) -> Option<RawRsa> {
     let said: Vec<_> = d.messages.iter().filter(|m| m.part == Part::Message).collect();
@@ -610,6 +510,52 @@ fn raw_rsa_of(d: &DirectionResult, other: &DirectionResult) -> Option<RawRsa> {
         said.iter().map(|m| Block { length: m.length, head: &m.head }).collect();
     let keys: Vec<&KeyMaterial> = other.keys.iter().map(|k| &k.key).collect();
     raw_rsa::one_block_per_message(&blocks, &keys)
+}
+
+/// The key material a direction carries, as the report lists it: keys in its messages,
+/// certificates in its TLS handshake, rchat's HELLO and a room's members.
+fn recognized_of(d: &DirectionResult) -> Vec<Recognized> {
+    let mut keys: Vec<Recognized> = d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
+    if let Some(Protocol::Tls(t)) = d.protocol.as_deref() {
+        // Certificates sent in the clear (TLS 1.2 and older); where in the stream is
+        // not kept.
+        keys.extend(t.certificates.iter().map(|k| Recognized {
+            format: "X.509 certificate in the TLS handshake".to_string(),
+            ..recognized(k.offset as u64, k)
+        }));
+    }
+    if let Some(h) = d.rchat.as_ref().and_then(|r| r.hello.as_ref()) {
+        let frame = d.rchat.as_ref().and_then(|r| r.frames.first());
+        keys.insert(
+            0,
+            Recognized {
+                offset: frame.map_or(0, |f| f.offset),
+                length: frame.map_or(0, |f| f.length),
+                kind: "public_key",
+                format: "rchat HELLO".to_string(),
+                algorithm: "RSA",
+                bits: u32::try_from(h.key_bits).ok(),
+                fingerprint: Some(h.fingerprint.clone()),
+            },
+        );
+    }
+    // A room's ROSTER and JOINED frames carry its members' public keys.
+    for f in d.rchat.iter().flat_map(|r| r.frames.iter()) {
+        let Some(room) = f.room.as_deref() else { continue };
+        for m in &room.members {
+            keys.push(Recognized {
+                offset: f.offset,
+                length: f.length,
+                kind: "public_key",
+                format: format!("rchat {}", f.kind),
+                algorithm: "RSA",
+                bits: m.key_bits.and_then(|b| u32::try_from(b).ok()),
+                fingerprint: Some(m.fingerprint.clone()),
+            });
+        }
+    }
+    keys.sort_by_key(|k| k.offset);
+    keys
 }
 
 /// A key in a few words: `1024-bit RSA public key SHA256:...`.
@@ -833,6 +779,7 @@ fn direction_report(
     start_ns: i64,
 ) -> DirectionReport {
     let (preview, preview_format) = preview_string(&d.preview, &d.preview_gaps);
+    let recognized = recognized_of(&d);
     let c = d.class.nothing_kept(st.missing_bytes, st.snaplen_cut_bytes);
     DirectionReport {
         bytes: st.bytes,
@@ -894,50 +841,7 @@ fn direction_report(
             })
         })
         .map(Box::new),
-        recognized: {
-            let mut keys: Vec<Recognized> =
-                d.keys.iter().map(|k| recognized(k.offset, &k.key)).collect();
-            if let Some(Protocol::Tls(t)) = d.protocol.as_deref() {
-                // Certificates sent in the clear (TLS 1.2 and older); where in the stream is
-                // not kept.
-                keys.extend(t.certificates.iter().map(|k| Recognized {
-                    format: "X.509 certificate in the TLS handshake".to_string(),
-                    ..recognized(k.offset as u64, k)
-                }));
-            }
-            if let Some(h) = d.rchat.as_ref().and_then(|r| r.hello.as_ref()) {
-                let frame = d.rchat.as_ref().and_then(|r| r.frames.first());
-                keys.insert(
-                    0,
-                    Recognized {
-                        offset: frame.map_or(0, |f| f.offset),
-                        length: frame.map_or(0, |f| f.length),
-                        kind: "public_key",
-                        format: "rchat HELLO".to_string(),
-                        algorithm: "RSA",
-                        bits: u32::try_from(h.key_bits).ok(),
-                        fingerprint: Some(h.fingerprint.clone()),
-                    },
-                );
-            }
-            // A room's ROSTER and JOINED frames carry its members' public keys.
-            for f in d.rchat.iter().flat_map(|r| r.frames.iter()) {
-                let Some(room) = f.room.as_deref() else { continue };
-                for m in &room.members {
-                    keys.push(Recognized {
-                        offset: f.offset,
-                        length: f.length,
-                        kind: "public_key",
-                        format: format!("rchat {}", f.kind),
-                        algorithm: "RSA",
-                        bits: m.key_bits.and_then(|b| u32::try_from(b).ok()),
-                        fingerprint: Some(m.fingerprint.clone()),
-                    });
-                }
-            }
-            keys.sort_by_key(|k| k.offset);
-            keys
-        },
+        recognized,
         raw_rsa: raw.as_ref().map(|r| Box::new(raw_rsa_report(r))),
         rchat: d.rchat.map(|mut r| {
             // Each frame was also a message of the direction: give it that verdict.

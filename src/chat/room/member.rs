@@ -49,8 +49,8 @@ pub enum Update {
     Joined(String, String),
     /// Someone left, and how.
     Left(String, String),
-    /// A message, checked: sender, private, text.
-    Message(String, bool, String),
+    /// A message, checked: sender, private, text, and with `--explain` what came on the wire.
+    Message(String, bool, String, Option<String>),
     /// A plaintext room's line.
     Line(String),
     /// The host closed the room (its goodbye, or its FIN in plaintext).
@@ -90,7 +90,8 @@ pub fn run(
     let view = Arc::new(Mutex::new(View::default()));
     {
         let (view, tx, me) = (view.clone(), tx.clone(), me.clone());
-        thread::spawn(move || read_room(reader, opener, &view, &tx, me));
+        let explain = settings.explain;
+        thread::spawn(move || read_room(reader, opener, &view, &tx, me, explain));
     }
     let mut queued = pending.queued;
     let mut input_open = pending.input_open;
@@ -108,7 +109,12 @@ pub fn run(
                 Event::Input(Input::Line(line)) if !entered => queued.push(line),
                 Event::Input(Input::Line(line)) if !said_bye => {
                     if !say(&line, &mut next_seq)? {
-                        goodbye(&stream, tap.as_ref(), Some(&mut sealer), None)?;
+                        goodbye(
+                            &stream,
+                            tap.as_ref(),
+                            Some(&mut sealer),
+                            settings.explain.then_some(ui),
+                        )?;
                         said_bye = true;
                         linger = Some(Instant::now() + LINGER);
                     }
@@ -117,7 +123,12 @@ pub fn run(
                 Event::Input(_) => {
                     input_open = false;
                     if !said_bye {
-                        goodbye(&stream, tap.as_ref(), Some(&mut sealer), None)?;
+                        goodbye(
+                            &stream,
+                            tap.as_ref(),
+                            Some(&mut sealer),
+                            settings.explain.then_some(ui),
+                        )?;
                         said_bye = true;
                     }
                     linger = Some(Instant::now() + LINGER);
@@ -144,7 +155,12 @@ pub fn run(
                             say(&line, &mut next_seq)?;
                         }
                         if !input_open && !said_bye {
-                            goodbye(&stream, tap.as_ref(), Some(&mut sealer), None)?;
+                            goodbye(
+                                &stream,
+                                tap.as_ref(),
+                                Some(&mut sealer),
+                                settings.explain.then_some(ui),
+                            )?;
                             said_bye = true;
                         }
                     }
@@ -153,12 +169,24 @@ pub fn run(
                         "left" => ui.status(format!("{name} left")),
                         _ => ui.status(format!("{name} left: {why}")),
                     },
-                    Update::Message(from, private, text) => ui.room_message(&from, &text, private),
+                    Update::Message(from, private, text, explained) => {
+                        if let Some(explained) = explained {
+                            ui.status(explained);
+                        }
+                        ui.room_message(&from, &text, private)
+                    }
                     Update::Line(_) => {}
+                    // After our goodbye, the host's is its answer: the room goes on.
+                    Update::HostLeft if said_bye => return Ok(()),
                     Update::HostLeft => {
                         ui.status("the host closed the room");
-                        if !said_bye {
-                            goodbye(&stream, tap.as_ref(), Some(&mut sealer), None)?;
+                        {
+                            goodbye(
+                                &stream,
+                                tap.as_ref(),
+                                Some(&mut sealer),
+                                settings.explain.then_some(ui),
+                            )?;
                             said_bye = true;
                         }
                         return Ok(());
@@ -278,6 +306,7 @@ fn read_room(
     view: &Mutex<View>,
     tx: &Sender<Event>,
     me: Arc<Identity>,
+    explain: bool,
 ) {
     let report = |u: Update| tx.send(Event::Room(RoomEvent::Update(u))).is_ok();
     let mut room: Option<RoomOpener> = None;
@@ -285,7 +314,7 @@ fn read_room(
         let update = match reader.read_frame(None) {
             Err(ReadError::Closed) => Update::Closed,
             Err(e) => Update::Error(e.into()),
-            Ok(frame) => match take(&frame, &mut pair, &mut room, view, &me) {
+            Ok(frame) => match take(&frame, &mut pair, &mut room, view, &me, explain) {
                 Ok(u) => u,
                 Err(e) => Update::Error(e),
             },
@@ -304,6 +333,7 @@ fn take(
     room: &mut Option<RoomOpener>,
     view: &Mutex<View>,
     me: &Arc<Identity>,
+    explain: bool,
 ) -> Result<Update, ChatError> {
     let mut view = view.lock().unwrap_or_else(|p| p.into_inner());
     let key_of = |m: &Member| {
@@ -350,7 +380,21 @@ fn take(
             let sender = view.members.get(&msg.sender);
             let text = opener.open(&msg, sender.map(|(_, k)| k))?;
             let from = sender.map_or_else(|| "?".to_owned(), |(n, _)| n.clone());
-            Ok(Update::Message(from, msg.private, text))
+            let explained = explain.then(|| {
+                let digests = match msg.copies.len().saturating_sub(1) {
+                    0 => "no other copy".to_owned(),
+                    1 => "1 other recipient's copy as its SHA-256 digest".to_owned(),
+                    n => format!("{n} other recipients' copies as their SHA-256 digests"),
+                };
+                format!(
+                    "wire: received ROOM MESSAGE #{} from {from}, {} bytes: the copy encrypted to \
+                     this key (opened with RSA-OAEP) and {digests}; {from}'s RSA-PSS signature \
+                     over all of them checked",
+                    msg.seq,
+                    frame.to_bytes().len(),
+                )
+            });
+            Ok(Update::Message(from, msg.private, text, explained))
         }
         (FrameType::Bye, _) => {
             pair.open_bye(&Bye::decode(&frame.body)?)?;
@@ -429,8 +473,9 @@ pub fn run_plain(
                     show_line(ui, &line);
                 }
                 Event::Room(RoomEvent::Update(Update::HostLeft)) => {
-                    // The host's last line usually said so already.
-                    if !told_closed {
+                    // The host's last line usually said so already; after our own leaving,
+                    // its closing is the answer.
+                    if !told_closed && linger.is_none() {
                         ui.status("the host closed the room");
                     }
                     return Ok(input_open);
