@@ -1,6 +1,6 @@
 //! The report's JSON form, written out: `serde_json`'s pretty layout (two spaces a level), with
 //! each line break and its indentation written at once, and a direction's messages one a line
-//! ([`messages_json`], which the model names for its list), indented as a list.
+//! (`messages_json`, which the model names for its list), indented as a list.
 //!
 //! A capture of many short messages lists hundreds of thousands of them, and the report is
 //! written by one thread after the analysis: there, the stock pretty printer's one write per
