@@ -241,12 +241,22 @@ impl Table {
 }
 
 /// Add the lanes' counts into `t` (the caller made room for them).
-fn merge_into<C: Counter>(t: &mut [C; 256], lanes: &Lanes) {
-    let [l0, l1, l2, l3] = lanes;
-    for (i, h) in t.iter_mut().enumerate() {
-        // `i` < 256: every lane has 256 entries.
-        *h += C::from_u32(l0[i] + l1[i] + l2[i] + l3[i]);
+fn merge_into<C: Counter>(t: &mut [C; 256], sums: &[u32; 256]) {
+    for (h, &n) in t.iter_mut().zip(sums) {
+        *h += C::from_u32(n);
     }
+}
+
+/// Each value's count summed over the lanes, and the largest sum.
+fn lane_sums(lanes: &Lanes) -> ([u32; 256], u32) {
+    let [l0, l1, l2, l3] = lanes;
+    let mut sums = [0u32; 256];
+    for (i, s) in sums.iter_mut().enumerate() {
+        // `i` < 256: every lane has 256 entries.
+        *s = l0[i] + l1[i] + l2[i] + l3[i];
+    }
+    let most = sums.iter().copied().fold(0, u32::max);
+    (sums, most)
 }
 
 /// Scan one lane: histogram and printable count, returning the final decoder state.
@@ -729,15 +739,14 @@ impl Accumulator {
     /// Add the scratch lanes into this accumulator's table and clear them.
     fn merge(&mut self, lanes: &mut Lanes) {
         // No counter gets more than the largest sum of the lanes' counters for one value.
-        let [l0, l1, l2, l3] = &*lanes;
-        let most = (0..256).map(|i| l0[i] + l1[i] + l2[i] + l3[i]).max().unwrap_or(0);
+        let (sums, most) = lane_sums(lanes);
         self.peak = (self.peak + u64::from(most)).min(self.bytes - self.folded_at);
         self.hist.fit(self.peak);
         match &mut self.hist {
             Table::Empty => {}
-            Table::U8(t) => merge_into(t, lanes),
-            Table::U16(t) => merge_into(t, lanes),
-            Table::U32(t) => merge_into(t, lanes),
+            Table::U8(t) => merge_into(t, &sums),
+            Table::U16(t) => merge_into(t, &sums),
+            Table::U32(t) => merge_into(t, &sums),
         }
         *lanes = [[0; 256]; LANES];
     }

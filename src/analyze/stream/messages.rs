@@ -202,7 +202,9 @@ pub struct Splitter {
     prefix_time: i64,
     /// When the piece being fed was delivered ([`Splitter::time`]).
     now: i64,
-    open: Option<Open>,
+    /// Boxed: most of a short direction's life has no message open (it is undecided, or
+    /// between lines), and an open one is 232 bytes.
+    open: Option<Box<Open>>,
     frames: Deframer,
     /// The protocol's own cutter, in [`Mode::Tls`], [`Mode::Ssh`], [`Mode::Http`] and
     /// [`Mode::LengthPrefix`].
@@ -531,7 +533,7 @@ impl Splitter {
         if self.open.is_none() {
             let listed = self.done.len() < MAX_MESSAGES;
             self.opened += 1;
-            self.open = Some(Open {
+            self.open = Some(Box::new(Open {
                 offset,
                 length: 0,
                 acc: None,
@@ -539,10 +541,11 @@ impl Splitter {
                 counting: Counting::Pending { head: [0; DECIDE], len: 0 },
                 head: [0; HEAD],
                 time_ns: self.now,
-            });
+            }));
         }
         let mut bytes = bytes;
-        if let Some(Open { counting: Counting::Pending { head, len }, .. }) = &mut self.open
+        if let Some(Open { counting: Counting::Pending { head, len }, .. }) =
+            self.open.as_deref_mut()
             && *len == 0
             && bytes.len() >= DECIDE
         {
@@ -556,7 +559,8 @@ impl Splitter {
             self.count(bytes);
             return;
         }
-        if let Some(Open { counting: Counting::Pending { head, len }, length, .. }) = &mut self.open
+        if let Some(Open { counting: Counting::Pending { head, len }, length, .. }) =
+            self.open.as_deref_mut()
         {
             let have = usize::from(*len);
             let take = (DECIDE - have).min(bytes.len());
@@ -662,7 +666,7 @@ impl Splitter {
 
     fn end_message(&mut self, ended: Option<Part>) {
         self.lines = Lines::default();
-        if matches!(self.open, Some(Open { counting: Counting::Pending { .. }, .. })) {
+        if matches!(self.open.as_deref(), Some(Open { counting: Counting::Pending { .. }, .. })) {
             self.decide_part(ended);
         }
         // Every count in, before any verdict (and the message table free for the next one).
