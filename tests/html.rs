@@ -193,6 +193,18 @@ fn the_page_goes_to_standard_output_with_a_dash_and_errors_are_one_line() {
     assert_eq!(html.matches("<svg class=\"chart ").count(), 4, "the capture's charts");
 }
 
+/// `--json` beside `--html FILE`: the JSON is that of `--json` alone, though the JSON writer
+/// alone makes the streams' reports as it writes them, and the page that of `--html` alone.
+#[test]
+fn json_beside_a_page_changes_neither() {
+    let files = ["captures/two-sessions-and-noise.pcapng".to_string()];
+    let dir = scratch("html-and-json");
+    let (_, page) = page_of(&files, &["--all-ports"], dir.path());
+    let (_, beside_json) = page_of(&files, &["--all-ports", "--json"], dir.path());
+    assert_eq!(beside_json, page);
+    assert!(json_reports(&files)[0]["streams"].as_array().is_some_and(|s| s.len() > 1));
+}
+
 /// What the hostile capture's payloads hold, raw, and as the page must show them.
 const HOSTILE: &[(&str, &str)] = &[
     ("<script>document.title=", "&lt;script&gt;document.title=&#39;INJECTED&#39;"),

@@ -31,6 +31,11 @@ fn target(port: u16) -> String {
 }
 
 /// `rchat join` with a name (and extra flags), waiting until it has entered the room.
+/// An encrypted room hosted by "teacher" with 1024-bit keys, and its port.
+fn weak_room() -> (Proc, u16) {
+    Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"])
+}
+
 fn member(port: u16, name: &str, extra: &[&str]) -> Proc {
     let t = target(port);
     let mut args = vec!["join", t.as_str(), "--name", name];
@@ -335,8 +340,7 @@ impl Scripted {
 
 #[test]
 fn a_member_that_misbehaves_is_dropped_and_the_room_goes_on() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &WEAK);
     type Attack = fn(&mut Scripted);
     let attacks: [(&str, Attack, &str); 5] = [
@@ -500,8 +504,7 @@ fn max_is_checked_before_anything_starts() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_on_a_member_leaves_and_the_room_goes_on() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &WEAK);
     let mut bob = member(port, "bob", &WEAK);
     alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
@@ -541,8 +544,7 @@ fn ctrl_c_on_a_member_leaves_and_the_room_goes_on() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_on_the_host_closes_the_room_for_everyone() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &WEAK);
     let mut bob = member(port, "bob", &WEAK);
     let (mut plain_host, plain_port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
@@ -574,8 +576,7 @@ fn ctrl_c_on_the_host_closes_the_room_for_everyone() {
 /// counted (one per recipient); a member without the flag prints no `wire:` line.
 #[test]
 fn explain_on_a_member_shows_what_it_sends() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
     let mut bob = member(port, "bob", &WEAK);
     alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
@@ -622,8 +623,7 @@ fn explain_on_a_member_shows_what_it_sends() {
 /// member's screen, nothing is sent, and the others still know it by its first name.
 #[test]
 fn a_member_of_an_encrypted_room_cannot_rename_itself() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &WEAK);
     let mut bob = member(port, "bob", &WEAK);
     alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
@@ -666,8 +666,7 @@ fn a_member_of_an_encrypted_room_cannot_rename_itself() {
 #[cfg(unix)]
 #[test]
 fn a_member_that_leaves_is_not_told_the_room_closed() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let (mut plain_host, plain_port) = Proc::host(&["--room", "--plaintext", "--name", "teacher"]);
     let mut leavers = vec![
         member(port, "alice", &WEAK),
@@ -708,8 +707,7 @@ fn a_member_that_leaves_is_not_told_the_room_closed() {
 /// the room's host do.
 #[test]
 fn explain_on_a_member_shows_what_it_receives() {
-    let (mut host, port) =
-        Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"]);
+    let (mut host, port) = weak_room();
     let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
     let mut bob = member(port, "bob", &WEAK);
     alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);

@@ -1,6 +1,7 @@
 //! The report's JSON form, written out: `serde_json`'s pretty layout (two spaces a level), with
-//! each line break and its indentation written at once, and a direction's messages one a line
-//! (`messages_json`, which the model names for its list), indented as a list.
+//! each line break and its indentation written at once, a direction's histogram on one line and
+//! its messages one a line (`histogram_json` and `messages_json`, which the model names for
+//! those fields), the messages indented as a list.
 //!
 //! A capture of many short messages lists hundreds of thousands of them, and the report is
 //! written by one thread after the analysis: there, the stock pretty printer's one write per
@@ -13,6 +14,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{FileReport, MessageReport, StreamReport};
+use crate::analyze::classify::Histogram;
 
 /// A line break and the deepest indentation written in one piece; deeper levels add more.
 const BREAK: &[u8] = b"\n                                                                ";
@@ -153,12 +155,39 @@ pub(super) fn messages_json<S: serde::Serializer>(
         message_line(&mut text, m);
     }
     text.extend_from_slice(b"\n]");
+    // SAFETY: brackets, commas and line breaks written above, and objects made by
+    // `message_line` of fixed keys, numbers written by `serde_json`'s own formatter (`null`
+    // for what is not finite) and names from fixed ASCII words
+    // (`a_message_line_is_the_message_as_serde_writes_it` parses them).
+    unsafe { ready(text, s) }
+}
+
+/// A histogram as one line of JSON (`[0,3,...]`) even in a pretty-printed document: 256
+/// numbers one per line would make the report four times as long.
+pub(super) fn histogram_json<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
+    use serde_json::ser::{CompactFormatter, Formatter};
+    let counts = h.counts();
+    let mut line = Vec::with_capacity(4 * counts.len());
+    for (i, &c) in counts.iter().enumerate() {
+        line.push(if i == 0 { b'[' } else { b',' });
+        let _ = CompactFormatter.write_u64(&mut line, c);
+    }
+    line.push(b']');
+    // SAFETY: brackets and commas written above, the numbers by `serde_json`'s own formatter.
+    unsafe { ready(line, s) }
+}
+
+/// Ready JSON text written as it is (a raw value), without parsing it again: that took longer
+/// than writing it, for the hundreds of thousands of lines of a chat.
+///
+/// # Safety
+///
+/// `text` must be one well-formed JSON value with no space before or after it (serde_json's
+/// `RawValue::from_string_unchecked`, which debug builds check by parsing; the tests parse
+/// every report they write).
+unsafe fn ready<S: serde::Serializer>(text: Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
     let text = String::from_utf8(text).map_err(serde::ser::Error::custom)?;
-    // SAFETY: the text is one JSON list, with no space before or after it: brackets, commas
-    // and line breaks written above, and objects made by `message_line` of fixed keys, numbers
-    // written by `serde_json`'s own formatter (`null` for what is not finite) and names from
-    // fixed ASCII words (`a_message_line_is_the_message_as_serde_writes_it` parses them).
-    // Checking it again, by parsing, took longer than writing it.
+    // SAFETY: the caller's promise.
     let raw = unsafe { serde_json::value::RawValue::from_string_unchecked(text) };
     raw.serialize(s)
 }

@@ -4,11 +4,11 @@
 //!
 //! Owns the report's data model (schema version 2, documented field by field in
 //! `docs/ANALYZE.md`): the JSON form is these types as `serde` writes them (there is no other
-//! JSON code but [`json`]'s, which lays it out and writes a list of messages a message a
-//! line), and it is assembled from the streams, their counters and each direction's result,
-//! with the warnings about streams, one stream at a time (`assemble`: [`file_report`],
-//! [`unmade_file_report`]). It must never read files or
-//! packets and never decide a verdict: it presents what the other stages found.
+//! JSON code but [`json`]'s, which lays it out and writes a direction's histogram and its
+//! messages as ready lines). It is assembled from the streams, their counters and each
+//! direction's result, with the warnings about streams, one stream at a time (`assemble`:
+//! [`file_report`], [`unmade_file_report`]). It must never read files or packets and never
+//! decide a verdict: it presents what the other stages found.
 
 mod assemble;
 pub mod html;
@@ -30,7 +30,8 @@ use super::stream::HalfStats;
 use super::stream::messages::{Mode, looks_like_text};
 use super::stream::ports::PortSeen;
 use crate::escape::bytes as escape;
-pub use assemble::{Capture, Unmade, file_report, unmade_file_report};
+use assemble::Unmade;
+pub use assemble::{Capture, file_report, unmade_file_report};
 pub use human::{Style, human, summary};
 use room::{rchat_summary, room_phrases};
 
@@ -62,7 +63,7 @@ pub struct FileReport {
     /// Streams whose reports are not made yet: they come after `streams`
     /// ([`unmade_file_report`]).
     #[serde(skip)]
-    pub unmade: Option<Box<Unmade>>,
+    unmade: Option<Box<Unmade>>,
 }
 
 /// A TCP port the capture holds besides those analysed.
@@ -157,7 +158,7 @@ pub struct DirectionReport {
     pub chi_square: Option<f64>,
     /// How many times each byte value, 0x00 to 0xff, occurs in the bytes the figures above
     /// are computed on (those of the messages), written as one line of 256 numbers.
-    #[serde(serialize_with = "histogram_json")]
+    #[serde(serialize_with = "json::histogram_json")]
     pub histogram: Histogram,
     /// The verdict.
     pub verdict: Verdict,
@@ -466,25 +467,6 @@ pub fn preview_string(bytes: &[u8], gaps: &[(usize, u64)]) -> (String, &'static 
 fn seconds_after(time_ns: i64, start_ns: i64) -> f64 {
     let micros = time_ns.saturating_sub(start_ns).max(0).saturating_add(500) / 1000;
     micros as f64 / 1e6
-}
-
-/// A histogram as one line of JSON (`[0,3,...]`) even in a pretty-printed document: 256
-/// numbers one per line would make the report four times as long.
-fn histogram_json<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
-    use serde_json::ser::{CompactFormatter, Formatter};
-    let counts = h.counts();
-    let mut line = Vec::with_capacity(4 * counts.len());
-    for (i, &c) in counts.iter().enumerate() {
-        line.push(if i == 0 { b'[' } else { b',' });
-        let _ = CompactFormatter.write_u64(&mut line, c);
-    }
-    line.push(b']');
-    let line = String::from_utf8(line).map_err(serde::ser::Error::custom)?;
-    // SAFETY: one JSON list of 256 integers, with no space around it: brackets and commas
-    // written above, the numbers by `serde_json`'s own formatter (the tests parse every
-    // report). Checking it again, by parsing, cost more than writing it.
-    let raw = unsafe { serde_json::value::RawValue::from_string_unchecked(line) };
-    raw.serialize(s)
 }
 
 /// The verdict of a stream from the verdicts of its two directions: an empty direction does

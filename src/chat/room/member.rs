@@ -105,32 +105,27 @@ pub fn run(
             let say = |line: &str, seq: &mut u64| {
                 send_line(&stream, tap.as_ref(), &view, me, ui, line, seq, settings.explain)
             };
+            // Our goodbye, once.
+            let mut leave = |said_bye: &mut bool| -> Result<(), ChatError> {
+                if !*said_bye {
+                    let explain = settings.explain.then_some(&**ui);
+                    goodbye(&stream, tap.as_ref(), Some(&mut sealer), explain)?;
+                    *said_bye = true;
+                }
+                Ok(())
+            };
             match event {
                 Event::Input(Input::Line(line)) if !entered => queued.push(line),
                 Event::Input(Input::Line(line)) if !said_bye => {
                     if !say(&line, &mut next_seq)? {
-                        goodbye(
-                            &stream,
-                            tap.as_ref(),
-                            Some(&mut sealer),
-                            settings.explain.then_some(ui),
-                        )?;
-                        said_bye = true;
+                        leave(&mut said_bye)?;
                         linger = Some(Instant::now() + LINGER);
                     }
                 }
                 Event::Input(Input::Line(_)) => {}
                 Event::Input(_) => {
                     input_open = false;
-                    if !said_bye {
-                        goodbye(
-                            &stream,
-                            tap.as_ref(),
-                            Some(&mut sealer),
-                            settings.explain.then_some(ui),
-                        )?;
-                        said_bye = true;
-                    }
+                    leave(&mut said_bye)?;
                     linger = Some(Instant::now() + LINGER);
                 }
                 Event::Warning(w) => ui.warn(w),
@@ -154,14 +149,8 @@ pub fn run(
                         for line in std::mem::take(&mut queued) {
                             say(&line, &mut next_seq)?;
                         }
-                        if !input_open && !said_bye {
-                            goodbye(
-                                &stream,
-                                tap.as_ref(),
-                                Some(&mut sealer),
-                                settings.explain.then_some(ui),
-                            )?;
-                            said_bye = true;
+                        if !input_open {
+                            leave(&mut said_bye)?;
                         }
                     }
                     Update::Joined(name, fp) => ui.status(format!("{name} joined ({fp})")),
@@ -180,15 +169,7 @@ pub fn run(
                     Update::HostLeft if said_bye => return Ok(()),
                     Update::HostLeft => {
                         ui.status("the host closed the room");
-                        {
-                            goodbye(
-                                &stream,
-                                tap.as_ref(),
-                                Some(&mut sealer),
-                                settings.explain.then_some(ui),
-                            )?;
-                            said_bye = true;
-                        }
+                        leave(&mut said_bye)?;
                         return Ok(());
                     }
                     Update::Closed if said_bye => return Ok(()),
