@@ -12,7 +12,8 @@
 //! every millisecond (Linux only; elsewhere the bench says so and measures the time only). It
 //! prints N, the capture's size, the peak, the memory per connection ((peak - baseline) / N),
 //! the same for anonymous memory alone (`RssAnon`, sampled: without the capture's mapped
-//! pages), and the time.
+//! pages), and the time. Then, between consecutive numbers of connections, what each added
+//! connection cost (the slope: without the fixed costs, such as the batches in flight).
 //!
 //! `RCHAT_BENCH_BASE=/path/to/other/rchat` runs that binary too, on the same files in the same
 //! rounds (each run just after this one's), and prints both side by side: before and after in
@@ -356,6 +357,26 @@ fn main() {
             );
         }
         println!("{line}");
+    }
+    // What one more connection costs, without the fixed costs (the batches in flight and the
+    // mapped windows of the file they point into, which stop growing once the capture is
+    // larger than what is in flight): the slope between consecutive numbers of connections.
+    for pair in files.iter().enumerate().skip(1).collect::<Vec<_>>().windows(2) {
+        let [(f0, (n0, _, _)), (f1, (n1, _, _))] = pair else { continue };
+        if n1 <= n0 {
+            continue;
+        }
+        let mut line = format!("from {n0} to {n1} connections, per added connection:");
+        for (b, (name, _)) in binaries.iter().enumerate() {
+            let (r0, r1) = (best(&runs[*f0][b]), best(&runs[*f1][b]));
+            let added = n1 - n0;
+            line += &format!(
+                " {name}: peak {} kB, anonymous {} kB;",
+                per_conn(r1.and_then(|r| r.peak_kb), r0.and_then(|r| r.peak_kb), added),
+                per_conn(r1.and_then(|r| r.anon_kb), r0.and_then(|r| r.anon_kb), added)
+            );
+        }
+        println!("{}", line.trim_end_matches(';'));
     }
     if std::env::var("RCHAT_BENCH_KEEP").as_deref() != Ok("1") {
         for (_, path, _) in &files {

@@ -1,8 +1,9 @@
 //! What happens to one direction's reassembled bytes as they stream out of reassembly.
 //!
 //! Owns the consumers every in-order byte passes through once: the SHA-256 of the direction,
-//! the message [`Splitter`] (which also feeds the classifier), a bounded preview (everything
-//! only with `--full`), the `--extract` file writer, and the last 16 KiB that retransmissions
+//! the message [`Splitter`] (which also feeds the classifier), a bounded [`Preview`] (everything
+//! only with `--full`; noted by position in the capture file where it can), the `--extract`
+//! file writer, and the last 16 KiB that retransmissions
 //! are compared with ([`Recent`]: copied, or, for bytes whose place in the capture file is
 //! known, looked up there when needed). It implements the reassembly [`Sink`], taking a run
 //! of one direction's pieces at once when given one, and turns each finished direction into a
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::Delivered;
 use super::digest::{self, Sha256Stream};
+use super::preview::Preview;
 use super::recent::Recent;
 use crate::analyze::classify::{self, Classification, Histogram};
 use crate::analyze::input::Block;
@@ -29,11 +31,6 @@ use crate::analyze::stream::messages::{FoundKey, Message, Mode, Splitter, Tallie
 use crate::analyze::stream::{Dir, Sink};
 use crate::crypto::Identity;
 use std::sync::Arc;
-
-/// Bytes of each direction kept for the preview without `--full`.
-pub const PREVIEW: usize = 256;
-/// Gaps marked inside a preview.
-const MAX_PREVIEW_GAPS: usize = 1000;
 
 /// How the analysis of each direction is set up.
 #[derive(Debug, Clone, Default)]
@@ -94,9 +91,7 @@ struct Extract {
 
 struct Analysis {
     sha: Sha256Stream,
-    preview: Vec<u8>,
-    preview_gaps: Vec<(usize, u64)>,
-    preview_truncated: bool,
+    preview: Preview,
     splitter: Splitter,
     /// Boxed: only `--extract` has one.
     extract: Option<Box<Extract>>,
@@ -107,12 +102,11 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn new(extract: Option<PathBuf>, keys: Vec<Arc<Identity>>, file: Option<&Arc<File>>) -> Self {
+    fn new(opts: &Work, extract: Option<PathBuf>) -> Self {
+        let (keys, file) = (opts.keys.clone(), opts.file.as_ref());
         Analysis {
             sha: Sha256Stream::new(),
-            preview: Vec::new(),
-            preview_gaps: Vec::new(),
-            preview_truncated: false,
+            preview: Preview::new(opts.full, file.is_some()),
             splitter: file
                 .map_or_else(Splitter::new, |f| Splitter::keeping(Sample::in_file(f.clone()))),
             extract: extract.map(|path| Box::new(Extract { path, out: None })),
@@ -126,14 +120,14 @@ impl Analysis {
     /// The analysis of the direction of stream `stream` from `from` to `to`.
     fn for_stream(opts: &Work, stream: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> Self {
         let path = opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
-        Analysis::new(path, opts.keys.clone(), opts.file.as_ref())
+        Analysis::new(opts, path)
     }
 
     fn write(&mut self, bytes: &[u8], errors: &mut Vec<String>) {
         write(&mut self.extract, bytes, errors);
     }
 
-    fn finish(mut self, errors: &mut Vec<String>) -> DirectionResult {
+    fn finish(mut self, file: Option<&File>, errors: &mut Vec<String>) -> DirectionResult {
         // An empty direction still gets its (empty) file.
         self.write(&[], errors);
         let extract = match self.extract.map(|e| *e) {
@@ -154,13 +148,14 @@ impl Analysis {
         let apart = found.messages.iter().filter(|m| m.part != Part::Message).count() as u64;
         let class = classify::combine(&found.overall, &said).without_messages(apart);
         let (mode, messages, unlisted) = (found.mode, found.messages, found.unlisted);
+        let preview = self.preview.finish(file);
         DirectionResult {
             sha256: hex::encode(self.sha.finish()),
             class,
             histogram: found.histogram,
-            preview: self.preview,
-            preview_gaps: self.preview_gaps,
-            preview_truncated: self.preview_truncated,
+            preview: preview.bytes,
+            preview_gaps: preview.gaps,
+            preview_truncated: preview.truncated,
             mode,
             messages,
             unlisted_messages: unlisted,
@@ -207,14 +202,29 @@ pub fn extract_name(id: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> String
     format!("stream{id}-{}_{}-{}_{}.bin", from.0, from.1, to.0, to.1)
 }
 
-/// A stream still open: its two ends, and the analysis of each direction, made at the
-/// direction's first event (so that a connection that carries no data in one direction, or in
-/// either, as in a port scan, costs no analysis there). A direction that never had one is
-/// analysed at the close as one that got nothing: the same result.
+/// A stream still open: the analysis of each direction, made at the direction's first event
+/// (so that a connection that carries no data in one direction, or in either, as in a port
+/// scan, costs no analysis there), and its two ends when `--extract` names files after them
+/// (boxed: a table entry per open stream stays small). A direction that never had an analysis
+/// is analysed at the close as one that got nothing: the same result.
 struct Live {
-    client: (IpAddr, u16),
-    server: (IpAddr, u16),
+    ends: Option<Box<Ends>>,
     dirs: [Option<Box<Analysis>>; 2],
+}
+
+/// A stream's client and server, address and port.
+type Ends = ((IpAddr, u16), (IpAddr, u16));
+
+impl Live {
+    /// The ends of the direction `dir`, from and to (unspecified without `--extract`).
+    fn ends(&self, dir: Dir) -> ((IpAddr, u16), (IpAddr, u16)) {
+        let unknown = (IpAddr::from([0, 0, 0, 0]), 0);
+        let (client, server) = self.ends.as_deref().copied().unwrap_or((unknown, unknown));
+        match dir {
+            Dir::ClientToServer => (client, server),
+            Dir::ServerToClient => (server, client),
+        }
+    }
 }
 
 type Open = HashMap<usize, Live, foldhash::fast::RandomState>;
@@ -227,10 +237,7 @@ fn direction<'o>(
     dir: Dir,
 ) -> Option<&'o mut Analysis> {
     let live = open.get_mut(&stream)?;
-    let (from, to) = match dir {
-        Dir::ClientToServer => (live.client, live.server),
-        Dir::ServerToClient => (live.server, live.client),
-    };
+    let (from, to) = live.ends(dir);
     let slot = live.dirs.get_mut(dir as usize)?;
     Some(slot.get_or_insert_with(|| Box::new(Analysis::for_stream(opts, stream, from, to))))
 }
@@ -278,22 +285,13 @@ impl Analyses {
     /// go to [`Analyses::hash_runs`] before the stream closes. Hashing the runs of many
     /// directions at once is faster (see [`digest`]).
     pub fn take_run(&mut self, stream: usize, dir: Dir, pieces: &[Delivered<'_>]) {
-        let full = self.opts.full;
         let mut errors = Vec::new();
+        let file = self.opts.file.as_deref();
         if let Some(a) = direction(&mut self.open, &self.opts, stream, dir) {
             let mut run = a.splitter.run(&mut self.tallies);
             for &Delivered { offset, bytes: captured, new_run, time_ns } in pieces {
                 let bytes = captured.bytes();
-                if full || a.preview.len() < PREVIEW {
-                    let room = if full { usize::MAX } else { PREVIEW - a.preview.len() };
-                    let take = room.min(bytes.len());
-                    a.preview.extend_from_slice(bytes.get(..take).unwrap_or(&[]));
-                    if take < bytes.len() {
-                        a.preview_truncated = true;
-                    }
-                } else if !bytes.is_empty() {
-                    a.preview_truncated = true;
-                }
+                a.preview.push(captured, file);
                 run.time(time_ns);
                 run.data(offset, captured, new_run);
                 a.rchat.data(offset, bytes);
@@ -396,7 +394,8 @@ impl Analyses {
 impl Sink for Analyses {
     fn open(&mut self, stream: usize, client: (IpAddr, u16), server: (IpAddr, u16)) {
         self.opened = self.opened.max(stream + 1);
-        self.open.insert(stream, Live { client, server, dirs: [None, None] });
+        let ends = self.opts.extract.is_some().then(|| Box::new((client, server)));
+        self.open.insert(stream, Live { ends, dirs: [None, None] });
     }
 
     /// One piece at a time, hashed on its own: the plain path, kept as the reference the
@@ -420,16 +419,12 @@ impl Sink for Analyses {
     }
 
     fn gap(&mut self, stream: usize, dir: Dir, offset: u64, len: u64, snaplen: bool) {
-        let full = self.opts.full;
         let mut errors = Vec::new();
         if let Some(a) = self.get(stream, dir) {
             a.splitter.gap();
             a.rchat.gap(offset);
             a.protocols.gap(offset);
-            let within = full || a.preview.len() < PREVIEW;
-            if within && !a.preview_truncated && a.preview_gaps.len() < MAX_PREVIEW_GAPS {
-                a.preview_gaps.push((a.preview.len(), len));
-            }
+            a.preview.gap(len);
             // Like tshark: a marker where bytes were lost, nothing where the snaplen cut them.
             if !snaplen {
                 a.write(&missing_marker(len), &mut errors);
@@ -443,14 +438,18 @@ impl Sink for Analyses {
     }
 
     fn close(&mut self, stream: usize) {
-        let Some(Live { client, server, dirs: [c2s, s2c] }) = self.open.remove(&stream) else {
-            return;
-        };
+        let Some(mut live) = self.open.remove(&stream) else { return };
         let opts = &self.opts;
-        let c2s = c2s.map_or_else(|| Analysis::for_stream(opts, stream, client, server), |a| *a);
-        let s2c = s2c.map_or_else(|| Analysis::for_stream(opts, stream, server, client), |a| *a);
+        let [c2s, s2c] = [Dir::ClientToServer, Dir::ServerToClient].map(|dir| {
+            let (from, to) = live.ends(dir);
+            live.dirs
+                .get_mut(dir as usize)
+                .and_then(Option::take)
+                .map_or_else(|| Analysis::for_stream(opts, stream, from, to), |a| *a)
+        });
         let mut errors = Vec::new();
-        let done = [c2s.finish(&mut errors), s2c.finish(&mut errors)];
+        let file = opts.file.as_deref();
+        let done = [c2s.finish(file, &mut errors), s2c.finish(file, &mut errors)];
         self.errors.append(&mut errors);
         self.results.push((stream, Box::new(done)));
     }

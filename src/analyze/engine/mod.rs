@@ -4,7 +4,7 @@
 //!
 //! Owns the worker threads and their batches ([`parallel`]), the consumers every in-order
 //! byte passes through once ([`direction`]: hash, message splitter and classifier, rchat
-//! recogniser, preview, `--extract` file), SHA-256 of several directions at once
+//! recogniser, [`preview`], `--extract` file), SHA-256 of several directions at once
 //! ([`digest`]), the recent bytes retransmissions are compared with ([`recent`]), and cache
 //! hints ([`cache`]). With `input`, it is the one stage that knows where captured bytes lie in
 //! the file: it shares the reader's blocks with the workers instead of copying them, and notes
@@ -16,6 +16,7 @@ pub mod cache;
 pub mod digest;
 pub mod direction;
 pub mod parallel;
+pub mod preview;
 pub mod recent;
 
 use crate::analyze::input::Captured;

@@ -13,15 +13,19 @@ use crate::analyze::input::{Block, READ_BACK_MIN, read_back};
 pub const RECENT: usize = 16 * 1024;
 /// The ring's size when it is made.
 pub const MIN_RING: usize = 64;
+/// Short pieces noted by their position in the file, before the first copied byte, at most:
+/// a direction of a few short lines keeps their positions, not a ring.
+const SHORT_NOTES: usize = 4;
 
 /// The last [`RECENT`] bytes of a direction, to compare retransmissions with.
 ///
 /// Bytes are copied into a ring, except pieces whose place in the capture file is known
-/// ([`Delivered::bytes`]): of those only the position is noted, and the few that a
+/// ([`Delivered::bytes`]) and that are long ([`READ_BACK_MIN`]) or among the first few short
+/// ones (`SHORT_NOTES`): of those only the position is noted, and the few that a
 /// retransmission needs are found in a mapped window of the file still at hand, or read back.
 /// The ring is made at the first copy, as small as the copied bytes it must hold (from
 /// [`MIN_RING`] bytes), and grows by doubling up to [`RECENT`]: a direction of a few short
-/// lines keeps a few hundred bytes, not 16 KiB.
+/// lines keeps their positions, or a few hundred bytes, not 16 KiB.
 #[derive(Debug, Default)]
 pub struct Recent {
     /// Byte at stream offset `o` is at `o % ring.len()`; its length is a power of two, at
@@ -66,21 +70,21 @@ impl Recent {
     fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
         self.continue_at(offset);
         let len = bytes.len() as u64;
-        match file_at.filter(|_| bytes.len() >= READ_BACK_MIN) {
+        match file_at.filter(|_| bytes.len() >= READ_BACK_MIN || self.notes_short()) {
             Some(at) => {
                 if self.spans.is_empty() && offset > self.oldest() {
                     // Until now everything was in the ring.
                     let start = self.oldest();
-                    self.spans.push_back(Span { start, len: offset - start, file_at: None });
+                    self.add_span(Span { start, len: offset - start, file_at: None });
                 }
-                self.spans.push_back(Span { start: offset, len, file_at: Some(at) });
+                self.add_span(Span { start: offset, len, file_at: Some(at) });
             }
             None => {
                 self.copy_to_ring(offset, bytes);
                 if !self.spans.is_empty() {
                     match self.spans.back_mut() {
                         Some(s) if s.file_at.is_none() && s.start + s.len == offset => s.len += len,
-                        _ => self.spans.push_back(Span { start: offset, len, file_at: None }),
+                        _ => self.add_span(Span { start: offset, len, file_at: None }),
                     }
                 }
             }
@@ -90,6 +94,21 @@ impl Recent {
         while self.spans.front().is_some_and(|s| s.start + s.len <= oldest) {
             self.spans.pop_front();
         }
+    }
+
+    fn add_span(&mut self, span: Span) {
+        if self.spans.len() == self.spans.capacity() {
+            // From one, as many again: most directions have one or two spans, and a first
+            // push would make room for four.
+            self.spans.reserve_exact(self.spans.len().max(1));
+        }
+        self.spans.push_back(span);
+    }
+
+    /// Whether a short piece whose place in the file is known is noted by it: only before the
+    /// ring is made, and for the first few (each costs a span).
+    fn notes_short(&self) -> bool {
+        self.ring.is_empty() && self.spans.len() < SHORT_NOTES
     }
 
     /// The first byte still remembered.
@@ -170,8 +189,9 @@ impl Recent {
                 self.continue_at(p.offset);
                 self.end = p.offset + p.bytes.len() as u64;
             } else {
-                // Only pieces long enough to be noted by position need to say where they are.
-                let at = if p.bytes.len() >= READ_BACK_MIN { p.bytes.file_at() } else { None };
+                // Only pieces that may be noted by position need to say where they are.
+                let noted = p.bytes.len() >= READ_BACK_MIN || self.notes_short();
+                let at = if noted { p.bytes.file_at() } else { None };
                 self.remember_piece(p.offset, p.bytes.bytes(), at);
             }
         }
@@ -299,7 +319,8 @@ mod tests {
                 break;
             }
             let piece = &data[offset as usize..offset as usize + len];
-            let noted = len >= READ_BACK_MIN && !next().is_multiple_of(4);
+            // Short ones are noted only while nothing was copied and they are few.
+            let noted = !next().is_multiple_of(4);
             r.remember_piece(offset, piece, noted.then_some(offset));
             offset += len as u64;
             sizes.push(r.ring.len());
@@ -325,6 +346,24 @@ mod tests {
         assert_eq!(lines.ring.len(), MIN_RING);
         assert!(lines.differs(12, b"see you at 6", None, &[]));
         assert!(!lines.differs(0, b"hello there\nsee", None, &[]));
+        // With their place in the file known, the first few short pieces keep no ring at all.
+        let mut noted = Recent::default();
+        for (i, at) in [0u64, 300, 700].into_iter().enumerate() {
+            noted.remember_piece(i as u64 * 100, &data[at as usize..at as usize + 100], Some(at));
+        }
+        assert!(noted.ring.is_empty());
+        assert!(!noted.differs(120, &data[320..370], Some(&file), &[]));
+        assert!(noted.differs(120, &data[321..371], Some(&file), &[]));
+        let across = [&data[50..100], &data[300..350]].concat();
+        assert!(!noted.differs(50, &across, Some(&file), &[]));
+        // More of them are copied from then on.
+        for i in 3..10u64 {
+            noted.remember_piece(i * 100, &data[1000..1100], Some(1000));
+        }
+        assert_eq!(noted.ring.len(), 1024);
+        assert!(!noted.differs(250, &data[750..800], Some(&file), &[]));
+        assert!(!noted.differs(950, &data[1050..1100], Some(&file), &[]));
+        assert!(noted.differs(950, &data[1051..1101], Some(&file), &[]));
     }
 
     #[test]

@@ -170,8 +170,8 @@ fn stream_report(s: &Stream, [c2s, s2c]: [DirectionResult; 2]) -> StreamReport {
     // the keys the other direction sent.
     let rsa_c2s = raw_rsa_of(&c2s, &s2c);
     let rsa_s2c = raw_rsa_of(&s2c, &c2s);
-    let c2s = direction_report(s.stats(Dir::ClientToServer), c2s, rsa_c2s, true, s.start_ns);
-    let s2c = direction_report(s.stats(Dir::ServerToClient), s2c, rsa_s2c, false, s.start_ns);
+    let c2s = direction_report(&s.stats(Dir::ClientToServer), c2s, rsa_c2s, true, s.start_ns);
+    let s2c = direction_report(&s.stats(Dir::ServerToClient), s2c, rsa_s2c, false, s.start_ns);
     let verdict = stream_verdict(c2s.verdict, s2c.verdict);
     StreamReport {
         id: s.id,

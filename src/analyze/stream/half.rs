@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::flows::Stream;
-use super::stats::{Gap, HalfStats};
+use super::stats::{Counters, Gap};
 use super::{Dir, Sink};
 use crate::analyze::input::{Captured, CapturedCopy};
 
@@ -43,7 +43,7 @@ pub(super) struct Half {
     ooo: BTreeMap<u64, Piece>,
     ooo_bytes: usize,
     pub(super) fin: Option<u64>,
-    pub(super) stats: HalfStats,
+    pub(super) stats: Counters,
     /// The sender's write ended with the last bytes delivered: the next ones start a run.
     pub(super) write_ended: bool,
     /// When the last segment with payload came (nanoseconds; 0: none yet).
@@ -72,9 +72,10 @@ impl Half {
     }
 
     pub(super) fn add_gap(&mut self, offset: u64, length: u64) {
-        self.stats.missing_bytes += length;
-        if self.stats.gaps.len() < MAX_GAPS {
-            self.stats.gaps.push(Gap { offset, length });
+        let rare = self.stats.rare();
+        rare.missing_bytes += length;
+        if rare.gaps.len() < MAX_GAPS {
+            rare.gaps.push(Gap { offset, length });
         }
     }
 }
@@ -111,7 +112,9 @@ pub(super) fn insert(
     if off < 0 {
         let before = (-off) as u64;
         let drop = before.min(data.len() as u64) as usize;
-        h.stats.before_start_bytes += drop as u64;
+        if drop > 0 {
+            h.stats.rare().before_start_bytes += drop as u64;
+        }
         data = data.after(drop);
         cut = cut.saturating_sub(before - drop as u64);
         off = 0;
@@ -130,7 +133,9 @@ pub(super) fn insert(
     if off < h.next {
         let old = (h.next - off).min(data.len() as u64) as usize;
         let (seen, rest) = data.split_at(old);
-        h.stats.retransmitted_bytes += seen.len() as u64;
+        if !seen.is_empty() {
+            h.stats.rare().retransmitted_bytes += seen.len() as u64;
+        }
         // Whether the bytes differ from the first copy is for the sink to tell: it saw them.
         sink.retransmit(stream.id, dir, off, seen.bytes());
         data = rest;
@@ -199,11 +204,11 @@ fn store(h: &mut Half, off: u64, data: Captured<'_>) {
                 data.bytes().get((a - off) as usize..(b - off) as usize).unwrap_or(&[])
             };
             let new = slice_at(s2, e2);
-            h.stats.retransmitted_bytes += e2 - s2;
+            h.stats.rare().retransmitted_bytes += e2 - s2;
             if let Some(Piece::Data(old)) = h.ooo.get(&s) {
                 let old = old.bytes().get((s2 - s) as usize..(e2 - s) as usize).unwrap_or(&[]);
                 if old != new {
-                    h.stats.conflicting_retransmissions += 1;
+                    h.stats.rare().conflicting_retransmissions += 1;
                 }
             }
         }
