@@ -128,7 +128,7 @@ impl Preview {
                 _ => {}
             }
         }
-        if self.noted > 0 && !self.read_back_notes(file) {
+        if self.noted > 0 && !self.read_back_notes(file, PREVIEW) {
             return;
         }
         if self.copied.capacity() == 0 && !self.full {
@@ -138,11 +138,13 @@ impl Preview {
         self.copied.extend_from_slice(bytes.bytes().get(..take).unwrap_or(&[]));
     }
 
-    /// Copy the noted pieces into `copied`, which is empty: false if the file cannot give them
-    /// back (the preview then ends before the first piece it could not read).
-    fn read_back_notes(&mut self, file: Option<&File>) -> bool {
+    /// Copy the noted pieces into `copied`, which is empty, with room for `room` bytes: false
+    /// if the file cannot give them back (the preview then ends before the first piece it
+    /// could not read).
+    fn read_back_notes(&mut self, file: Option<&File>, room: usize) -> bool {
+        let len = self.len();
         let noted = usize::from(std::mem::take(&mut self.noted));
-        let mut out = Vec::with_capacity(PREVIEW);
+        let mut out = Vec::with_capacity(room.max(len));
         for (&at, &len) in self.at.iter().zip(&self.lens).take(noted) {
             let from = out.len();
             out.resize(from + usize::from(len), 0);
@@ -173,7 +175,10 @@ impl Preview {
     /// The bytes, read back from `file` where they were only noted.
     pub fn finish(mut self, file: Option<&File>) -> Shown {
         if self.noted > 0 {
-            self.read_back_notes(file);
+            // Kept until the report: no room to spare.
+            self.read_back_notes(file, 0);
+        } else if self.copied.capacity() > self.copied.len() + 32 {
+            self.copied.shrink_to_fit();
         }
         Shown { bytes: self.copied, gaps: self.gaps, truncated: self.truncated }
     }
