@@ -117,9 +117,14 @@ impl Analysis {
         }
     }
 
-    /// The analysis of the direction of stream `stream` from `from` to `to`.
-    fn for_stream(opts: &Work, stream: usize, from: (IpAddr, u16), to: (IpAddr, u16)) -> Self {
-        let path = opts.extract.as_ref().map(|d| d.join(extract_name(stream, from, to)));
+    /// The analysis of a direction of stream `stream`; `ends`, from and to, name its
+    /// `--extract` file (known whenever `--extract` is given).
+    fn for_stream(opts: &Work, stream: usize, ends: Option<Ends>) -> Self {
+        let path = opts
+            .extract
+            .as_ref()
+            .zip(ends)
+            .map(|(d, (from, to))| d.join(extract_name(stream, from, to)));
         Analysis::new(opts, path)
     }
 
@@ -216,14 +221,13 @@ struct Live {
 type Ends = ((IpAddr, u16), (IpAddr, u16));
 
 impl Live {
-    /// The ends of the direction `dir`, from and to (unspecified without `--extract`).
-    fn ends(&self, dir: Dir) -> ((IpAddr, u16), (IpAddr, u16)) {
-        let unknown = (IpAddr::from([0, 0, 0, 0]), 0);
-        let (client, server) = self.ends.as_deref().copied().unwrap_or((unknown, unknown));
-        match dir {
+    /// The ends of the direction `dir`, from and to, if kept.
+    fn ends(&self, dir: Dir) -> Option<Ends> {
+        let &(client, server) = self.ends.as_deref()?;
+        Some(match dir {
             Dir::ClientToServer => (client, server),
             Dir::ServerToClient => (server, client),
-        }
+        })
     }
 }
 
@@ -237,9 +241,9 @@ fn direction<'o>(
     dir: Dir,
 ) -> Option<&'o mut Analysis> {
     let live = open.get_mut(&stream)?;
-    let (from, to) = live.ends(dir);
+    let ends = live.ends(dir);
     let slot = live.dirs.get_mut(dir as usize)?;
-    Some(slot.get_or_insert_with(|| Box::new(Analysis::for_stream(opts, stream, from, to))))
+    Some(slot.get_or_insert_with(|| Box::new(Analysis::for_stream(opts, stream, ends))))
 }
 
 /// Runs every direction of every stream through its consumers.
@@ -441,11 +445,11 @@ impl Sink for Analyses {
         let Some(mut live) = self.open.remove(&stream) else { return };
         let opts = &self.opts;
         let [c2s, s2c] = [Dir::ClientToServer, Dir::ServerToClient].map(|dir| {
-            let (from, to) = live.ends(dir);
+            let ends = live.ends(dir);
             live.dirs
                 .get_mut(dir as usize)
                 .and_then(Option::take)
-                .map_or_else(|| Analysis::for_stream(opts, stream, from, to), |a| *a)
+                .map_or_else(|| Analysis::for_stream(opts, stream, ends), |a| *a)
         });
         let mut errors = Vec::new();
         let file = opts.file.as_deref();
