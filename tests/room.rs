@@ -30,12 +30,23 @@ fn target(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// `rchat join` with a name (and extra flags), waiting until it has entered the room.
 /// An encrypted room hosted by "teacher" with 1024-bit keys, and its port.
 fn weak_room() -> (Proc, u16) {
     Proc::host(&["--room", "--name", "teacher", "--bits", "1024", "--allow-weak-keys"])
 }
 
+/// A [`weak_room`] with alice (given `alice_extra` besides [`WEAK`]) and bob in it, once alice
+/// has seen bob join: the host, alice and bob.
+fn alice_and_bob(alice_extra: &[&str]) -> (Proc, Proc, Proc) {
+    let (host, port) = weak_room();
+    let flags: Vec<&str> = WEAK.iter().chain(alice_extra).copied().collect();
+    let mut alice = member(port, "alice", &flags);
+    let bob = member(port, "bob", &WEAK);
+    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    (host, alice, bob)
+}
+
+/// `rchat join` with a name (and extra flags), waiting until it has entered the room.
 fn member(port: u16, name: &str, extra: &[&str]) -> Proc {
     let t = target(port);
     let mut args = vec!["join", t.as_str(), "--name", name];
@@ -504,10 +515,7 @@ fn max_is_checked_before_anything_starts() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_on_a_member_leaves_and_the_room_goes_on() {
-    let (mut host, port) = weak_room();
-    let mut alice = member(port, "alice", &WEAK);
-    let mut bob = member(port, "bob", &WEAK);
-    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    let (mut host, mut alice, mut bob) = alice_and_bob(&[]);
     alice.send(&["before ctrl-c"]);
     bob.wait_out(|l| l == "alice: before ctrl-c", WAIT);
     host.wait_out(|l| l == "alice: before ctrl-c", WAIT);
@@ -576,10 +584,7 @@ fn ctrl_c_on_the_host_closes_the_room_for_everyone() {
 /// counted (one per recipient); a member without the flag prints no `wire:` line.
 #[test]
 fn explain_on_a_member_shows_what_it_sends() {
-    let (mut host, port) = weak_room();
-    let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
-    let mut bob = member(port, "bob", &WEAK);
-    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    let (mut host, mut alice, mut bob) = alice_and_bob(&["--explain"]);
     let handshake =
         ["wire: sent HELLO, ", "wire: received HELLO, ", "wire: sent and received AUTH ("];
     for prefix in handshake {
@@ -623,10 +628,7 @@ fn explain_on_a_member_shows_what_it_sends() {
 /// member's screen, nothing is sent, and the others still know it by its first name.
 #[test]
 fn a_member_of_an_encrypted_room_cannot_rename_itself() {
-    let (mut host, port) = weak_room();
-    let mut alice = member(port, "alice", &WEAK);
-    let mut bob = member(port, "bob", &WEAK);
-    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    let (mut host, mut alice, mut bob) = alice_and_bob(&[]);
 
     alice.send(&["/name mallory"]);
     alice.wait_err(
@@ -707,10 +709,7 @@ fn a_member_that_leaves_is_not_told_the_room_closed() {
 /// the room's host do.
 #[test]
 fn explain_on_a_member_shows_what_it_receives() {
-    let (mut host, port) = weak_room();
-    let mut alice = member(port, "alice", &["--explain", "--bits", "1024", "--allow-weak-keys"]);
-    let mut bob = member(port, "bob", &WEAK);
-    alice.wait_err(|l| l.starts_with("bob joined ("), WAIT);
+    let (mut host, mut alice, mut bob) = alice_and_bob(&["--explain"]);
     bob.send(&["hello alice"]);
     alice.wait_out(|l| l == "bob: hello alice", WAIT);
     host.send(&["from the teacher"]);

@@ -102,6 +102,32 @@ pub struct Options {
     pub keys: Vec<Arc<Identity>>,
 }
 
+/// A list that grows from one element, by as many again each time, instead of from the four
+/// a first push makes room for: with thousands of connections open, most directions' lists (its
+/// messages, its sample's parts, its recent bytes' spans) hold one or two.
+pub(crate) trait GrowFromOne<T> {
+    /// Push `item`, making room as above when the list is full.
+    fn push_grown(&mut self, item: T);
+}
+
+impl<T> GrowFromOne<T> for Vec<T> {
+    fn push_grown(&mut self, item: T) {
+        if self.len() == self.capacity() {
+            self.reserve_exact(self.len().max(1));
+        }
+        self.push(item);
+    }
+}
+
+impl<T> GrowFromOne<T> for std::collections::VecDeque<T> {
+    fn push_grown(&mut self, item: T) {
+        if self.len() == self.capacity() {
+            self.reserve_exact(self.len().max(1));
+        }
+        self.push_back(item);
+    }
+}
+
 /// Pseudo-random numbers for tests (xorshift64): the same sequence for the same seed.
 #[cfg(test)]
 pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::sync::Arc;
 
 use super::Delivered;
+use crate::analyze::GrowFromOne;
 use crate::analyze::input::{Block, READ_BACK_MIN, read_back};
 
 /// Most recent in-order bytes remembered per direction (by the sink), to tell whether a
@@ -38,8 +39,8 @@ pub struct Recent {
     /// No byte before this offset is remembered (a gap came before it).
     valid_from: u64,
     /// Empty while every remembered byte is in the ring; otherwise where each remembered byte
-    /// is, oldest first. Pieces shorter than [`READ_BACK_MIN`] go to the ring, so there are at
-    /// most a few dozen spans.
+    /// is, oldest first. Pieces shorter than [`READ_BACK_MIN`] go to the ring but for the first
+    /// `SHORT_NOTES`, so there are at most a few dozen spans.
     spans: VecDeque<Span>,
 }
 
@@ -70,21 +71,21 @@ impl Recent {
     fn remember_piece(&mut self, offset: u64, bytes: &[u8], file_at: Option<u64>) {
         self.continue_at(offset);
         let len = bytes.len() as u64;
-        match file_at.filter(|_| bytes.len() >= READ_BACK_MIN || self.notes_short()) {
+        match file_at.filter(|_| self.notes(bytes.len())) {
             Some(at) => {
                 if self.spans.is_empty() && offset > self.oldest() {
                     // Until now everything was in the ring.
                     let start = self.oldest();
-                    self.add_span(Span { start, len: offset - start, file_at: None });
+                    self.spans.push_grown(Span { start, len: offset - start, file_at: None });
                 }
-                self.add_span(Span { start: offset, len, file_at: Some(at) });
+                self.spans.push_grown(Span { start: offset, len, file_at: Some(at) });
             }
             None => {
                 self.copy_to_ring(offset, bytes);
                 if !self.spans.is_empty() {
                     match self.spans.back_mut() {
                         Some(s) if s.file_at.is_none() && s.start + s.len == offset => s.len += len,
-                        _ => self.add_span(Span { start: offset, len, file_at: None }),
+                        _ => self.spans.push_grown(Span { start: offset, len, file_at: None }),
                     }
                 }
             }
@@ -96,19 +97,11 @@ impl Recent {
         }
     }
 
-    fn add_span(&mut self, span: Span) {
-        if self.spans.len() == self.spans.capacity() {
-            // From one, as many again: most directions have one or two spans, and a first
-            // push would make room for four.
-            self.spans.reserve_exact(self.spans.len().max(1));
-        }
-        self.spans.push_back(span);
-    }
-
-    /// Whether a short piece whose place in the file is known is noted by it: only before the
-    /// ring is made, and for the first few (each costs a span).
-    fn notes_short(&self) -> bool {
-        self.ring.is_empty() && self.spans.len() < SHORT_NOTES
+    /// Whether a piece of `len` bytes whose place in the file is known is noted by it: a long
+    /// one always, a short one only before the ring is made, and the first few (each costs a
+    /// span).
+    fn notes(&self, len: usize) -> bool {
+        len >= READ_BACK_MIN || (self.ring.is_empty() && self.spans.len() < SHORT_NOTES)
     }
 
     /// The first byte still remembered.
@@ -190,8 +183,7 @@ impl Recent {
                 self.end = p.offset + p.bytes.len() as u64;
             } else {
                 // Only pieces that may be noted by position need to say where they are.
-                let noted = p.bytes.len() >= READ_BACK_MIN || self.notes_short();
-                let at = if noted { p.bytes.file_at() } else { None };
+                let at = if self.notes(p.bytes.len()) { p.bytes.file_at() } else { None };
                 self.remember_piece(p.offset, p.bytes.bytes(), at);
             }
         }

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::sync::Arc;
 
 use super::{Captured, READ_BACK_MIN, read_back};
+use crate::analyze::GrowFromOne;
 
 /// Bytes kept at most.
 pub const SAMPLE_LIMIT: usize = 64 * 1024;
@@ -123,12 +124,7 @@ impl Sample {
                 // Noted pieces are seldom adjacent in the file (other streams' packets lie
                 // between them), so a sample of segments has a part per segment: the list
                 // grows as they come (a short direction has only a few).
-                if self.parts.len() == self.parts.capacity() {
-                    // From one, as many again: most samples have one or two parts, and a
-                    // first push would make room for four.
-                    self.parts.reserve_exact(self.parts.len().max(1));
-                }
-                self.parts.push(Part::new(take, at));
+                self.parts.push_grown(Part::new(take, at));
                 if at.is_none() {
                     self.copy(data);
                 }

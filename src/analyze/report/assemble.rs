@@ -13,7 +13,7 @@ use crate::analyze::stream::{Dir, OOO_CAP, Stream};
 
 use super::{
     Directions, FileReport, OtherPort, SCHEMA_VERSION, StreamReport, direction_report,
-    eavesdropper, key_phrase, raw_rsa_of, recognized_of, stream_verdict,
+    eavesdropper, key_phrase, raw_rsa_of, recognized, stream_verdict,
 };
 
 /// What is known of one capture file before its streams: how it was read and what went wrong
@@ -93,15 +93,15 @@ pub fn unmade_file_report(
             ));
         }
         for (label, d) in [("client to server", &pair[0]), ("server to client", &pair[1])] {
-            if d.keys.is_empty() {
-                continue;
-            }
-            for k in recognized_of(d).iter().filter(|k| k.kind == "private_key") {
+            // Private keys are only found in messages (a handshake or HELLO carries public
+            // ones).
+            let found = d.keys.iter().map(|k| recognized(k.offset, &k.key));
+            for k in found.filter(|k| k.kind == "private_key") {
                 warnings.push(format!(
                     "stream {}, {label}: a PRIVATE KEY ({}) travelled in the clear at offset {}: \
                      anyone who captured it can decrypt and sign as its owner; make a new key",
                     s.id,
-                    key_phrase(k),
+                    key_phrase(&k),
                     k.offset
                 ));
             }

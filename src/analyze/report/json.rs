@@ -58,26 +58,17 @@ fn write_in_turns<W: Write>(
 ) -> io::Result<()> {
     let (threads, per_turn) = (threads.max(1), per_turn.max(1));
     let turn_len = threads * per_turn;
-    let take_turn = |report: &mut FileReport, turn: &mut Vec<StreamReport>| {
-        turn.clear();
-        turn.extend(std::iter::from_fn(|| report.next_unmade()).take(turn_len));
-    };
-    let mut made_now = Vec::new();
-    if report.streams.is_empty() {
-        take_turn(report, &mut made_now);
-        if made_now.is_empty() {
-            return write_pretty(w, &*report);
-        }
-    }
     let streams = std::mem::take(&mut report.streams);
     let mut head = Vec::new();
     let written = write_pretty(&mut head, &*report);
     report.streams = streams;
     written?;
-    const EMPTY: &[u8] = b"[]\n}";
-    let head = head.strip_suffix(EMPTY).unwrap_or(&head);
+    // The streams are the last field: the report without them ends with their empty list.
+    let Some(head) = head.strip_suffix(b"]\n}") else {
+        report.make_streams();
+        return write_pretty(w, &*report);
+    };
     w.write_all(head)?;
-    w.write_all(b"[")?;
     // One text per thread, kept from turn to turn: a fresh one each turn was a fresh few
     // megabytes for the allocator to hand out, page by page, every time.
     let mut texts: Vec<Vec<u8>> = (0..threads).map(|_| Vec::new()).collect();
@@ -85,14 +76,17 @@ fn write_in_turns<W: Write>(
     for turn in report.streams.chunks(turn_len) {
         write_turn(&mut w, turn, per_turn, &mut texts, &mut first)?;
     }
-    if made_now.is_empty() {
-        take_turn(report, &mut made_now);
-    }
-    while !made_now.is_empty() {
+    let mut made_now = Vec::with_capacity(turn_len);
+    loop {
+        made_now.clear();
+        made_now.extend(std::iter::from_fn(|| report.next_unmade()).take(turn_len));
+        if made_now.is_empty() {
+            break;
+        }
         write_turn(&mut w, &made_now, per_turn, &mut texts, &mut first)?;
-        take_turn(report, &mut made_now);
     }
-    w.write_all(b"\n  ]\n}")
+    // No stream: the list stays empty (`[]`), as serde_json writes it.
+    w.write_all(if first { b"]\n}" } else { b"\n  ]\n}" })
 }
 
 /// One turn's streams, laid out `per_turn` by each thread, written in order.
@@ -472,6 +466,12 @@ mod tests {
                     }
                 }
                 seen += usize::from(report.streams.len() > 1);
+                // A report of no streams, made or not, has an empty list.
+                report.streams.clear();
+                let none = serde_json::to_string_pretty(&report).expect("write");
+                let mut ours = Vec::new();
+                write_in_turns(&mut ours, &mut report, 2, 1).expect("write");
+                assert_eq!(String::from_utf8(ours).expect("utf-8"), none, "{path:?}");
             }
         }
         assert!(seen >= 2, "captures of several streams: {seen}");

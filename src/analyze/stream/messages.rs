@@ -23,6 +23,7 @@
 
 use serde::Serialize;
 
+use crate::analyze::GrowFromOne;
 use crate::analyze::classify::{Accumulator, Brief, Classification, Histogram, Scratch};
 use crate::analyze::input::Captured;
 use crate::analyze::input::sample::Sample;
@@ -703,13 +704,7 @@ impl Splitter {
                     self.overall.brief_and_entropy()
                 }
             };
-            if self.done.len() == self.done.capacity() {
-                // Room for as many again, from one: a direction of one or two messages (most
-                // connections of a busy capture) keeps one or two, not the four a first push
-                // makes room for.
-                self.done.reserve_exact(self.done.len().max(1));
-            }
-            self.done.push(Message {
+            self.done.push_grown(Message {
                 offset: open.offset,
                 length: open.length,
                 brief,

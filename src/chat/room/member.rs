@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Command, RoomEvent};
+use super::{CLOSED_NOTICE, Command, RoomEvent};
 use crate::chat::conversation::{Console, Pending, next_event};
 use crate::chat::link::{Link, busy, finish_recording, goodbye, unfinished_recording, write_frame};
 use crate::chat::record::Tap;
@@ -27,10 +27,7 @@ use crate::escape::text as escape;
 use crate::protocol::room_secure::{RoomOpener, seal};
 use crate::protocol::room_wire::{Joined, Left, MAX_ROOM_TEXT, Member, RoomMessage, Roster};
 use crate::protocol::secure::{Opener, SecurityError};
-use crate::protocol::wire::{Bye, Frame, FrameType};
-
-/// The last line a plaintext room's host writes when it closes the room.
-pub const CLOSED_NOTICE: &str = "* the host closed the room";
+use crate::protocol::wire::{Bye, Frame, FrameType, HEADER_LEN};
 
 /// How long a member who said goodbye waits for the host's.
 const LINGER: Duration = Duration::from_secs(2);
@@ -372,7 +369,7 @@ fn take(
                      this key (opened with RSA-OAEP) and {digests}; {from}'s RSA-PSS signature \
                      over all of them checked",
                     msg.seq,
-                    frame.to_bytes().len(),
+                    HEADER_LEN + frame.body.len(),
                 )
             });
             Ok(Update::Message(from, msg.private, text, explained))

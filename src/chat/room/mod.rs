@@ -20,6 +20,10 @@ use crate::protocol::wire::MAX_NAME_LEN;
 /// Members in a room besides the host, unless `--max` says otherwise.
 pub const DEFAULT_MAX: usize = 40;
 
+/// The last line a plaintext room's host writes when it closes the room (its members then do
+/// not say so again).
+pub const CLOSED_NOTICE: &str = "* the host closed the room";
+
 /// What the threads of a room's host report to its loop.
 #[derive(Debug)]
 pub enum RoomEvent {

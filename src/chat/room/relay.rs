@@ -679,7 +679,7 @@ impl Relay<'_> {
     /// Close the room: a goodbye to every member, then a moment for the writers to send it.
     fn close(&mut self) {
         if self.me.is_none() {
-            self.broadcast_line(super::member::CLOSED_NOTICE, None);
+            self.broadcast_line(super::CLOSED_NOTICE, None);
         }
         let seats = std::mem::take(&mut self.seats);
         for seat in seats.into_values() {
